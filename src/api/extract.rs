@@ -1,0 +1,213 @@
+//! Request extractors that answer problem+json naming the offending field, where actix's
+//! own extractors answer plain text without saying which field was wrong.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::dev::Payload;
+use actix_web::web::BytesMut;
+use actix_web::{FromRequest, HttpMessage, HttpRequest};
+use futures_util::StreamExt;
+use serde::de::DeserializeOwned;
+
+use crate::error::{ApiError, ApiResult, FieldError};
+
+/// JSON bodies larger than this are refused before they are read whole. Generous for any
+/// JSON this API takes (a 5,000-character message with a full survey is far below it);
+/// attachments use multipart with their own limit.
+pub const JSON_LIMIT: usize = 256 * 1024;
+
+/// A JSON request body.
+pub struct JsonBody<T>(pub T);
+/// An `application/x-www-form-urlencoded` request body (the OAuth2 token endpoint).
+pub struct FormBody<T>(pub T);
+/// The query string.
+pub struct QueryParams<T>(pub T);
+
+/// `serde_path_to_error` writes the root as "."; a missing field is reported at its parent.
+fn field_path<E: std::fmt::Display>(err: &serde_path_to_error::Error<E>) -> (String, String) {
+    let path = err.path().to_string();
+    let parent = if path == "." { String::new() } else { path };
+    let message = err.inner().to_string();
+    // serde_json appends " at line 1 column 42": a position in the body helps nobody here.
+    let message = match message.find(" at line ") {
+        Some(i) => message[..i].to_string(),
+        None => message,
+    };
+    for prefix in ["missing field `", "unknown field `"] {
+        if let Some(rest) = message.strip_prefix(prefix)
+            && let Some(name) = rest.split('`').next()
+        {
+            let field = if parent.is_empty() {
+                name.to_string()
+            } else {
+                format!("{parent}.{name}")
+            };
+            let text = if prefix.starts_with("missing") {
+                "is required".to_string()
+            } else {
+                "is not a known field".to_string()
+            };
+            return (field, text);
+        }
+    }
+    (
+        if parent.is_empty() {
+            "body".into()
+        } else {
+            parent
+        },
+        message,
+    )
+}
+
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(de).map_err(|err| {
+        if err.inner().is_syntax() || err.inner().is_eof() {
+            let inner = err.inner();
+            return ApiError::BadRequest {
+                detail: format!(
+                    "the body is not valid JSON (line {}, column {})",
+                    inner.line(),
+                    inner.column()
+                ),
+                field: Some("body".into()),
+            };
+        }
+        let (field, message) = field_path(&err);
+        ApiError::Validation(vec![FieldError::new(field, message)])
+    })
+}
+
+fn parse_urlencoded<T: DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
+    let de = serde_urlencoded::Deserializer::new(url::form_urlencoded::parse(bytes));
+    serde_path_to_error::deserialize(de).map_err(|err| {
+        let (field, message) = field_path(&err);
+        ApiError::Validation(vec![FieldError::new(field, message)])
+    })
+}
+
+fn read_body(
+    req: &HttpRequest,
+    payload: &mut Payload,
+    mime: &'static str,
+) -> Pin<Box<dyn Future<Output = ApiResult<BytesMut>>>> {
+    let content_type = req.content_type().to_ascii_lowercase();
+    let type_ok =
+        content_type == mime || (mime == "application/json" && content_type.ends_with("+json"));
+    let declared_length = req
+        .headers()
+        .get(actix_web::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    let mut payload = payload.take();
+    Box::pin(async move {
+        if !type_ok {
+            return Err(ApiError::UnsupportedMediaType(format!(
+                "send the body as {mime}"
+            )));
+        }
+        let too_large = || ApiError::PayloadTooLarge {
+            detail: format!("the body is larger than {JSON_LIMIT} bytes"),
+            field: "body".into(),
+        };
+        if declared_length.is_some_and(|n| n > JSON_LIMIT) {
+            return Err(too_large());
+        }
+        let mut body = BytesMut::new();
+        while let Some(chunk) = payload.next().await {
+            let chunk = chunk.map_err(|e| ApiError::BadRequest {
+                detail: format!("the body could not be read: {e}"),
+                field: Some("body".into()),
+            })?;
+            if body.len() + chunk.len() > JSON_LIMIT {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
+    })
+}
+
+impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = ApiResult<Self>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let body = read_body(req, payload, "application/json");
+        Box::pin(async move {
+            let body = body.await?;
+            if body.is_empty() {
+                return Err(ApiError::BadRequest {
+                    detail: "the body is empty; send a JSON object".into(),
+                    field: Some("body".into()),
+                });
+            }
+            parse_json(&body).map(JsonBody)
+        })
+    }
+}
+
+impl<T: DeserializeOwned + 'static> FromRequest for FormBody<T> {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = ApiResult<Self>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let body = read_body(req, payload, "application/x-www-form-urlencoded");
+        Box::pin(async move { parse_urlencoded(&body.await?).map(FormBody) })
+    }
+}
+
+impl<T: DeserializeOwned + 'static> FromRequest for QueryParams<T> {
+    type Error = ApiError;
+    type Future = std::future::Ready<ApiResult<Self>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        std::future::ready(parse_urlencoded(req.query_string().as_bytes()).map(QueryParams))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(serde::Deserialize, Debug)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Inner {
+        count: u32,
+    }
+
+    #[derive(serde::Deserialize, Debug)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Outer {
+        name: String,
+        items: Vec<Inner>,
+    }
+
+    fn field_of(body: &str) -> String {
+        match parse_json::<Outer>(body.as_bytes()).unwrap_err() {
+            ApiError::Validation(errors) => errors[0].field.clone(),
+            ApiError::BadRequest { field, .. } => field.unwrap(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn errors_name_the_field_by_its_path() {
+        assert_eq!(field_of(r#"{"items": []}"#), "name");
+        assert_eq!(field_of(r#"{"name": 5, "items": []}"#), "name");
+        assert_eq!(
+            field_of(r#"{"name": "x", "items": [{"count": 1}, {"count": "many"}]}"#),
+            "items[1].count"
+        );
+        assert_eq!(
+            field_of(r#"{"name": "x", "items": [{}]}"#),
+            "items[0].count"
+        );
+        assert_eq!(field_of(r#"{"name": "x", "items": [], "nmae": 1}"#), "nmae");
+        assert_eq!(field_of(r#"{"name": "x""#), "body");
+    }
+}

@@ -1,0 +1,63 @@
+//! HTTP handlers, one file per resource. DTOs are turned into domain types on the first
+//! lines of each handler; SQL stays in `db::repositories`.
+
+pub mod api_keys;
+pub mod auth;
+pub mod extract;
+pub mod health;
+pub mod me;
+pub mod pagination;
+pub mod users;
+
+use chrono::{DateTime, Utc};
+use utoipa_actix_web::service_config::ServiceConfig;
+
+/// Every documented route. The server and `renrakumo openapi` both call this, so the
+/// served spec and the committed one come from the same registrations.
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(health::healthz)
+        .service(health::readyz)
+        .service(
+            utoipa_actix_web::scope("/api/v1")
+                .configure(auth::configure)
+                .configure(me::configure)
+                .configure(users::configure)
+                .configure(api_keys::configure),
+        );
+}
+
+/// Epoch milliseconds (storage) → RFC 3339 UTC (API).
+pub fn time(ms: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(ms).unwrap_or_default()
+}
+
+/// Collects field errors so one answer lists every problem, not only the first.
+#[derive(Default)]
+pub struct Checks(Vec<crate::error::FieldError>);
+
+impl Checks {
+    pub fn check<T, E: std::fmt::Display>(
+        &mut self,
+        field: &str,
+        result: Result<T, E>,
+    ) -> Option<T> {
+        result
+            .map_err(|e| {
+                self.0
+                    .push(crate::error::FieldError::new(field, e.to_string()))
+            })
+            .ok()
+    }
+
+    pub fn fail(&mut self, field: &str, message: impl Into<String>) {
+        self.0.push(crate::error::FieldError::new(field, message));
+    }
+
+    pub fn finish(self) -> crate::error::ApiResult<()> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(crate::error::ApiError::Validation(self.0))
+        }
+    }
+}

@@ -1,0 +1,112 @@
+//! The database: one pool through sqlx's `Any` driver, so every query is written once for
+//! SQLite and PostgreSQL. Only `i64`, `String` and `Option`s of them cross the driver; times
+//! are epoch milliseconds and booleans 0/1. SQL that must differ per engine (the delivery
+//! queue's claim) branches on [`Db::backend`] inside this module tree only.
+
+pub mod repositories;
+
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, Executor};
+
+pub use crate::config::Backend;
+
+#[derive(Clone)]
+pub struct Db {
+    pub pool: AnyPool,
+    pub backend: Backend,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RepoError {
+    #[error("not found")]
+    NotFound,
+    /// A unique constraint refused the row; the string names the constraint (PostgreSQL) or
+    /// the columns (SQLite), for `error.rs` to turn into the field the client must change.
+    #[error("conflict on {0}")]
+    Conflict(String),
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+impl RepoError {
+    /// Unique violations become `Conflict`; everything else stays a database error.
+    pub fn from_sqlx(err: sqlx::Error) -> RepoError {
+        if let sqlx::Error::Database(db) = &err
+            && db.is_unique_violation()
+        {
+            let name = db.constraint().map(str::to_string).unwrap_or_else(|| {
+                // SQLite: "UNIQUE constraint failed: users.email_key"
+                db.message()
+                    .rsplit(": ")
+                    .next()
+                    .unwrap_or_default()
+                    .to_string()
+            });
+            return RepoError::Conflict(name);
+        }
+        RepoError::Database(err)
+    }
+}
+
+pub type RepoResult<T> = Result<T, RepoError>;
+
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// UUIDv7: sortable by creation time, which keyset pagination relies on.
+pub fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+impl Db {
+    pub async fn connect(database_url: &str) -> anyhow::Result<Db> {
+        sqlx::any::install_default_drivers();
+        let backend = crate::config::backend_of(database_url)?;
+        let options: AnyConnectOptions = database_url.parse()?;
+        let pool = AnyPoolOptions::new()
+            // SQLite has one writer; a few connections serve readers while it writes.
+            .max_connections(match backend {
+                Backend::Sqlite => 8,
+                Backend::Postgres => 16,
+            })
+            .acquire_timeout(Duration::from_secs(10))
+            .after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        // WAL lets readers run beside the writer; NORMAL is durable across
+                        // process crashes in WAL mode; the timeout queues writers instead of
+                        // failing them with SQLITE_BUSY.
+                        conn.execute(
+                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                             PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;",
+                        )
+                        .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(options)
+            .await?;
+        Ok(Db { pool, backend })
+    }
+
+    pub async fn migrate(&self) -> anyhow::Result<()> {
+        let migrator = match self.backend {
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        migrator.run(&self.pool).await?;
+        Ok(())
+    }
+
+    pub async fn ping(&self) -> RepoResult<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+}

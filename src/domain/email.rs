@@ -1,0 +1,182 @@
+//! E-mail addresses as guardians and staff really have them.
+//!
+//! Stricter than "anything with an @" (markup, spaces and broken domains are refused) but
+//! looser than RFC 5322's dot-atom: Japanese mobile carriers issued local parts with
+//! consecutive dots or a dot before the @ (`taro..papa@docomo.ne.jp`) for years, and those
+//! addresses still receive mail, so they are accepted as registered. Internationalised
+//! addresses (RFC 6531) are accepted too. The domain is lower-cased; the local part is kept
+//! as given, because only the receiving host may interpret it.
+
+use std::fmt;
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct EmailAddress(String);
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EmailError {
+    #[error("is empty")]
+    Empty,
+    #[error("must contain exactly one @")]
+    At,
+    #[error("has nothing before the @")]
+    NoLocalPart,
+    #[error("has no domain after the @")]
+    NoDomain,
+    #[error("is longer than 254 characters")]
+    TooLong,
+    #[error("contains '{0}', which is not allowed in an address")]
+    Character(char),
+    #[error("has a domain without a dot")]
+    DomainWithoutDot,
+    #[error("has an empty or malformed domain label")]
+    DomainLabel,
+}
+
+/// Printable ASCII allowed unquoted in a local part (RFC 5322 atext) plus the dot.
+fn local_char_ok(c: char) -> bool {
+    c.is_ascii_alphanumeric()
+        || "!#$%&'*+-/=?^_`{|}~.".contains(c)
+        || (!c.is_ascii() && !c.is_control() && !c.is_whitespace())
+}
+
+fn domain_label_ok(label: &str) -> bool {
+    !label.is_empty()
+        && label.chars().count() <= 63
+        && !label.starts_with('-')
+        && !label.ends_with('-')
+        && label.chars().all(|c| {
+            c.is_ascii_alphanumeric() || c == '-' || (!c.is_ascii() && c.is_alphanumeric())
+        })
+}
+
+impl EmailAddress {
+    pub fn parse(input: &str) -> Result<EmailAddress, EmailError> {
+        let input = input.trim();
+        if input.is_empty() {
+            return Err(EmailError::Empty);
+        }
+        if input.chars().count() > 254 {
+            return Err(EmailError::TooLong);
+        }
+        let mut parts = input.split('@');
+        let (local, domain) = match (parts.next(), parts.next(), parts.next()) {
+            (Some(local), Some(domain), None) => (local, domain),
+            _ => return Err(EmailError::At),
+        };
+        if local.is_empty() {
+            return Err(EmailError::NoLocalPart);
+        }
+        if domain.is_empty() {
+            return Err(EmailError::NoDomain);
+        }
+        if let Some(c) = local.chars().find(|&c| !local_char_ok(c)) {
+            return Err(EmailError::Character(c));
+        }
+        if let Some(c) = domain
+            .chars()
+            .find(|c| c.is_whitespace() || "<>\"(),;:\\[]".contains(*c))
+        {
+            return Err(EmailError::Character(c));
+        }
+        let domain = domain.to_lowercase();
+        if !domain.contains('.') {
+            return Err(EmailError::DomainWithoutDot);
+        }
+        if !domain.split('.').all(domain_label_ok) {
+            return Err(EmailError::DomainLabel);
+        }
+        Ok(EmailAddress(format!("{local}@{domain}")))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The form two addresses are compared in (sign-in, duplicates): case-folded whole.
+    pub fn key(&self) -> String {
+        self.0.to_lowercase()
+    }
+
+    /// `t***@example.jp`: enough for a person to recognise their own address.
+    pub fn masked(&self) -> String {
+        let (local, domain) = self.0.split_once('@').unwrap_or((&self.0, ""));
+        let first: String = local.chars().take(1).collect();
+        format!("{first}***@{domain}")
+    }
+}
+
+impl fmt::Display for EmailAddress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The shared fixture is the contract: every `accept` line parses, every `refuse` fails.
+    #[test]
+    fn carrier_fixture_is_honoured() {
+        let fixture = include_str!("../../tests/fixtures/carrier-addresses.txt");
+        let mut checked = 0;
+        for line in fixture
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        {
+            let (verdict, rest) = line.split_once(' ').unwrap();
+            // The address ends where two spaces start the reason.
+            let address = rest.split("  ").next().unwrap().trim();
+            let parsed = EmailAddress::parse(address);
+            match verdict {
+                "accept" => assert!(parsed.is_ok(), "{address} refused: {parsed:?}"),
+                "refuse" => assert!(parsed.is_err(), "{address} accepted"),
+                other => panic!("unknown verdict {other}"),
+            }
+            checked += 1;
+        }
+        assert!(checked >= 13, "fixture had only {checked} lines");
+    }
+
+    #[test]
+    fn domain_is_lowercased_and_local_part_kept() {
+        let email = EmailAddress::parse("Hanako.Yamada@Example.JP").unwrap();
+        assert_eq!(email.as_str(), "Hanako.Yamada@example.jp");
+        assert_eq!(email.key(), "hanako.yamada@example.jp");
+    }
+
+    #[test]
+    fn masking_keeps_first_character_and_domain() {
+        assert_eq!(
+            EmailAddress::parse("taro@example.jp").unwrap().masked(),
+            "t***@example.jp"
+        );
+        assert_eq!(
+            EmailAddress::parse("山田@例え.jp").unwrap().masked(),
+            "山***@例え.jp"
+        );
+    }
+
+    #[test]
+    fn no_input_panics_and_accepted_addresses_reparse_to_themselves() {
+        // A cheap property check over generated strings from a hostile alphabet.
+        let alphabet: Vec<char> = "a.@-_ \"<>山.JPx+".chars().collect();
+        let mut seed: u64 = 0x9E3779B97F4A7C15;
+        for _ in 0..20_000 {
+            let len = (seed % 24) as usize;
+            let s: String = (0..len)
+                .map(|_| {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    alphabet[(seed % alphabet.len() as u64) as usize]
+                })
+                .collect();
+            if let Ok(email) = EmailAddress::parse(&s) {
+                assert_eq!(EmailAddress::parse(email.as_str()).unwrap(), email);
+                assert_eq!(email.as_str().matches('@').count(), 1);
+                assert!(!email.as_str().contains(' '));
+            }
+        }
+    }
+}

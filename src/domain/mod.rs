@@ -1,0 +1,13 @@
+//! Types built by parsing: once constructed they are valid, so later code does not check
+//! again. No I/O here.
+
+pub mod email;
+pub mod staff;
+
+pub use email::EmailAddress;
+pub use staff::{Password, PersonName, Role, Scope};
+
+/// Counts characters, not bytes: DESIGN.md states every limit in characters.
+pub fn char_len(s: &str) -> usize {
+    s.chars().count()
+}

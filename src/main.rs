@@ -1,0 +1,89 @@
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use renrakumo::config::{Config, Settings};
+use renrakumo::db::Db;
+use renrakumo::startup::Application;
+
+/// renrakumo (連絡網): mass notification for schools and organisations.
+#[derive(Parser)]
+#[command(name = "renrakumo", version, about)]
+struct Cli {
+    #[command(flatten)]
+    settings: Settings,
+    /// What to run; `serve` when absent.
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP API (and, from the delivery issue on, the delivery workers).
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Print the OpenAPI document (openapi/openapi.json must equal it).
+    Openapi,
+    /// Create an organisation and its first admin; prints {"org_id", "user_id"}.
+    CreateAdmin {
+        #[arg(long)]
+        org: String,
+        #[arg(long)]
+        email: String,
+        #[arg(long, env = "RENRAKUMO_ADMIN_PASSWORD", hide_env_values = true)]
+        password: String,
+    },
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    renrakumo::install_crypto_provider();
+    let cli = Cli::parse();
+    let command = cli.command.unwrap_or(Command::Serve);
+    if let Command::Openapi = command {
+        print!("{}", renrakumo::openapi::spec_json());
+        return ExitCode::SUCCESS;
+    }
+    let config = match cli.settings.validate() {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("renrakumo: configuration error: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    renrakumo::telemetry::init(config.log_json);
+    match run(command, config).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("renrakumo: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command, config: Config) -> anyhow::Result<()> {
+    match command {
+        Command::Serve => {
+            let bind = config.bind;
+            let app = Application::build(config).await?;
+            tracing::info!(%bind, "serving; Swagger UI at http://{bind}/swagger-ui/");
+            app.run_until_stopped().await?;
+        }
+        Command::Migrate => {
+            Db::connect(&config.database_url).await?.migrate().await?;
+            tracing::info!("migrations applied");
+        }
+        Command::CreateAdmin {
+            org,
+            email,
+            password,
+        } => {
+            let db = Db::connect(&config.database_url).await?;
+            db.migrate().await?;
+            let created = renrakumo::admin::create_admin(&db, &org, &email, &password).await?;
+            println!("{}", serde_json::to_string(&created)?);
+        }
+        Command::Openapi => unreachable!("answered before configuration is read"),
+    }
+    Ok(())
+}

@@ -1,0 +1,163 @@
+//! Builds the application: database, migrations, secrets, HTTP server with its middleware.
+//! Tests build it the same way on port 0.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{Server, ServiceResponse};
+use actix_web::http::header::{self, HeaderName, HeaderValue};
+use actix_web::middleware::{ErrorHandlerResponse, ErrorHandlers};
+use actix_web::{App, HttpMessage, HttpResponse, HttpServer, ResponseError, web};
+use tracing_actix_web::{RequestId, TracingLogger};
+use utoipa_actix_web::AppExt;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::auth::{JwtKeys, tokens};
+use crate::config::Config;
+use crate::db::Db;
+use crate::db::repositories::{organizations, settings};
+use crate::error::{ApiError, PROBLEM_JSON, Problem};
+use crate::state::AppState;
+use crate::telemetry::RequestSpan;
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    pub state: AppState,
+}
+
+/// Connects, migrates and loads the shared secret; used by `serve` and by tests.
+pub async fn prepare(config: Config) -> anyhow::Result<AppState> {
+    let db = Db::connect(&config.database_url).await?;
+    db.migrate().await?;
+    let mut conn = db.pool.acquire().await?;
+    if organizations::count(&mut conn).await? == 0 {
+        tracing::info!(
+            "the database has no organisation yet: create the first admin with \
+             `renrakumo create-admin --org NAME --email E --password P`"
+        );
+    }
+    let secret = match &config.jwt_secret {
+        Some(secret) => secret.clone(),
+        // Generated once and kept in the database, so every instance signs alike.
+        None => {
+            settings::get_or_insert(&mut conn, "jwt_secret", &tokens::random_secret("")).await?
+        }
+    };
+    drop(conn);
+    Ok(AppState {
+        db,
+        jwt: Arc::new(JwtKeys::new(secret.as_bytes())),
+        config: Arc::new(config),
+    })
+}
+
+impl Application {
+    pub async fn build(config: Config) -> anyhow::Result<Application> {
+        let listener = TcpListener::bind(config.bind)?;
+        let state = prepare(config).await?;
+        let port = listener.local_addr()?.port();
+        let server = run(listener, state.clone())?;
+        Ok(Application {
+            port,
+            server,
+            state,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Runs until SIGINT/SIGTERM; actix finishes requests in flight before it returns.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+fn run(listener: TcpListener, state: AppState) -> anyhow::Result<Server> {
+    let data = web::Data::new(state);
+    let server = HttpServer::new(move || {
+        let (app, api) = App::new()
+            .into_utoipa_app()
+            .openapi(crate::openapi::spec())
+            .app_data(data.clone())
+            .app_data(web::PathConfig::default().error_handler(|err, _| {
+                ApiError::NotFound(format!("no such resource: {err}")).into()
+            }))
+            .configure(crate::api::configure)
+            .split_for_parts();
+        app.service(SwaggerUi::new("/swagger-ui/{_:.*}").url("/api-docs/openapi.json", api))
+            .route(
+                "/",
+                web::get().to(|| async {
+                    HttpResponse::Found()
+                        .insert_header((header::LOCATION, "/swagger-ui/"))
+                        .finish()
+                }),
+            )
+            .default_service(web::to(|| async {
+                ApiError::NotFound("no route matches this method and path".into()).error_response()
+            }))
+            .wrap(ErrorHandlers::new().default_handler(problem_fallback))
+            .wrap_fn(|req, srv| {
+                use actix_web::dev::Service;
+                let request_id = req.extensions().get::<RequestId>().map(|id| id.to_string());
+                let fut = srv.call(req);
+                async move {
+                    let mut res = fut.await?;
+                    if let Some(id) = request_id.and_then(|id| HeaderValue::from_str(&id).ok()) {
+                        res.headers_mut()
+                            .insert(HeaderName::from_static("x-request-id"), id);
+                    }
+                    Ok(res)
+                }
+            })
+            .wrap(TracingLogger::<RequestSpan>::new())
+    })
+    .listen(listener)?
+    .run();
+    Ok(server)
+}
+
+/// The safety net: an error answer produced outside our handlers (actix's own 404/405,
+/// a panic turned 500) is rewritten as problem+json, keeping its status and headers.
+fn problem_fallback<B: MessageBody + 'static>(
+    res: ServiceResponse<B>,
+) -> actix_web::Result<ErrorHandlerResponse<B>> {
+    let is_problem = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(PROBLEM_JSON.as_bytes()));
+    if is_problem {
+        return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
+    }
+    let status = res.status();
+    let (req, old) = res.into_parts();
+    let reason = status.canonical_reason().unwrap_or("Error");
+    let problem = Problem {
+        r#type: "about:blank".into(),
+        title: reason.into(),
+        status: status.as_u16(),
+        detail: if status.is_server_error() {
+            "the server failed to answer; the incident is logged".into()
+        } else {
+            reason.into()
+        },
+        errors: vec![],
+        error: None,
+    };
+    let mut response = HttpResponse::build(status);
+    for (name, value) in old.headers() {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            response.append_header((name.clone(), value.clone()));
+        }
+    }
+    let response = response
+        .content_type(PROBLEM_JSON)
+        .body(serde_json::to_string(&problem).unwrap_or_default());
+    Ok(ErrorHandlerResponse::Response(
+        ServiceResponse::new(req, response).map_into_right_body(),
+    ))
+}

@@ -1,0 +1,13 @@
+use std::sync::Arc;
+
+use crate::auth::JwtKeys;
+use crate::config::Config;
+use crate::db::Db;
+
+/// What every request handler can reach. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub db: Db,
+    pub config: Arc<Config>,
+    pub jwt: Arc<JwtKeys>,
+}

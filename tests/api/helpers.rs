@@ -1,0 +1,363 @@
+//! `spawn_app()`: the application as it runs in production, on port 0 and a fresh database.
+
+use std::sync::OnceLock;
+
+use renrakumo::config::Config;
+use renrakumo::startup::Application;
+use renrakumo::state::AppState;
+use reqwest::{Method, Response, StatusCode};
+use serde_json::{Value, json};
+
+/// Generates `sqlite::<test>` and `postgres::<test>` for each async test fn taking a Backend.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::helpers::Backend::Sqlite).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    if $crate::helpers::postgres_available() {
+                        super::$name($crate::helpers::Backend::Postgres).await
+                    }
+                }
+            )*
+        }
+    };
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The server that tests create their databases on; `postgres` is the maintenance database.
+pub fn postgres_admin_url() -> String {
+    std::env::var("RENRAKUMO_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// Whether the PostgreSQL half can run. Without a server a newcomer's run still passes on
+/// SQLite (the test script says plainly that the PostgreSQL half did not run); under CI an
+/// unreachable server fails the run.
+pub fn postgres_available() -> bool {
+    static AVAILABLE: OnceLock<bool> = OnceLock::new();
+    *AVAILABLE.get_or_init(|| {
+        let url = url::Url::parse(&postgres_admin_url()).expect("RENRAKUMO_TEST_POSTGRES_URL is a URL");
+        let address = format!("{}:{}", url.host_str().unwrap_or("127.0.0.1"), url.port().unwrap_or(5432));
+        let reachable = std::net::ToSocketAddrs::to_socket_addrs(&address)
+            .ok()
+            .and_then(|mut addrs| addrs.next())
+            .is_some_and(|addr| std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(2)).is_ok());
+        if !reachable && std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("PostgreSQL is unreachable at {address} and CI=true: the PostgreSQL half must run in CI");
+        }
+        if !reachable {
+            eprintln!("PostgreSQL unreachable at {address}: PostgreSQL tests did NOT run");
+        }
+        reachable
+    })
+}
+
+/// Drops the per-test PostgreSQL database when the test ends, pass or fail.
+pub struct PostgresDatabase {
+    name: String,
+}
+
+impl Drop for PostgresDatabase {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        // Drop runs inside the test's runtime, which cannot block on itself: use a thread
+        // with a runtime of its own.
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                use sqlx::Connection;
+                if let Ok(mut conn) = sqlx::PgConnection::connect(&postgres_admin_url()).await {
+                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+                    )))
+                    .execute(&mut conn)
+                    .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// Keeps a fresh database alive; dropping it deletes the database.
+pub enum DatabaseGuard {
+    Sqlite(#[allow(dead_code)] tempfile::TempDir),
+    Postgres(#[allow(dead_code)] PostgresDatabase),
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub port: u16,
+    pub backend: Backend,
+    pub client: reqwest::Client,
+    pub state: AppState,
+    pub database_url: String,
+    _database: DatabaseGuard,
+}
+
+/// A signed-in admin of a fresh organisation.
+pub struct Admin {
+    pub org_id: String,
+    pub user_id: String,
+    pub email: String,
+    pub password: String,
+    pub access_token: String,
+    pub refresh_token: String,
+}
+
+pub const PASSWORD: &str = "correct horse battery";
+
+pub async fn fresh_database(backend: Backend) -> (String, DatabaseGuard) {
+    match backend {
+        Backend::Sqlite => {
+            let dir = tempfile::tempdir().unwrap();
+            let url = format!(
+                "sqlite://{}?mode=rwc",
+                dir.path().join("renrakumo.db").display()
+            );
+            (url, DatabaseGuard::Sqlite(dir))
+        }
+        Backend::Postgres => {
+            use sqlx::Connection;
+            let name = format!("renrakumo_test_{}", uuid::Uuid::new_v4().simple());
+            let mut conn = sqlx::PgConnection::connect(&postgres_admin_url())
+                .await
+                .expect("connect to PostgreSQL");
+            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+                .execute(&mut conn)
+                .await
+                .unwrap();
+            let mut url = url::Url::parse(&postgres_admin_url()).unwrap();
+            url.set_path(&name);
+            (
+                url.to_string(),
+                DatabaseGuard::Postgres(PostgresDatabase { name }),
+            )
+        }
+    }
+}
+
+pub async fn spawn_app(backend: Backend) -> TestApp {
+    renrakumo::install_crypto_provider();
+    if std::env::var("TEST_LOG").is_ok() {
+        renrakumo::telemetry::init(false);
+    }
+    let (database_url, guard) = fresh_database(backend).await;
+    let mut config = Config::for_database(&database_url).unwrap();
+    config.bind = "127.0.0.1:0".parse().unwrap();
+    let app = Application::build(config)
+        .await
+        .expect("the application starts");
+    let port = app.port();
+    let state = app.state.clone();
+    tokio::spawn(app.run_until_stopped());
+    TestApp {
+        address: format!("http://127.0.0.1:{port}"),
+        port,
+        backend,
+        client: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
+        state,
+        database_url,
+        _database: guard,
+    }
+}
+
+/// What a test usually wants from an answer.
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl Answer {
+    pub async fn from(response: Response) -> Answer {
+        let status = response.status();
+        let headers = response.headers().clone();
+        let text = response.text().await.unwrap();
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        Answer {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    /// Asserts an RFC 9457 problem with this status and returns the fields it names.
+    pub fn problem(&self, status: u16) -> Vec<String> {
+        assert_eq!(self.status.as_u16(), status, "body: {}", self.body);
+        assert_eq!(
+            self.headers["content-type"], "application/problem+json",
+            "body: {}",
+            self.body
+        );
+        assert_eq!(self.body["status"], status);
+        assert!(
+            self.body["type"].is_string()
+                && self.body["title"].is_string()
+                && self.body["detail"].is_string(),
+            "{}",
+            self.body
+        );
+        self.body["errors"]
+            .as_array()
+            .map(|errors| {
+                errors
+                    .iter()
+                    .map(|e| e["field"].as_str().unwrap().to_string())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    pub fn ok(&self, status: u16) -> &Value {
+        assert_eq!(self.status.as_u16(), status, "body: {}", self.body);
+        &self.body
+    }
+}
+
+pub enum Auth<'a> {
+    None,
+    Bearer(&'a str),
+    ApiKey(&'a str),
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        auth: Auth<'_>,
+        body: Option<Value>,
+    ) -> Answer {
+        let mut request = self.client.request(method, self.url(path));
+        request = match auth {
+            Auth::None => request,
+            Auth::Bearer(token) => request.bearer_auth(token),
+            Auth::ApiKey(key) => request.header("X-API-Key", key),
+        };
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        Answer::from(request.send().await.unwrap()).await
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> Answer {
+        self.call(Method::GET, path, Auth::Bearer(token), None)
+            .await
+    }
+
+    pub async fn post(&self, path: &str, token: &str, body: Value) -> Answer {
+        self.call(Method::POST, path, Auth::Bearer(token), Some(body))
+            .await
+    }
+
+    pub async fn patch(&self, path: &str, token: &str, body: Value) -> Answer {
+        self.call(Method::PATCH, path, Auth::Bearer(token), Some(body))
+            .await
+    }
+
+    pub async fn delete(&self, path: &str, token: &str) -> Answer {
+        self.call(Method::DELETE, path, Auth::Bearer(token), None)
+            .await
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> Answer {
+        self.call(
+            Method::POST,
+            "/api/v1/auth/login",
+            Auth::None,
+            Some(json!({"email": email, "password": password})),
+        )
+        .await
+    }
+
+    /// A new organisation with its first admin (as `renrakumo create-admin` makes it), signed in.
+    pub async fn create_admin(&self, org: &str) -> Admin {
+        let email = format!(
+            "admin-{}@{}.example.jp",
+            uuid::Uuid::new_v4().simple(),
+            org.to_lowercase().replace(' ', "-")
+        );
+        let created = renrakumo::admin::create_admin(&self.state.db, org, &email, PASSWORD)
+            .await
+            .unwrap();
+        let tokens = self.login(&email, PASSWORD).await;
+        let tokens = tokens.ok(200);
+        Admin {
+            org_id: created.org_id,
+            user_id: created.user_id,
+            email,
+            password: PASSWORD.into(),
+            access_token: tokens["access_token"].as_str().unwrap().into(),
+            refresh_token: tokens["refresh_token"].as_str().unwrap().into(),
+        }
+    }
+
+    /// A staff member of the admin's organisation with this role, signed in; returns (user id, access token).
+    pub async fn create_staff(&self, admin: &Admin, role: &str) -> (String, String) {
+        let email = format!("{role}-{}@school.example.jp", uuid::Uuid::new_v4().simple());
+        let user = self
+            .post(
+                "/api/v1/users",
+                &admin.access_token,
+                json!({"email": email, "password": PASSWORD, "name": "先生", "role": role}),
+            )
+            .await;
+        let id = user.ok(201)["id"].as_str().unwrap().to_string();
+        let tokens = self.login(&email, PASSWORD).await;
+        (
+            id,
+            tokens.ok(200)["access_token"].as_str().unwrap().to_string(),
+        )
+    }
+
+    /// A new API key of the admin's organisation; returns (key id, key).
+    pub async fn create_api_key(&self, admin: &Admin, body: Value) -> (String, String) {
+        let created = self
+            .post("/api/v1/api-keys", &admin.access_token, body)
+            .await;
+        let created = created.ok(201);
+        (
+            created["id"].as_str().unwrap().into(),
+            created["key"].as_str().unwrap().into(),
+        )
+    }
+
+    /// The secret the server signs access tokens with, for forging tokens in tests.
+    pub async fn jwt_secret(&self) -> String {
+        let mut conn = self.state.db.pool.acquire().await.unwrap();
+        sqlx::query_scalar("SELECT value FROM settings WHERE key = 'jwt_secret'")
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap()
+    }
+}
