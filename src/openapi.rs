@@ -25,6 +25,8 @@ use utoipa_actix_web::AppExt;
         (name = "auth", description = "Staff sign-in and sessions"),
         (name = "users", description = "Staff accounts"),
         (name = "api-keys", description = "Keys for school-information systems"),
+        (name = "lists", description = "Classes, grades, clubs and routes"),
+        (name = "members", description = "Guardians (保護者) with up to four e-mail addresses and four devices"),
         (name = "operations", description = "Health checks"),
     ),
 )]

@@ -38,8 +38,12 @@ fn field_path<E: std::fmt::Display>(err: &serde_path_to_error::Error<E>) -> (Str
         if let Some(rest) = message.strip_prefix(prefix)
             && let Some(name) = rest.split('`').next()
         {
+            // The path already ends at an unknown key; it stops at the parent of a missing one.
+            let already_named = parent == name || parent.ends_with(&format!(".{name}"));
             let field = if parent.is_empty() {
                 name.to_string()
+            } else if already_named {
+                parent.clone()
             } else {
                 format!("{parent}.{name}")
             };

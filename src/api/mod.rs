@@ -5,7 +5,9 @@ pub mod api_keys;
 pub mod auth;
 pub mod extract;
 pub mod health;
+pub mod lists;
 pub mod me;
+pub mod members;
 pub mod pagination;
 pub mod users;
 
@@ -22,7 +24,9 @@ pub fn configure(cfg: &mut ServiceConfig) {
                 .configure(auth::configure)
                 .configure(me::configure)
                 .configure(users::configure)
-                .configure(api_keys::configure),
+                .configure(api_keys::configure)
+                .configure(lists::configure)
+                .configure(members::configure),
         );
 }
 

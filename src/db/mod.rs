@@ -4,6 +4,7 @@
 //! queue's claim) branches on [`Db::backend`] inside this module tree only.
 
 pub mod repositories;
+pub mod sql;
 
 use std::time::Duration;
 

@@ -2,6 +2,7 @@
 //! again. No I/O here.
 
 pub mod email;
+pub mod member;
 pub mod staff;
 
 pub use email::EmailAddress;

@@ -7,5 +7,7 @@ mod api_keys;
 mod auth;
 mod cli;
 mod errors;
+mod lists;
+mod members;
 mod operations;
 mod users;

@@ -2,8 +2,20 @@
 //! runs alone or inside their transaction.
 
 pub mod api_keys;
+pub mod lists;
 pub mod login_failures;
+pub mod members;
 pub mod organizations;
 pub mod sessions;
 pub mod settings;
 pub mod users;
+
+/// `%text%` for LIKE, with LIKE's own wildcards in `text` escaped (used with `ESCAPE '\'`).
+pub fn like_pattern(text: &str) -> String {
+    let escaped = text
+        .to_lowercase()
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_");
+    format!("%{escaped}%")
+}

@@ -1,0 +1,874 @@
+//! Guardians: CRUD, search, status changes, devices, integration upsert, grade promotion.
+
+use std::collections::BTreeMap;
+
+use actix_web::{HttpResponse, delete, get, patch, post, put, web};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_actix_web::service_config::ServiceConfig;
+
+use crate::api::extract::{JsonBody, QueryParams};
+use crate::api::pagination::{Page, PageQuery};
+use crate::api::time;
+use crate::auth::Caller;
+use crate::db::repositories::lists;
+use crate::db::repositories::members::{
+    self, DeviceOutcome, DeviceRow, MemberFilter, MemberRecord,
+};
+use crate::domain::member::{
+    EmailStatus, MAX_DEVICES, MemberProfile, MemberStatus, Platform, RawProfile, mask_token,
+};
+use crate::domain::{EmailAddress, Scope};
+use crate::error::{ApiError, ApiResult, FieldError, OrNotFound, Problem};
+use crate::state::AppState;
+
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(list_members)
+        .service(create_member)
+        .service(promote)
+        .service(upsert_by_external_id)
+        .service(get_member)
+        .service(update_member)
+        .service(delete_member)
+        .service(suspend_member)
+        .service(resume_member)
+        .service(approve_member)
+        .service(list_devices)
+        .service(register_device)
+        .service(delete_device);
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateMemberRequest {
+    /// 1 to 100 characters.
+    #[schema(example = "山田 花子")]
+    pub name: String,
+    #[schema(example = "ヤマダ ハナコ")]
+    pub name_kana: Option<String>,
+    #[schema(example = "山田 太郎")]
+    pub student_name: Option<String>,
+    #[schema(example = "母")]
+    pub relation: Option<String>,
+    #[schema(example = "ja")]
+    pub locale: Option<String>,
+    /// The school-information system's key for this guardian.
+    #[schema(example = "S0001")]
+    pub external_id: Option<String>,
+    /// Up to 4.
+    #[serde(default)]
+    #[schema(example = json!(["hanako.yamada@example.jp", "taro..papa@docomo.ne.jp"]))]
+    pub emails: Vec<String>,
+    #[serde(default)]
+    #[schema(example = json!({"grade": "1", "class": "A", "club": "サッカー部"}))]
+    pub attributes: BTreeMap<String, String>,
+    #[serde(default)]
+    pub list_ids: Vec<String>,
+}
+
+/// The same fields as for creation; `external_id` comes from the path.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpsertMemberRequest {
+    pub name: String,
+    pub name_kana: Option<String>,
+    pub student_name: Option<String>,
+    pub relation: Option<String>,
+    pub locale: Option<String>,
+    #[serde(default)]
+    pub emails: Vec<String>,
+    #[serde(default)]
+    pub attributes: BTreeMap<String, String>,
+    /// When present, the member's lists become exactly these.
+    pub list_ids: Option<Vec<String>>,
+}
+
+/// Only the fields present change. An empty string clears a text field; `emails` and
+/// `list_ids` replace the whole set; in `attributes`, a key set to null is removed.
+#[derive(Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateMemberRequest {
+    pub name: Option<String>,
+    pub name_kana: Option<String>,
+    pub student_name: Option<String>,
+    pub relation: Option<String>,
+    pub locale: Option<String>,
+    pub external_id: Option<String>,
+    pub emails: Option<Vec<String>>,
+    pub attributes: Option<BTreeMap<String, Option<String>>>,
+    pub list_ids: Option<Vec<String>>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct EmailResponse {
+    /// Masked (`t***@example.jp`) unless the caller holds `contacts:read`.
+    #[schema(example = "h***@example.jp")]
+    pub address: String,
+    pub status: EmailStatus,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct DeviceResponse {
+    pub id: String,
+    pub platform: Platform,
+    /// Masked (`…a1b2`) unless the caller holds `contacts:read`.
+    #[schema(example = "…a1b2")]
+    pub token: String,
+    pub app_id: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct MemberResponse {
+    pub id: String,
+    pub name: String,
+    pub name_kana: Option<String>,
+    pub student_name: Option<String>,
+    pub relation: Option<String>,
+    pub locale: Option<String>,
+    pub external_id: Option<String>,
+    pub status: MemberStatus,
+    pub emails: Vec<EmailResponse>,
+    pub devices: Vec<DeviceResponse>,
+    pub attributes: BTreeMap<String, String>,
+    pub list_ids: Vec<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+pub fn device_response(device: DeviceRow, unmasked: bool) -> DeviceResponse {
+    DeviceResponse {
+        platform: Platform::parse(&device.platform).unwrap_or(Platform::Fcm),
+        token: if unmasked {
+            device.token
+        } else {
+            mask_token(&device.token)
+        },
+        id: device.id,
+        app_id: device.app_id,
+        created_at: time(device.created_at),
+        updated_at: time(device.updated_at),
+    }
+}
+
+/// The API shape of a member; addresses and tokens masked unless `unmasked`.
+pub fn member_response(record: MemberRecord, unmasked: bool) -> MemberResponse {
+    let row = record.row;
+    MemberResponse {
+        emails: record
+            .emails
+            .into_iter()
+            .map(|e| EmailResponse {
+                address: match EmailAddress::parse(&e.address) {
+                    Ok(address) if !unmasked => address.masked(),
+                    _ => e.address,
+                },
+                status: EmailStatus::parse(&e.status).unwrap_or(EmailStatus::Disabled),
+            })
+            .collect(),
+        devices: record
+            .devices
+            .into_iter()
+            .map(|d| device_response(d, unmasked))
+            .collect(),
+        attributes: record.attributes,
+        list_ids: record.list_ids,
+        status: MemberStatus::parse(&row.status).unwrap_or(MemberStatus::Suspended),
+        id: row.id,
+        name: row.name,
+        name_kana: row.name_kana,
+        student_name: row.student_name,
+        relation: row.relation,
+        locale: row.locale,
+        external_id: row.external_id,
+        created_at: time(row.created_at),
+        updated_at: time(row.updated_at),
+    }
+}
+
+fn email_fields(emails: &[String]) -> Vec<(String, &str)> {
+    emails
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (format!("emails[{i}]"), e.as_str()))
+        .collect()
+}
+
+/// Checks that every list id is one of the organisation's lists, naming the bad ones.
+pub async fn check_list_ids(
+    conn: &mut sqlx::AnyConnection,
+    org_id: &str,
+    list_ids: &[String],
+    field: &str,
+) -> ApiResult<Vec<String>> {
+    let found = lists::existing(conn, org_id, list_ids).await?;
+    let errors: Vec<FieldError> = list_ids
+        .iter()
+        .enumerate()
+        .filter(|(_, id)| !found.contains(id))
+        .map(|(i, _)| FieldError::new(format!("{field}[{i}]"), "no list with that id"))
+        .collect();
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(errors));
+    }
+    let mut unique = list_ids.to_vec();
+    unique.sort();
+    unique.dedup();
+    Ok(unique)
+}
+
+fn conflict_on_external_id(err: crate::db::RepoError) -> ApiError {
+    match err {
+        crate::db::RepoError::Conflict(_) => ApiError::Conflict {
+            detail: "another member has this external_id".into(),
+            field: Some("external_id".into()),
+        },
+        other => other.into(),
+    }
+}
+
+async fn respond(
+    conn: &mut sqlx::AnyConnection,
+    caller: &Caller,
+    id: &str,
+) -> ApiResult<MemberResponse> {
+    let record = members::find(conn, &caller.org_id, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("member"))?;
+    Ok(member_response(record, caller.has(Scope::ContactsRead)))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct MemberQuery {
+    /// Partial match on name, kana, student name, external id and attribute values (and
+    /// e-mail addresses, for callers with `contacts:read`).
+    pub q: Option<String>,
+    pub list_id: Option<String>,
+    pub status: Option<MemberStatus>,
+    /// 1 to 200; 50 when absent. (Text here: serde cannot read numbers from a query
+    /// string beside a flattened map.)
+    #[param(value_type = Option<u32>)]
+    pub limit: Option<String>,
+    pub cursor: Option<String>,
+    /// Attribute filters, `attr.<name>=<value>`, e.g. `attr.grade=1&attr.class=A`.
+    #[serde(flatten)]
+    #[param(value_type = Object)]
+    pub attributes: BTreeMap<String, String>,
+}
+
+impl MemberQuery {
+    fn filter(&self, caller: &Caller) -> ApiResult<MemberFilter> {
+        let mut attributes = Vec::new();
+        for (key, value) in &self.attributes {
+            match key.strip_prefix("attr.") {
+                Some(name) if !name.is_empty() => {
+                    attributes.push((name.to_string(), value.clone()))
+                }
+                _ => {
+                    return Err(ApiError::field(
+                        key.as_str(),
+                        "is not a known parameter (attribute filters are attr.<name>=<value>)",
+                    ));
+                }
+            }
+        }
+        Ok(MemberFilter {
+            q: self
+                .q
+                .as_deref()
+                .map(str::trim)
+                .filter(|q| !q.is_empty())
+                .map(str::to_lowercase),
+            q_matches_emails: caller.has(Scope::ContactsRead),
+            list_id: self.list_id.clone(),
+            status: self.status,
+            attributes,
+        })
+    }
+}
+
+/// Search the roster; a stable cursor walks all pages.
+#[utoipa::path(tag = "members", params(MemberQuery), security(("bearer" = []), ("oauth2" = []), ("api_key" = [])), responses(
+    (status = 200, body = Page<MemberResponse>),
+    (status = 403, body = Problem, content_type = "application/problem+json"),
+    (status = 422, body = Problem, content_type = "application/problem+json"),
+))]
+#[get("/members")]
+pub async fn list_members(
+    state: web::Data<AppState>,
+    caller: Caller,
+    query: QueryParams<MemberQuery>,
+) -> ApiResult<web::Json<Page<MemberResponse>>> {
+    caller.require(Scope::MembersRead)?;
+    let query = query.0;
+    let filter = query.filter(&caller)?;
+    let limit = match &query.limit {
+        Some(limit) => Some(
+            limit
+                .parse()
+                .map_err(|_| ApiError::field("limit", "must be a whole number"))?,
+        ),
+        None => None,
+    };
+    let page = PageQuery {
+        limit,
+        cursor: query.cursor.clone(),
+    }
+    .parse()?;
+    let mut conn = state.db.pool.acquire().await?;
+    let ids = members::search(
+        &mut conn,
+        &caller.org_id,
+        &filter,
+        page.after.as_deref(),
+        page.fetch(),
+    )
+    .await?;
+    let records = members::load(&mut conn, &caller.org_id, &ids).await?;
+    let unmasked = caller.has(Scope::ContactsRead);
+    Ok(web::Json(page.page(
+        records,
+        |r| &r.row.id,
+        |r| member_response(r, unmasked),
+    )))
+}
+
+/// Add a guardian.
+#[utoipa::path(tag = "members", request_body = CreateMemberRequest, security(("bearer" = []), ("oauth2" = []), ("api_key" = [])), responses(
+    (status = 201, body = MemberResponse),
+    (status = 403, body = Problem, content_type = "application/problem+json"),
+    (status = 409, description = "Another member has this external_id", body = Problem, content_type = "application/problem+json"),
+    (status = 422, description = "E.g. a fifth address (`emails[4]`) or an unknown list", body = Problem, content_type = "application/problem+json"),
+))]
+#[post("/members")]
+pub async fn create_member(
+    state: web::Data<AppState>,
+    caller: Caller,
+    body: JsonBody<CreateMemberRequest>,
+) -> ApiResult<HttpResponse> {
+    caller.require(Scope::MembersWrite)?;
+    let body = body.0;
+    let profile = RawProfile {
+        name: Some(&body.name),
+        name_kana: body.name_kana.as_deref(),
+        student_name: body.student_name.as_deref(),
+        relation: body.relation.as_deref(),
+        locale: body.locale.as_deref(),
+        external_id: body.external_id.as_deref(),
+        emails: email_fields(&body.emails),
+        attributes: body
+            .attributes
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect(),
+    }
+    .parse()
+    .map_err(ApiError::Validation)?;
+    let mut tx = state.db.pool.begin().await?;
+    let list_ids = check_list_ids(&mut tx, &caller.org_id, &body.list_ids, "list_ids").await?;
+    let id = members::insert(&mut tx, &caller.org_id, &profile, MemberStatus::Active)
+        .await
+        .map_err(conflict_on_external_id)?;
+    members::set_lists(&mut tx, &caller.org_id, &id, &list_ids).await?;
+    let response = respond(&mut tx, &caller, &id).await?;
+    tx.commit().await?;
+    Ok(HttpResponse::Created().json(response))
+}
+
+/// Create or replace the guardian with this `external_id` (idempotent; for integrations).
+#[utoipa::path(tag = "members", params(("external_id" = String, Path)), request_body = UpsertMemberRequest,
+    security(("bearer" = []), ("oauth2" = []), ("api_key" = [])), responses(
+    (status = 200, description = "Replaced", body = MemberResponse),
+    (status = 201, description = "Created", body = MemberResponse),
+    (status = 403, body = Problem, content_type = "application/problem+json"),
+    (status = 422, body = Problem, content_type = "application/problem+json"),
+))]
+#[put("/members/by-external-id/{external_id}")]
+pub async fn upsert_by_external_id(
+    state: web::Data<AppState>,
+    caller: Caller,
+    external_id: web::Path<String>,
+    body: JsonBody<UpsertMemberRequest>,
+) -> ApiResult<HttpResponse> {
+    caller.require(Scope::MembersWrite)?;
+    let body = body.0;
+    let profile = RawProfile {
+        name: Some(&body.name),
+        name_kana: body.name_kana.as_deref(),
+        student_name: body.student_name.as_deref(),
+        relation: body.relation.as_deref(),
+        locale: body.locale.as_deref(),
+        external_id: Some(&external_id),
+        emails: email_fields(&body.emails),
+        attributes: body
+            .attributes
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect(),
+    }
+    .parse()
+    .map_err(ApiError::Validation)?;
+    let mut tx = state.db.pool.begin().await?;
+    let list_ids = match &body.list_ids {
+        Some(ids) => Some(check_list_ids(&mut tx, &caller.org_id, ids, "list_ids").await?),
+        None => None,
+    };
+    let existing = members::find_id_by_external_id(&mut tx, &caller.org_id, &external_id).await?;
+    let created = existing.is_none();
+    let id = match existing {
+        Some(id) => {
+            members::update_profile(&mut tx, &caller.org_id, &id, &profile, EmailStatus::Active)
+                .await?;
+            id
+        }
+        None => members::insert(&mut tx, &caller.org_id, &profile, MemberStatus::Active)
+            .await
+            .map_err(conflict_on_external_id)?,
+    };
+    if let Some(list_ids) = list_ids {
+        members::set_lists(&mut tx, &caller.org_id, &id, &list_ids).await?;
+    }
+    let response = respond(&mut tx, &caller, &id).await?;
+    tx.commit().await?;
+    Ok(if created {
+        HttpResponse::Created()
+    } else {
+        HttpResponse::Ok()
+    }
+    .json(response))
+}
+
+#[utoipa::path(tag = "members", params(("id" = String, Path)), security(("bearer" = []), ("oauth2" = []), ("api_key" = [])), responses(
+    (status = 200, body = MemberResponse),
+    (status = 404, body = Problem, content_type = "application/problem+json"),
+))]
+#[get("/members/{id}")]
+pub async fn get_member(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<String>,
+) -> ApiResult<web::Json<MemberResponse>> {
+    caller.require(Scope::MembersRead)?;
+    let mut conn = state.db.pool.acquire().await?;
+    Ok(web::Json(respond(&mut conn, &caller, &id).await?))
+}
+
+/// Change a guardian: only the fields present.
+#[utoipa::path(tag = "members", params(("id" = String, Path)), request_body = UpdateMemberRequest,
+    security(("bearer" = []), ("oauth2" = []), ("api_key" = [])), responses(
+    (status = 200, body = MemberResponse),
+    (status = 404, body = Problem, content_type = "application/problem+json"),
+    (status = 409, body = Problem, content_type = "application/problem+json"),
+    (status = 422, body = Problem, content_type = "application/problem+json"),
+))]
+#[patch("/members/{id}")]
+pub async fn update_member(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<String>,
+    body: JsonBody<UpdateMemberRequest>,
+) -> ApiResult<web::Json<MemberResponse>> {
+    caller.require(Scope::MembersWrite)?;
+    let body = body.0;
+    let mut tx = state.db.pool.begin().await?;
+    let current = members::find(&mut tx, &caller.org_id, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("member"))?;
+    let profile = merge(&current, &body, caller.has(Scope::ContactsRead))?;
+    let list_ids = match &body.list_ids {
+        Some(ids) => Some(check_list_ids(&mut tx, &caller.org_id, ids, "list_ids").await?),
+        None => None,
+    };
+    members::update_profile(&mut tx, &caller.org_id, &id, &profile, EmailStatus::Active)
+        .await
+        .map_err(conflict_on_external_id)?;
+    if let Some(list_ids) = list_ids {
+        members::set_lists(&mut tx, &caller.org_id, &id, &list_ids).await?;
+    }
+    let response = respond(&mut tx, &caller, &id).await?;
+    tx.commit().await?;
+    Ok(web::Json(response))
+}
+
+/// The stored profile with the patch applied, checked as a whole.
+fn merge(
+    current: &MemberRecord,
+    patch: &UpdateMemberRequest,
+    may_see_emails: bool,
+) -> ApiResult<MemberProfile> {
+    if patch.emails.is_some() && !may_see_emails {
+        // Replacing addresses one cannot see would let a caller learn them by elimination,
+        // and would silently drop ones they never saw.
+        return Err(ApiError::Forbidden(
+            "changing addresses needs the contacts:read scope".into(),
+        ));
+    }
+    let stored = current.profile();
+    let pick = |new: &Option<String>, old: &Option<String>| -> Option<String> {
+        match new {
+            Some(v) => Some(v.clone()),
+            None => old.clone(),
+        }
+    };
+    let name_kana = pick(&patch.name_kana, &stored.name_kana);
+    let student_name = pick(&patch.student_name, &stored.student_name);
+    let relation = pick(&patch.relation, &stored.relation);
+    let locale = pick(&patch.locale, &stored.locale);
+    let external_id = pick(&patch.external_id, &stored.external_id);
+    let emails: Vec<String> = match &patch.emails {
+        Some(emails) => emails.clone(),
+        None => stored
+            .emails
+            .iter()
+            .map(|e| e.as_str().to_string())
+            .collect(),
+    };
+    let mut attributes = stored.attributes.clone();
+    for (key, value) in patch.attributes.iter().flatten() {
+        match value {
+            Some(v) => attributes.insert(key.clone(), v.clone()),
+            None => attributes.remove(key),
+        };
+    }
+    RawProfile {
+        name: Some(patch.name.as_deref().unwrap_or(&stored.name)),
+        name_kana: name_kana.as_deref(),
+        student_name: student_name.as_deref(),
+        relation: relation.as_deref(),
+        locale: locale.as_deref(),
+        external_id: external_id.as_deref(),
+        emails: email_fields(&emails),
+        attributes: attributes
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect(),
+    }
+    .parse()
+    .map_err(ApiError::Validation)
+}
+
+#[utoipa::path(tag = "members", params(("id" = String, Path)), security(("bearer" = []), ("oauth2" = []), ("api_key" = [])), responses(
+    (status = 204, description = "Deleted with its addresses, devices and memberships"),
+    (status = 404, body = Problem, content_type = "application/problem+json"),
+))]
+#[delete("/members/{id}")]
+pub async fn delete_member(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    caller.require(Scope::MembersWrite)?;
+    let mut conn = state.db.pool.acquire().await?;
+    members::delete(&mut conn, &caller.org_id, &id)
+        .await
+        .or_not_found("member")?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+async fn change_status(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    from: &[MemberStatus],
+    to: MemberStatus,
+) -> ApiResult<web::Json<MemberResponse>> {
+    caller.require(Scope::MembersWrite)?;
+    let mut tx = state.db.pool.begin().await?;
+    let current = members::find(&mut tx, &caller.org_id, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("member"))?;
+    let status = MemberStatus::parse(&current.row.status).unwrap_or(MemberStatus::Suspended);
+    if status != to {
+        if !from.contains(&status) {
+            return Err(ApiError::Conflict {
+                detail: format!("a {} member cannot become {}", status.as_str(), to.as_str()),
+                field: Some("status".into()),
+            });
+        }
+        members::set_status(&mut tx, &caller.org_id, id, to).await?;
+    }
+    let response = respond(&mut tx, caller, id).await?;
+    tx.commit().await?;
+    Ok(web::Json(response))
+}
+
+/// Stop sending to a guardian (kept on the roster).
+#[utoipa::path(tag = "members", params(("id" = String, Path)), security(("bearer" = []), ("oauth2" = []), ("api_key" = [])), responses(
+    (status = 200, body = MemberResponse),
+    (status = 404, body = Problem, content_type = "application/problem+json"),
+    (status = 409, description = "A pending member is approved, not suspended", body = Problem, content_type = "application/problem+json"),
+))]
+#[post("/members/{id}/suspend")]
+pub async fn suspend_member(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<String>,
+) -> ApiResult<web::Json<MemberResponse>> {
+    change_status(
+        &state,
+        &caller,
+        &id,
+        &[MemberStatus::Active],
+        MemberStatus::Suspended,
+    )
+    .await
+}
+
+/// Send to a suspended guardian again.
+#[utoipa::path(tag = "members", params(("id" = String, Path)), security(("bearer" = []), ("oauth2" = []), ("api_key" = [])), responses(
+    (status = 200, body = MemberResponse),
+    (status = 404, body = Problem, content_type = "application/problem+json"),
+    (status = 409, body = Problem, content_type = "application/problem+json"),
+))]
+#[post("/members/{id}/resume")]
+pub async fn resume_member(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<String>,
+) -> ApiResult<web::Json<MemberResponse>> {
+    change_status(
+        &state,
+        &caller,
+        &id,
+        &[MemberStatus::Suspended],
+        MemberStatus::Active,
+    )
+    .await
+}
+
+/// Approve (承認) a guardian who registered with a join code.
+#[utoipa::path(tag = "members", params(("id" = String, Path)), security(("bearer" = []), ("oauth2" = []), ("api_key" = [])), responses(
+    (status = 200, body = MemberResponse),
+    (status = 404, body = Problem, content_type = "application/problem+json"),
+    (status = 409, body = Problem, content_type = "application/problem+json"),
+))]
+#[post("/members/{id}/approve")]
+pub async fn approve_member(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<String>,
+) -> ApiResult<web::Json<MemberResponse>> {
+    change_status(
+        &state,
+        &caller,
+        &id,
+        &[MemberStatus::Pending],
+        MemberStatus::Active,
+    )
+    .await
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterDeviceRequest {
+    pub platform: Platform,
+    /// The APNs device token or FCM registration token.
+    #[schema(example = "f0e1d2c3b4a5968778695a4b3c2d1e0ff0e1d2c3b4a5968778695a4b3c2d1e0f")]
+    pub token: String,
+    /// The app's bundle id / package name, when several apps share the service.
+    pub app_id: Option<String>,
+}
+
+pub fn parse_device(body: &RegisterDeviceRequest) -> ApiResult<(String, Option<String>)> {
+    let token = body.token.trim();
+    if token.is_empty()
+        || token.len() > 4096
+        || token.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
+        return Err(ApiError::field(
+            "token",
+            "must be 1 to 4096 characters without spaces",
+        ));
+    }
+    let mut errors = Vec::new();
+    let app_id =
+        crate::domain::member::optional_text(&mut errors, "app_id", body.app_id.as_deref(), 200);
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(errors));
+    }
+    Ok((token.to_string(), app_id))
+}
+
+/// Registers a device for a member: shared by staff and the guardian app.
+pub async fn register_device_for(
+    conn: &mut sqlx::AnyConnection,
+    org_id: &str,
+    member_id: &str,
+    body: &RegisterDeviceRequest,
+    unmasked: bool,
+) -> ApiResult<DeviceResponse> {
+    let (token, app_id) = parse_device(body)?;
+    match members::register_device(
+        conn,
+        org_id,
+        member_id,
+        body.platform.as_str(),
+        &token,
+        app_id.as_deref(),
+        MAX_DEVICES,
+    )
+    .await?
+    {
+        DeviceOutcome::Registered(row) => Ok(device_response(row, unmasked)),
+        DeviceOutcome::Full => Err(ApiError::Conflict {
+            detail: format!("a guardian has at most {MAX_DEVICES} devices; remove one first"),
+            field: Some("devices".into()),
+        }),
+    }
+}
+
+#[utoipa::path(tag = "members", params(("id" = String, Path)), security(("bearer" = []), ("oauth2" = []), ("api_key" = [])), responses(
+    (status = 200, body = Vec<DeviceResponse>),
+    (status = 404, body = Problem, content_type = "application/problem+json"),
+))]
+#[get("/members/{id}/devices")]
+pub async fn list_devices(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<String>,
+) -> ApiResult<web::Json<Vec<DeviceResponse>>> {
+    caller.require(Scope::MembersRead)?;
+    let mut conn = state.db.pool.acquire().await?;
+    Ok(web::Json(respond(&mut conn, &caller, &id).await?.devices))
+}
+
+/// Register an app device (at most 4). The same token again updates it; a token of another
+/// member moves here.
+#[utoipa::path(tag = "members", params(("id" = String, Path)), request_body = RegisterDeviceRequest,
+    security(("bearer" = []), ("oauth2" = []), ("api_key" = [])), responses(
+    (status = 201, body = DeviceResponse),
+    (status = 404, body = Problem, content_type = "application/problem+json"),
+    (status = 409, description = "The member has four devices", body = Problem, content_type = "application/problem+json"),
+    (status = 422, body = Problem, content_type = "application/problem+json"),
+))]
+#[post("/members/{id}/devices")]
+pub async fn register_device(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<String>,
+    body: JsonBody<RegisterDeviceRequest>,
+) -> ApiResult<HttpResponse> {
+    caller.require(Scope::MembersWrite)?;
+    let mut tx = state.db.pool.begin().await?;
+    members::find(&mut tx, &caller.org_id, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("member"))?;
+    let device = register_device_for(
+        &mut tx,
+        &caller.org_id,
+        &id,
+        &body.0,
+        caller.has(Scope::ContactsRead),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(HttpResponse::Created().json(device))
+}
+
+#[utoipa::path(tag = "members", params(("id" = String, Path), ("device_id" = String, Path)),
+    security(("bearer" = []), ("oauth2" = []), ("api_key" = [])), responses(
+    (status = 204, description = "Removed"),
+    (status = 404, body = Problem, content_type = "application/problem+json"),
+))]
+#[delete("/members/{id}/devices/{device_id}")]
+pub async fn delete_device(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<(String, String)>,
+) -> ApiResult<HttpResponse> {
+    caller.require(Scope::MembersWrite)?;
+    let (id, device_id) = path.into_inner();
+    let mut conn = state.db.pool.acquire().await?;
+    members::delete_device(&mut conn, &caller.org_id, &id, &device_id)
+        .await
+        .or_not_found("device")?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PromoteRequest {
+    /// The attribute to change, usually `grade`.
+    #[schema(example = "grade")]
+    pub attribute: String,
+    /// Old value → new value, applied at once (no cascade); null removes the attribute
+    /// (e.g. graduates).
+    #[schema(example = json!({"1": "2", "2": "3", "3": "4", "4": "5", "5": "6", "6": null}))]
+    pub changes: BTreeMap<String, Option<String>>,
+    /// Count only; change nothing.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct PromoteResponse {
+    /// Members matched per old value.
+    #[schema(example = json!({"1": 120, "2": 118}))]
+    pub matched: BTreeMap<String, i64>,
+    pub total: i64,
+    pub dry_run: bool,
+}
+
+/// Grade promotion (進級) for the whole organisation in one call.
+#[utoipa::path(tag = "members", request_body = PromoteRequest, security(("bearer" = []), ("oauth2" = []), ("api_key" = [])), responses(
+    (status = 200, body = PromoteResponse),
+    (status = 422, body = Problem, content_type = "application/problem+json"),
+))]
+#[post("/members/promote")]
+pub async fn promote(
+    state: web::Data<AppState>,
+    caller: Caller,
+    body: JsonBody<PromoteRequest>,
+) -> ApiResult<web::Json<PromoteResponse>> {
+    caller.require(Scope::MembersWrite)?;
+    let body = body.0;
+    let mut errors = Vec::new();
+    let attribute =
+        crate::domain::member::parse_attributes(&mut errors, &[(body.attribute.as_str(), "x")])
+            .into_keys()
+            .next();
+    if body.changes.is_empty() {
+        errors.push(FieldError::new("changes", "name at least one old value"));
+    }
+    for (from, to) in &body.changes {
+        if let Some(to) = to {
+            crate::domain::member::optional_text(
+                &mut errors,
+                &format!("changes.{from}"),
+                Some(to),
+                200,
+            );
+        }
+    }
+    let Some(attribute) = attribute.filter(|_| errors.is_empty()) else {
+        let errors = errors
+            .into_iter()
+            .map(|e| {
+                if e.field.starts_with("attributes.") {
+                    FieldError::new("attribute", e.message)
+                } else {
+                    e
+                }
+            })
+            .collect();
+        return Err(ApiError::Validation(errors));
+    };
+    let mut tx = state.db.pool.begin().await?;
+    let matched = members::remap_attribute(
+        &mut tx,
+        &caller.org_id,
+        &attribute,
+        &body.changes,
+        body.dry_run,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(web::Json(PromoteResponse {
+        total: matched.values().sum(),
+        matched,
+        dry_run: body.dry_run,
+    }))
+}

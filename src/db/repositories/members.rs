@@ -1,0 +1,615 @@
+//! Guardians with their addresses, devices, attributes and list memberships.
+
+use std::collections::{BTreeMap, HashMap};
+
+use sqlx::AnyConnection;
+
+use crate::db::sql::Sql;
+use crate::db::{RepoError, RepoResult, new_id, now_ms};
+use crate::domain::member::{EmailStatus, MemberProfile, MemberStatus};
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct MemberRow {
+    pub id: String,
+    pub name: String,
+    pub name_kana: Option<String>,
+    pub student_name: Option<String>,
+    pub relation: Option<String>,
+    pub locale: Option<String>,
+    pub external_id: Option<String>,
+    pub status: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+const COLUMNS: &str = "m.id, m.name, m.name_kana, m.student_name, m.relation, m.locale, m.external_id, m.status, m.created_at, m.updated_at";
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct EmailRow {
+    pub member_id: String,
+    pub address: String,
+    pub status: String,
+    pub bounce_count: i64,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct DeviceRow {
+    pub id: String,
+    pub member_id: String,
+    pub platform: String,
+    pub token: String,
+    pub app_id: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// A member with everything that hangs off it.
+#[derive(Debug, Clone)]
+pub struct MemberRecord {
+    pub row: MemberRow,
+    pub emails: Vec<EmailRow>,
+    pub devices: Vec<DeviceRow>,
+    pub attributes: BTreeMap<String, String>,
+    pub list_ids: Vec<String>,
+}
+
+impl MemberRecord {
+    /// The profile as stored, to compare with an incoming one (import: "unchanged").
+    pub fn profile(&self) -> MemberProfile {
+        MemberProfile {
+            name: self.row.name.clone(),
+            name_kana: self.row.name_kana.clone(),
+            student_name: self.row.student_name.clone(),
+            relation: self.row.relation.clone(),
+            locale: self.row.locale.clone(),
+            external_id: self.row.external_id.clone(),
+            emails: self
+                .emails
+                .iter()
+                .filter_map(|e| crate::domain::EmailAddress::parse(&e.address).ok())
+                .collect(),
+            attributes: self.attributes.clone(),
+        }
+    }
+}
+
+pub async fn insert(
+    conn: &mut AnyConnection,
+    org_id: &str,
+    profile: &MemberProfile,
+    status: MemberStatus,
+) -> RepoResult<String> {
+    let id = new_id();
+    let now = now_ms();
+    sqlx::query(
+        "INSERT INTO members (id, org_id, name, name_kana, student_name, relation, locale, external_id, status, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)",
+    )
+    .bind(&id)
+    .bind(org_id)
+    .bind(&profile.name)
+    .bind(&profile.name_kana)
+    .bind(&profile.student_name)
+    .bind(&profile.relation)
+    .bind(&profile.locale)
+    .bind(&profile.external_id)
+    .bind(status.as_str())
+    .bind(now)
+    .execute(&mut *conn)
+    .await
+    .map_err(RepoError::from_sqlx)?;
+    replace_emails(conn, org_id, &id, profile, EmailStatus::Active).await?;
+    replace_attributes(conn, org_id, &id, &profile.attributes).await?;
+    Ok(id)
+}
+
+/// Overwrites the profile. Addresses that stay keep their status and bounce count; new
+/// ones start as `new_email_status`.
+pub async fn update_profile(
+    conn: &mut AnyConnection,
+    org_id: &str,
+    id: &str,
+    profile: &MemberProfile,
+    new_email_status: EmailStatus,
+) -> RepoResult<()> {
+    let done = sqlx::query(
+        "UPDATE members SET name = $3, name_kana = $4, student_name = $5, relation = $6, locale = $7, external_id = $8, updated_at = $9 \
+         WHERE org_id = $1 AND id = $2",
+    )
+    .bind(org_id)
+    .bind(id)
+    .bind(&profile.name)
+    .bind(&profile.name_kana)
+    .bind(&profile.student_name)
+    .bind(&profile.relation)
+    .bind(&profile.locale)
+    .bind(&profile.external_id)
+    .bind(now_ms())
+    .execute(&mut *conn)
+    .await
+    .map_err(RepoError::from_sqlx)?;
+    if done.rows_affected() == 0 {
+        return Err(RepoError::NotFound);
+    }
+    replace_emails(conn, org_id, id, profile, new_email_status).await?;
+    replace_attributes(conn, org_id, id, &profile.attributes).await
+}
+
+async fn replace_emails(
+    conn: &mut AnyConnection,
+    org_id: &str,
+    member_id: &str,
+    profile: &MemberProfile,
+    new_status: EmailStatus,
+) -> RepoResult<()> {
+    let kept: HashMap<String, (String, i64)> = sqlx::query_as::<_, (String, String, i64)>(
+        "SELECT address_key, status, bounce_count FROM member_emails WHERE member_id = $1",
+    )
+    .bind(member_id)
+    .fetch_all(&mut *conn)
+    .await?
+    .into_iter()
+    .map(|(key, status, bounces)| (key, (status, bounces)))
+    .collect();
+    sqlx::query("DELETE FROM member_emails WHERE member_id = $1")
+        .bind(member_id)
+        .execute(&mut *conn)
+        .await?;
+    if profile.emails.is_empty() {
+        return Ok(());
+    }
+    let now = now_ms();
+    let mut sql = Sql::new(
+        "INSERT INTO member_emails (id, member_id, org_id, position, address, address_key, status, bounce_count, created_at) VALUES ",
+    );
+    for (i, email) in profile.emails.iter().enumerate() {
+        let (status, bounces) = kept
+            .get(&email.key())
+            .cloned()
+            .unwrap_or((new_status.as_str().to_string(), 0));
+        sql.push(if i == 0 { "(" } else { ", (" });
+        sql.bind(new_id())
+            .push(", ")
+            .bind(member_id)
+            .push(", ")
+            .bind(org_id)
+            .push(", ")
+            .bind(i as i64 + 1)
+            .push(", ");
+        sql.bind(email.as_str())
+            .push(", ")
+            .bind(email.key())
+            .push(", ")
+            .bind(status)
+            .push(", ")
+            .bind(bounces)
+            .push(", ")
+            .bind(now)
+            .push(")");
+    }
+    sql.query()
+        .execute(conn)
+        .await
+        .map_err(RepoError::from_sqlx)?;
+    Ok(())
+}
+
+async fn replace_attributes(
+    conn: &mut AnyConnection,
+    org_id: &str,
+    member_id: &str,
+    attributes: &BTreeMap<String, String>,
+) -> RepoResult<()> {
+    sqlx::query("DELETE FROM member_attributes WHERE member_id = $1")
+        .bind(member_id)
+        .execute(&mut *conn)
+        .await?;
+    if attributes.is_empty() {
+        return Ok(());
+    }
+    let mut sql = Sql::new("INSERT INTO member_attributes (member_id, org_id, key, value) VALUES ");
+    for (i, (key, value)) in attributes.iter().enumerate() {
+        sql.push(if i == 0 { "(" } else { ", (" });
+        sql.bind(member_id)
+            .push(", ")
+            .bind(org_id)
+            .push(", ")
+            .bind(key)
+            .push(", ")
+            .bind(value)
+            .push(")");
+    }
+    sql.query().execute(conn).await?;
+    Ok(())
+}
+
+/// Makes the member's lists exactly `list_ids` (checked to belong to the organisation).
+pub async fn set_lists(
+    conn: &mut AnyConnection,
+    org_id: &str,
+    member_id: &str,
+    list_ids: &[String],
+) -> RepoResult<()> {
+    sqlx::query("DELETE FROM list_members WHERE member_id = $1")
+        .bind(member_id)
+        .execute(&mut *conn)
+        .await?;
+    for list_id in list_ids {
+        super::lists::add_members(
+            conn,
+            org_id,
+            list_id,
+            std::slice::from_ref(&member_id.to_string()),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+pub async fn set_status(
+    conn: &mut AnyConnection,
+    org_id: &str,
+    id: &str,
+    status: MemberStatus,
+) -> RepoResult<()> {
+    let done = sqlx::query(
+        "UPDATE members SET status = $3, updated_at = $4 WHERE org_id = $1 AND id = $2",
+    )
+    .bind(org_id)
+    .bind(id)
+    .bind(status.as_str())
+    .bind(now_ms())
+    .execute(conn)
+    .await?;
+    if done.rows_affected() == 0 {
+        return Err(RepoError::NotFound);
+    }
+    Ok(())
+}
+
+pub async fn delete(conn: &mut AnyConnection, org_id: &str, id: &str) -> RepoResult<()> {
+    let done = sqlx::query("DELETE FROM members WHERE org_id = $1 AND id = $2")
+        .bind(org_id)
+        .bind(id)
+        .execute(conn)
+        .await?;
+    if done.rows_affected() == 0 {
+        return Err(RepoError::NotFound);
+    }
+    Ok(())
+}
+
+/// Loads full records for `ids`, in the order given; unknown ids are skipped.
+pub async fn load(
+    conn: &mut AnyConnection,
+    org_id: &str,
+    ids: &[String],
+) -> RepoResult<Vec<MemberRecord>> {
+    if ids.is_empty() {
+        return Ok(vec![]);
+    }
+    let mut sql = Sql::new(&format!(
+        "SELECT {COLUMNS} FROM members m WHERE m.org_id = "
+    ));
+    sql.bind(org_id)
+        .push(" AND m.id IN (")
+        .bind_list(ids)
+        .push(")");
+    let rows: Vec<MemberRow> = sql.query_as().fetch_all(&mut *conn).await?;
+
+    let mut sql = Sql::new(
+        "SELECT member_id, address, status, bounce_count FROM member_emails WHERE member_id IN (",
+    );
+    sql.bind_list(ids).push(") ORDER BY member_id, position");
+    let emails: Vec<EmailRow> = sql.query_as().fetch_all(&mut *conn).await?;
+
+    let mut sql = Sql::new(
+        "SELECT id, member_id, platform, token, app_id, created_at, updated_at FROM member_devices WHERE member_id IN (",
+    );
+    sql.bind_list(ids)
+        .push(") ORDER BY member_id, created_at, id");
+    let devices: Vec<DeviceRow> = sql.query_as().fetch_all(&mut *conn).await?;
+
+    let mut sql =
+        Sql::new("SELECT member_id, key, value FROM member_attributes WHERE member_id IN (");
+    sql.bind_list(ids).push(")");
+    let attributes: Vec<(String, String, String)> = sql.query_as().fetch_all(&mut *conn).await?;
+
+    let mut sql =
+        Sql::new("SELECT lm.member_id, lm.list_id FROM list_members lm WHERE lm.member_id IN (");
+    sql.bind_list(ids).push(") ORDER BY lm.list_id");
+    let memberships: Vec<(String, String)> = sql.query_as().fetch_all(&mut *conn).await?;
+
+    let mut by_id: HashMap<String, MemberRecord> = rows
+        .into_iter()
+        .map(|row| {
+            (
+                row.id.clone(),
+                MemberRecord {
+                    row,
+                    emails: vec![],
+                    devices: vec![],
+                    attributes: BTreeMap::new(),
+                    list_ids: vec![],
+                },
+            )
+        })
+        .collect();
+    for email in emails {
+        if let Some(r) = by_id.get_mut(&email.member_id) {
+            r.emails.push(email);
+        }
+    }
+    for device in devices {
+        if let Some(r) = by_id.get_mut(&device.member_id) {
+            r.devices.push(device);
+        }
+    }
+    for (member_id, key, value) in attributes {
+        if let Some(r) = by_id.get_mut(&member_id) {
+            r.attributes.insert(key, value);
+        }
+    }
+    for (member_id, list_id) in memberships {
+        if let Some(r) = by_id.get_mut(&member_id) {
+            r.list_ids.push(list_id);
+        }
+    }
+    Ok(ids.iter().filter_map(|id| by_id.remove(id)).collect())
+}
+
+pub async fn find(
+    conn: &mut AnyConnection,
+    org_id: &str,
+    id: &str,
+) -> RepoResult<Option<MemberRecord>> {
+    Ok(load(conn, org_id, std::slice::from_ref(&id.to_string()))
+        .await?
+        .pop())
+}
+
+#[derive(Debug, Default)]
+pub struct MemberFilter {
+    /// Partial match, lower-cased already.
+    pub q: Option<String>,
+    /// Whether `q` may match addresses: only for callers allowed to see them, or a search
+    /// would reveal addresses one character at a time.
+    pub q_matches_emails: bool,
+    pub list_id: Option<String>,
+    pub status: Option<MemberStatus>,
+    /// Every (key, value) must hold.
+    pub attributes: Vec<(String, String)>,
+}
+
+/// One page of member ids in id order.
+pub async fn search(
+    conn: &mut AnyConnection,
+    org_id: &str,
+    filter: &MemberFilter,
+    after: Option<&str>,
+    limit: i64,
+) -> RepoResult<Vec<String>> {
+    let mut sql = Sql::new("SELECT m.id FROM members m WHERE m.org_id = ");
+    sql.bind(org_id)
+        .push(" AND m.id > ")
+        .bind(after.unwrap_or(""));
+    if let Some(q) = &filter.q {
+        let pattern = super::like_pattern(q);
+        sql.push(" AND (LOWER(m.name) LIKE ")
+            .bind(&pattern)
+            .push(" ESCAPE '\\'");
+        for column in ["m.name_kana", "m.student_name", "m.external_id"] {
+            sql.push(&format!(" OR LOWER({column}) LIKE "))
+                .bind(&pattern)
+                .push(" ESCAPE '\\'");
+        }
+        sql.push(" OR EXISTS (SELECT 1 FROM member_attributes a WHERE a.member_id = m.id AND LOWER(a.value) LIKE ")
+            .bind(&pattern)
+            .push(" ESCAPE '\\')");
+        if filter.q_matches_emails {
+            sql.push(" OR EXISTS (SELECT 1 FROM member_emails e WHERE e.member_id = m.id AND e.address_key LIKE ")
+                .bind(&pattern)
+                .push(" ESCAPE '\\')");
+        }
+        sql.push(")");
+    }
+    if let Some(list_id) = &filter.list_id {
+        sql.push(" AND EXISTS (SELECT 1 FROM list_members lm WHERE lm.member_id = m.id AND lm.list_id = ").bind(list_id).push(")");
+    }
+    if let Some(status) = filter.status {
+        sql.push(" AND m.status = ").bind(status.as_str());
+    }
+    for (key, value) in &filter.attributes {
+        sql.push(
+            " AND EXISTS (SELECT 1 FROM member_attributes a WHERE a.member_id = m.id AND a.key = ",
+        )
+        .bind(key)
+        .push(" AND a.value = ")
+        .bind(value)
+        .push(")");
+    }
+    sql.push(" ORDER BY m.id LIMIT ").bind(limit);
+    Ok(sql.query_scalar().fetch_all(conn).await?)
+}
+
+/// The ids among `ids` that are members of the organisation.
+pub async fn existing(
+    conn: &mut AnyConnection,
+    org_id: &str,
+    ids: &[String],
+) -> RepoResult<Vec<String>> {
+    let mut found = Vec::new();
+    for chunk in ids.chunks(500) {
+        let mut sql = Sql::new("SELECT id FROM members WHERE org_id = ");
+        sql.bind(org_id)
+            .push(" AND id IN (")
+            .bind_list(chunk)
+            .push(")");
+        found.extend(sql.query_scalar::<String>().fetch_all(&mut *conn).await?);
+    }
+    Ok(found)
+}
+
+pub async fn find_id_by_external_id(
+    conn: &mut AnyConnection,
+    org_id: &str,
+    external_id: &str,
+) -> RepoResult<Option<String>> {
+    Ok(
+        sqlx::query_scalar("SELECT id FROM members WHERE org_id = $1 AND external_id = $2")
+            .bind(org_id)
+            .bind(external_id)
+            .fetch_optional(conn)
+            .await?,
+    )
+}
+
+pub enum DeviceOutcome {
+    Registered(DeviceRow),
+    /// The member has four devices already.
+    Full,
+}
+
+/// Registers a device. The same token again updates it; a token that another member of
+/// the organisation had moves to this one (the phone changed hands).
+pub async fn register_device(
+    conn: &mut AnyConnection,
+    org_id: &str,
+    member_id: &str,
+    platform: &str,
+    token: &str,
+    app_id: Option<&str>,
+    max: usize,
+) -> RepoResult<DeviceOutcome> {
+    let now = now_ms();
+    let existing: Option<(String, String)> =
+        sqlx::query_as("SELECT id, member_id FROM member_devices WHERE org_id = $1 AND platform = $2 AND token = $3")
+            .bind(org_id)
+            .bind(platform)
+            .bind(token)
+            .fetch_optional(&mut *conn)
+            .await?;
+    let owned_here = existing
+        .as_ref()
+        .is_some_and(|(_, owner)| owner == member_id);
+    if !owned_here {
+        let count: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM member_devices WHERE member_id = $1")
+                .bind(member_id)
+                .fetch_one(&mut *conn)
+                .await?;
+        if count as usize >= max {
+            return Ok(DeviceOutcome::Full);
+        }
+    }
+    let id = match existing {
+        Some((id, _)) => {
+            sqlx::query("UPDATE member_devices SET member_id = $2, app_id = $3, updated_at = $4 WHERE id = $1")
+                .bind(&id)
+                .bind(member_id)
+                .bind(app_id)
+                .bind(now)
+                .execute(&mut *conn)
+                .await?;
+            id
+        }
+        None => {
+            let id = new_id();
+            sqlx::query(
+                "INSERT INTO member_devices (id, member_id, org_id, platform, token, app_id, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
+            )
+            .bind(&id)
+            .bind(member_id)
+            .bind(org_id)
+            .bind(platform)
+            .bind(token)
+            .bind(app_id)
+            .bind(now)
+            .execute(&mut *conn)
+            .await
+            .map_err(RepoError::from_sqlx)?;
+            id
+        }
+    };
+    let row = sqlx::query_as("SELECT id, member_id, platform, token, app_id, created_at, updated_at FROM member_devices WHERE id = $1")
+        .bind(&id)
+        .fetch_one(conn)
+        .await?;
+    Ok(DeviceOutcome::Registered(row))
+}
+
+pub async fn delete_device(
+    conn: &mut AnyConnection,
+    org_id: &str,
+    member_id: &str,
+    device_id: &str,
+) -> RepoResult<()> {
+    let done =
+        sqlx::query("DELETE FROM member_devices WHERE org_id = $1 AND member_id = $2 AND id = $3")
+            .bind(org_id)
+            .bind(member_id)
+            .bind(device_id)
+            .execute(conn)
+            .await?;
+    if done.rows_affected() == 0 {
+        return Err(RepoError::NotFound);
+    }
+    Ok(())
+}
+
+/// Grade promotion (進級): every member whose `key` is a key of `changes` gets the mapped
+/// value (None removes the attribute), all at once, so 1→2 and 2→3 do not cascade.
+/// Returns how many members each change matched.
+pub async fn remap_attribute(
+    conn: &mut AnyConnection,
+    org_id: &str,
+    key: &str,
+    changes: &BTreeMap<String, Option<String>>,
+    dry_run: bool,
+) -> RepoResult<BTreeMap<String, i64>> {
+    let mut counts = BTreeMap::new();
+    // Record who matches each old value before writing anything.
+    let mut matched: Vec<(Vec<String>, Option<String>)> = Vec::new();
+    for (from, to) in changes {
+        let ids: Vec<String> = sqlx::query_scalar(
+            "SELECT member_id FROM member_attributes WHERE org_id = $1 AND key = $2 AND value = $3",
+        )
+        .bind(org_id)
+        .bind(key)
+        .bind(from)
+        .fetch_all(&mut *conn)
+        .await?;
+        counts.insert(from.clone(), ids.len() as i64);
+        matched.push((ids, to.clone()));
+    }
+    if dry_run {
+        return Ok(counts);
+    }
+    let now = now_ms();
+    for (ids, to) in matched {
+        for chunk in ids.chunks(500) {
+            let mut sql = match &to {
+                Some(value) => {
+                    let mut sql = Sql::new("UPDATE member_attributes SET value = ");
+                    sql.bind(value.as_str());
+                    sql
+                }
+                None => Sql::new("DELETE FROM member_attributes"),
+            };
+            sql.push(" WHERE key = ")
+                .bind(key)
+                .push(" AND member_id IN (")
+                .bind_list(chunk)
+                .push(")");
+            sql.query().execute(&mut *conn).await?;
+            let mut touch = Sql::new("UPDATE members SET updated_at = ");
+            touch
+                .bind(now)
+                .push(" WHERE id IN (")
+                .bind_list(chunk)
+                .push(")");
+            touch.query().execute(&mut *conn).await?;
+        }
+    }
+    Ok(counts)
+}

@@ -1,0 +1,117 @@
+//! A small builder for SQL assembled at run time (search filters, multi-row inserts).
+//! sqlx's own QueryBuilder writes `?` placeholders for the Any driver, which PostgreSQL
+//! does not understand; this one numbers `$1, $2, …`, which both engines accept.
+
+use sqlx::any::{Any, AnyArguments};
+use sqlx::query::{Query, QueryAs, QueryScalar};
+
+#[derive(Debug, Clone)]
+pub enum Value {
+    Text(String),
+    Int(i64),
+    Null,
+}
+
+impl From<&str> for Value {
+    fn from(s: &str) -> Value {
+        Value::Text(s.to_string())
+    }
+}
+impl From<String> for Value {
+    fn from(s: String) -> Value {
+        Value::Text(s)
+    }
+}
+impl From<&String> for Value {
+    fn from(s: &String) -> Value {
+        Value::Text(s.clone())
+    }
+}
+impl From<i64> for Value {
+    fn from(n: i64) -> Value {
+        Value::Int(n)
+    }
+}
+impl<T: Into<Value>> From<Option<T>> for Value {
+    fn from(v: Option<T>) -> Value {
+        v.map(Into::into).unwrap_or(Value::Null)
+    }
+}
+
+/// Query, QueryAs and QueryScalar share `bind` but no trait for it.
+macro_rules! with_binds {
+    ($query:expr, $binds:expr) => {{
+        let mut query = $query;
+        for value in $binds {
+            query = match value {
+                Value::Text(s) => query.bind(s),
+                Value::Int(n) => query.bind(n),
+                Value::Null => query.bind(None::<String>),
+            };
+        }
+        query
+    }};
+}
+
+#[derive(Debug, Default)]
+pub struct Sql {
+    text: String,
+    binds: Vec<Value>,
+}
+
+impl Sql {
+    pub fn new(text: &str) -> Sql {
+        Sql {
+            text: text.to_string(),
+            binds: Vec::new(),
+        }
+    }
+
+    pub fn push(&mut self, text: &str) -> &mut Sql {
+        self.text.push_str(text);
+        self
+    }
+
+    /// Appends the next placeholder and remembers its value.
+    pub fn bind(&mut self, value: impl Into<Value>) -> &mut Sql {
+        self.binds.push(value.into());
+        self.text.push_str(&format!("${}", self.binds.len()));
+        self
+    }
+
+    /// Appends `$a, $b, …` for each value (for `IN (…)`).
+    pub fn bind_list<V: Into<Value>>(&mut self, values: impl IntoIterator<Item = V>) -> &mut Sql {
+        for (i, value) in values.into_iter().enumerate() {
+            if i > 0 {
+                self.text.push_str(", ");
+            }
+            self.bind(value);
+        }
+        self
+    }
+
+    pub fn bind_count(&self) -> usize {
+        self.binds.len()
+    }
+
+    pub fn query(self) -> Query<'static, Any, AnyArguments> {
+        with_binds!(sqlx::query(sqlx::AssertSqlSafe(self.text)), self.binds)
+    }
+
+    pub fn query_as<T>(self) -> QueryAs<'static, Any, T, AnyArguments>
+    where
+        T: for<'r> sqlx::FromRow<'r, sqlx::any::AnyRow>,
+    {
+        with_binds!(sqlx::query_as(sqlx::AssertSqlSafe(self.text)), self.binds)
+    }
+
+    pub fn query_scalar<T>(self) -> QueryScalar<'static, Any, T, AnyArguments>
+    where
+        (T,): for<'r> sqlx::FromRow<'r, sqlx::any::AnyRow>,
+    {
+        with_binds!(
+            sqlx::query_scalar(sqlx::AssertSqlSafe(self.text)),
+            self.binds
+        )
+    }
+}
