@@ -13,24 +13,14 @@ pub struct CreatedAdmin {
     pub user_id: String,
 }
 
-pub async fn create_admin(
-    db: &Db,
-    org_name: &str,
-    email: &str,
-    password: &str,
-) -> anyhow::Result<CreatedAdmin> {
+pub async fn create_admin(db: &Db, org_name: &str, email: &str, password: &str) -> anyhow::Result<CreatedAdmin> {
     let org_name = PersonName::parse(org_name).map_err(|e| anyhow::anyhow!("--org {e}"))?;
     let email = EmailAddress::parse(email).map_err(|e| anyhow::anyhow!("--email {e}"))?;
     let password = Password::parse(password).map_err(|e| anyhow::anyhow!("--password {e}"))?;
     let password_hash = password::hash(password.expose().to_string()).await?;
     let mut tx = db.pool.begin().await?;
     let org = organizations::create(&mut tx, org_name.as_str()).await?;
-    let local_part = email
-        .as_str()
-        .split('@')
-        .next()
-        .unwrap_or("admin")
-        .to_string();
+    let local_part = email.as_str().split('@').next().unwrap_or("admin").to_string();
     let user = users::create(
         &mut tx,
         users::NewUser {
@@ -52,8 +42,5 @@ pub async fn create_admin(
         other => other.into(),
     })?;
     tx.commit().await?;
-    Ok(CreatedAdmin {
-        org_id: org.id,
-        user_id: user.id,
-    })
+    Ok(CreatedAdmin { org_id: org.id, user_id: user.id })
 }

@@ -10,52 +10,22 @@ use url::Url;
 #[derive(Debug, Clone, Args)]
 pub struct Settings {
     /// `sqlite://file.db?mode=rwc` (embedded) or `postgres://…` (shared by many instances).
-    #[arg(
-        long,
-        env = "RENRAKUMO_DATABASE_URL",
-        default_value = "sqlite://renrakumo.db?mode=rwc",
-        global = true
-    )]
+    #[arg(long, env = "RENRAKUMO_DATABASE_URL", default_value = "sqlite://renrakumo.db?mode=rwc", global = true)]
     pub database_url: String,
     /// Listen address of the HTTP API.
-    #[arg(
-        long,
-        env = "RENRAKUMO_BIND",
-        default_value = "127.0.0.1:8080",
-        global = true
-    )]
+    #[arg(long, env = "RENRAKUMO_BIND", default_value = "127.0.0.1:8080", global = true)]
     pub bind: String,
     /// Base of the links written into e-mails.
-    #[arg(
-        long,
-        env = "RENRAKUMO_PUBLIC_URL",
-        default_value = "http://127.0.0.1:8080",
-        global = true
-    )]
+    #[arg(long, env = "RENRAKUMO_PUBLIC_URL", default_value = "http://127.0.0.1:8080", global = true)]
     pub public_url: String,
     /// `smtp://host:port`, `smtps://user:pass@host:465` or `smtp://…?tls=starttls`; unset = .eml files in the outbox folder.
-    #[arg(
-        long,
-        env = "RENRAKUMO_SMTP_URL",
-        hide_env_values = true,
-        global = true
-    )]
+    #[arg(long, env = "RENRAKUMO_SMTP_URL", hide_env_values = true, global = true)]
     pub smtp_url: Option<String>,
     /// Folder for .eml files when no SMTP server is configured.
-    #[arg(
-        long,
-        env = "RENRAKUMO_OUTBOX_DIR",
-        default_value = "./outbox",
-        global = true
-    )]
+    #[arg(long, env = "RENRAKUMO_OUTBOX_DIR", default_value = "./outbox", global = true)]
     pub outbox_dir: PathBuf,
     /// From header of outgoing mail.
-    #[arg(
-        long,
-        env = "RENRAKUMO_MAIL_FROM",
-        default_value = "renrakumo <noreply@localhost>",
-        global = true
-    )]
+    #[arg(long, env = "RENRAKUMO_MAIL_FROM", default_value = "renrakumo <noreply@localhost>", global = true)]
     pub mail_from: String,
     /// APNs token-auth key (.p8); unset = APNs off.
     #[arg(long, env = "RENRAKUMO_APNS_KEY_FILE", global = true)]
@@ -67,41 +37,21 @@ pub struct Settings {
     #[arg(long, env = "RENRAKUMO_APNS_TOPIC", global = true)]
     pub apns_topic: Option<String>,
     /// `http://…` means HTTP/2 without TLS (local test servers).
-    #[arg(
-        long,
-        env = "RENRAKUMO_APNS_URL",
-        default_value = "https://api.push.apple.com",
-        global = true
-    )]
+    #[arg(long, env = "RENRAKUMO_APNS_URL", default_value = "https://api.push.apple.com", global = true)]
     pub apns_url: String,
     /// FCM service-account JSON; its `token_uri` is honoured.
     #[arg(long, env = "RENRAKUMO_FCM_CREDENTIALS", global = true)]
     pub fcm_credentials: Option<PathBuf>,
-    #[arg(
-        long,
-        env = "RENRAKUMO_FCM_URL",
-        default_value = "https://fcm.googleapis.com",
-        global = true
-    )]
+    #[arg(long, env = "RENRAKUMO_FCM_URL", default_value = "https://fcm.googleapis.com", global = true)]
     pub fcm_url: String,
     /// Delivery tasks in this instance; 0 = API only.
     #[arg(long, env = "RENRAKUMO_WORKERS", default_value_t = 4, global = true)]
     pub workers: u32,
     /// Signing secret for access tokens; unset = generated once and stored in the database.
-    #[arg(
-        long,
-        env = "RENRAKUMO_JWT_SECRET",
-        hide_env_values = true,
-        global = true
-    )]
+    #[arg(long, env = "RENRAKUMO_JWT_SECRET", hide_env_values = true, global = true)]
     pub jwt_secret: Option<String>,
     /// `text` for people, `json` for log collectors.
-    #[arg(
-        long,
-        env = "RENRAKUMO_LOG_FORMAT",
-        default_value = "text",
-        global = true
-    )]
+    #[arg(long, env = "RENRAKUMO_LOG_FORMAT", default_value = "text", global = true)]
     pub log_format: String,
 }
 
@@ -148,24 +98,13 @@ pub struct ConfigError {
 }
 
 fn bad(variable: &'static str, message: impl Into<String>) -> ConfigError {
-    ConfigError {
-        variable,
-        message: message.into(),
-    }
+    ConfigError { variable, message: message.into() }
 }
 
 fn parse_url(variable: &'static str, value: &str, schemes: &[&str]) -> Result<Url, ConfigError> {
-    let url = Url::parse(value)
-        .map_err(|e| bad(variable, format!("not a URL ({e}): {}", redact(value))))?;
+    let url = Url::parse(value).map_err(|e| bad(variable, format!("not a URL ({e}): {}", redact(value))))?;
     if !schemes.contains(&url.scheme()) {
-        return Err(bad(
-            variable,
-            format!(
-                "unknown scheme '{}' (expected {})",
-                url.scheme(),
-                schemes.join(" or ")
-            ),
-        ));
+        return Err(bad(variable, format!("unknown scheme '{}' (expected {})", url.scheme(), schemes.join(" or "))));
     }
     Ok(url)
 }
@@ -188,43 +127,30 @@ pub fn backend_of(database_url: &str) -> Result<Backend, ConfigError> {
     match scheme {
         "sqlite" => Ok(Backend::Sqlite),
         "postgres" | "postgresql" => Ok(Backend::Postgres),
-        _ if !database_url.contains(':') => Err(bad(
-            "RENRAKUMO_DATABASE_URL",
-            format!("not a URL: {}", redact(database_url)),
-        )),
-        other => Err(bad(
-            "RENRAKUMO_DATABASE_URL",
-            format!("unknown scheme '{other}' (expected sqlite: or postgres:)"),
-        )),
+        _ if !database_url.contains(':') => {
+            Err(bad("RENRAKUMO_DATABASE_URL", format!("not a URL: {}", redact(database_url))))
+        }
+        other => {
+            Err(bad("RENRAKUMO_DATABASE_URL", format!("unknown scheme '{other}' (expected sqlite: or postgres:)")))
+        }
     }
 }
 
 fn read_file(variable: &'static str, path: &PathBuf) -> Result<String, ConfigError> {
-    std::fs::read_to_string(path)
-        .map_err(|e| bad(variable, format!("cannot read {}: {e}", path.display())))
+    std::fs::read_to_string(path).map_err(|e| bad(variable, format!("cannot read {}: {e}", path.display())))
 }
 
 impl Settings {
     pub fn validate(&self) -> Result<Config, ConfigError> {
         let backend = backend_of(&self.database_url)?;
         if backend == Backend::Postgres {
-            parse_url(
-                "RENRAKUMO_DATABASE_URL",
-                &self.database_url,
-                &["postgres", "postgresql"],
-            )?;
+            parse_url("RENRAKUMO_DATABASE_URL", &self.database_url, &["postgres", "postgresql"])?;
         }
-        let bind = self.bind.parse().map_err(|_| {
-            bad(
-                "RENRAKUMO_BIND",
-                format!("not an address:port: {}", self.bind),
-            )
-        })?;
+        let bind =
+            self.bind.parse().map_err(|_| bad("RENRAKUMO_BIND", format!("not an address:port: {}", self.bind)))?;
         let public_url = parse_url("RENRAKUMO_PUBLIC_URL", &self.public_url, &["http", "https"])?;
         let smtp_url = match &self.smtp_url {
-            Some(v) if !v.is_empty() => {
-                Some(parse_url("RENRAKUMO_SMTP_URL", v, &["smtp", "smtps"])?)
-            }
+            Some(v) if !v.is_empty() => Some(parse_url("RENRAKUMO_SMTP_URL", v, &["smtp", "smtps"])?),
             _ => None,
         };
         let apns = match &self.apns_key_file {
@@ -238,9 +164,9 @@ impl Settings {
                     ));
                 }
                 let need = |variable: &'static str, v: &Option<String>| {
-                    v.clone().filter(|s| !s.is_empty()).ok_or_else(|| {
-                        bad(variable, "required when RENRAKUMO_APNS_KEY_FILE is set")
-                    })
+                    v.clone()
+                        .filter(|s| !s.is_empty())
+                        .ok_or_else(|| bad(variable, "required when RENRAKUMO_APNS_KEY_FILE is set"))
                 };
                 Some(ApnsConfig {
                     key_pem,
@@ -253,18 +179,11 @@ impl Settings {
         let apns_url = parse_url("RENRAKUMO_APNS_URL", &self.apns_url, &["https", "http"])?;
         if let Some(path) = &self.fcm_credentials {
             let text = read_file("RENRAKUMO_FCM_CREDENTIALS", path)?;
-            let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
-                bad(
-                    "RENRAKUMO_FCM_CREDENTIALS",
-                    format!("{} is not JSON: {e}", path.display()),
-                )
-            })?;
+            let json: serde_json::Value = serde_json::from_str(&text)
+                .map_err(|e| bad("RENRAKUMO_FCM_CREDENTIALS", format!("{} is not JSON: {e}", path.display())))?;
             for field in ["private_key", "client_email", "token_uri", "project_id"] {
                 if json.get(field).and_then(|v| v.as_str()).is_none() {
-                    return Err(bad(
-                        "RENRAKUMO_FCM_CREDENTIALS",
-                        format!("{} has no \"{field}\"", path.display()),
-                    ));
+                    return Err(bad("RENRAKUMO_FCM_CREDENTIALS", format!("{} has no \"{field}\"", path.display())));
                 }
             }
         }
@@ -273,19 +192,13 @@ impl Settings {
             "text" => false,
             "json" => true,
             other => {
-                return Err(bad(
-                    "RENRAKUMO_LOG_FORMAT",
-                    format!("'{other}' is neither text nor json"),
-                ));
+                return Err(bad("RENRAKUMO_LOG_FORMAT", format!("'{other}' is neither text nor json")));
             }
         };
         if let Some(secret) = &self.jwt_secret
             && secret.len() < 32
         {
-            return Err(bad(
-                "RENRAKUMO_JWT_SECRET",
-                "must be at least 32 characters",
-            ));
+            return Err(bad("RENRAKUMO_JWT_SECRET", "must be at least 32 characters"));
         }
         Ok(Config {
             database_url: self.database_url.clone(),
@@ -309,11 +222,7 @@ impl Settings {
 impl Config {
     /// The defaults with another database, as tests and embedding programs start.
     pub fn for_database(database_url: &str) -> Result<Config, ConfigError> {
-        Settings {
-            database_url: database_url.to_string(),
-            ..Settings::default()
-        }
-        .validate()
+        Settings { database_url: database_url.to_string(), ..Settings::default() }.validate()
     }
 }
 
@@ -347,46 +256,24 @@ mod tests {
 
     #[test]
     fn unknown_database_scheme_names_the_variable() {
-        let err = Settings {
-            database_url: "mysql://x".into(),
-            ..Settings::default()
-        }
-        .validate()
-        .unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "RENRAKUMO_DATABASE_URL: unknown scheme 'mysql' (expected sqlite: or postgres:)"
-        );
+        let err = Settings { database_url: "mysql://x".into(), ..Settings::default() }.validate().unwrap_err();
+        assert_eq!(err.to_string(), "RENRAKUMO_DATABASE_URL: unknown scheme 'mysql' (expected sqlite: or postgres:)");
     }
 
     #[test]
     fn smtp_password_is_not_echoed() {
-        let err = Settings {
-            smtp_url: Some("ftp://user:secret@host".into()),
-            ..Settings::default()
-        }
-        .validate()
-        .unwrap_err();
+        let err =
+            Settings { smtp_url: Some("ftp://user:secret@host".into()), ..Settings::default() }.validate().unwrap_err();
         assert!(!err.to_string().contains("secret"), "{err}");
-        assert!(
-            err.to_string()
-                .starts_with("RENRAKUMO_SMTP_URL: unknown scheme 'ftp'")
-        );
+        assert!(err.to_string().starts_with("RENRAKUMO_SMTP_URL: unknown scheme 'ftp'"));
     }
 
     #[test]
     fn unreadable_apns_key_stops_start_up() {
-        let err = Settings {
-            apns_key_file: Some("/nonexistent/key.p8".into()),
-            ..Settings::default()
-        }
-        .validate()
-        .unwrap_err();
-        assert!(
-            err.to_string()
-                .starts_with("RENRAKUMO_APNS_KEY_FILE: cannot read /nonexistent/key.p8"),
-            "{err}"
-        );
+        let err = Settings { apns_key_file: Some("/nonexistent/key.p8".into()), ..Settings::default() }
+            .validate()
+            .unwrap_err();
+        assert!(err.to_string().starts_with("RENRAKUMO_APNS_KEY_FILE: cannot read /nonexistent/key.p8"), "{err}");
     }
 
     #[test]

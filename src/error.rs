@@ -20,14 +20,18 @@ pub struct FieldError {
     pub field: String,
     #[schema(example = "is not a valid e-mail address")]
     pub message: String,
+    /// For uploaded files (CSV import): the line, the header being line 1.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<u64>,
 }
 
 impl FieldError {
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> FieldError {
-        FieldError {
-            field: field.into(),
-            message: message.into(),
-        }
+        FieldError { field: field.into(), message: message.into(), line: None }
+    }
+
+    pub fn at_line(line: u64, field: impl Into<String>, message: impl Into<String>) -> FieldError {
+        FieldError { line: Some(line), ..FieldError::new(field, message) }
     }
 }
 
@@ -56,10 +60,7 @@ pub enum ApiError {
     Validation(Vec<FieldError>),
     /// The request could not be read at all: malformed JSON, wrong types (400).
     #[error("bad request: {detail}")]
-    BadRequest {
-        detail: String,
-        field: Option<String>,
-    },
+    BadRequest { detail: String, field: Option<String> },
     #[error("unauthorized: {0}")]
     Unauthorized(&'static str),
     /// Sign-in refused; carries the OAuth2 error code for the token endpoint.
@@ -70,10 +71,7 @@ pub enum ApiError {
     #[error("not found: {0}")]
     NotFound(String),
     #[error("conflict: {detail}")]
-    Conflict {
-        detail: String,
-        field: Option<String>,
-    },
+    Conflict { detail: String, field: Option<String> },
     #[error("payload too large: {detail}")]
     PayloadTooLarge { detail: String, field: String },
     #[error("unsupported media type: {0}")]
@@ -115,40 +113,23 @@ impl ApiError {
         let status = self.status_code();
         let (detail, errors) = match self {
             ApiError::Validation(errors) => (
-                errors
-                    .iter()
-                    .map(|e| format!("{}: {}", e.field, e.message))
-                    .collect::<Vec<_>>()
-                    .join("; "),
+                errors.iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>().join("; "),
                 errors.clone(),
             ),
-            ApiError::BadRequest { detail, field } | ApiError::Conflict { detail, field } => (
-                detail.clone(),
-                field
-                    .iter()
-                    .map(|f| FieldError::new(f.clone(), detail.clone()))
-                    .collect(),
-            ),
-            ApiError::PayloadTooLarge { detail, field } => (
-                detail.clone(),
-                vec![FieldError::new(field.clone(), detail.clone())],
-            ),
+            ApiError::BadRequest { detail, field } | ApiError::Conflict { detail, field } => {
+                (detail.clone(), field.iter().map(|f| FieldError::new(f.clone(), detail.clone())).collect())
+            }
+            ApiError::PayloadTooLarge { detail, field } => {
+                (detail.clone(), vec![FieldError::new(field.clone(), detail.clone())])
+            }
             ApiError::Unauthorized(why) => (why.to_string(), vec![]),
             ApiError::InvalidGrant => ("wrong e-mail address or password".into(), vec![]),
-            ApiError::Forbidden(d) | ApiError::NotFound(d) | ApiError::Unavailable(d) => {
-                (d.clone(), vec![])
+            ApiError::Forbidden(d) | ApiError::NotFound(d) | ApiError::Unavailable(d) => (d.clone(), vec![]),
+            ApiError::UnsupportedMediaType(d) => (d.clone(), vec![FieldError::new("Content-Type", d.clone())]),
+            ApiError::TooManyRequests { retry_after_secs } => {
+                (format!("too many failed attempts; try again in {retry_after_secs} s"), vec![])
             }
-            ApiError::UnsupportedMediaType(d) => {
-                (d.clone(), vec![FieldError::new("Content-Type", d.clone())])
-            }
-            ApiError::TooManyRequests { retry_after_secs } => (
-                format!("too many failed attempts; try again in {retry_after_secs} s"),
-                vec![],
-            ),
-            ApiError::Internal(_) => (
-                "the server failed to answer; the incident is logged".into(),
-                vec![],
-            ),
+            ApiError::Internal(_) => ("the server failed to answer; the incident is logged".into(), vec![]),
         };
         Problem {
             r#type: format!("urn:renrakumo:problem:{}", self.slug()),
@@ -174,14 +155,10 @@ impl From<RepoError> for ApiError {
         match err {
             RepoError::NotFound => ApiError::NotFound("not found".into()),
             RepoError::Conflict(constraint) => match conflict_field(&constraint) {
-                Some(field) => ApiError::Conflict {
-                    detail: format!("{field} is already in use"),
-                    field: Some(field.into()),
-                },
-                None => ApiError::Conflict {
-                    detail: "conflicts with an existing record".into(),
-                    field: None,
-                },
+                Some(field) => {
+                    ApiError::Conflict { detail: format!("{field} is already in use"), field: Some(field.into()) }
+                }
+                None => ApiError::Conflict { detail: "conflicts with an existing record".into(), field: None },
             },
             RepoError::Database(e) => ApiError::Internal(anyhow::Error::new(e).context("database")),
         }
@@ -216,8 +193,7 @@ impl ResponseError for ApiError {
                 response.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
             }
             ApiError::Unauthorized(_) | ApiError::InvalidGrant => {
-                response
-                    .insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
+                response.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
             }
             _ => {}
         }

@@ -73,11 +73,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             Db::connect(&config.database_url).await?.migrate().await?;
             tracing::info!("migrations applied");
         }
-        Command::CreateAdmin {
-            org,
-            email,
-            password,
-        } => {
+        Command::CreateAdmin { org, email, password } => {
             let db = Db::connect(&config.database_url).await?;
             db.migrate().await?;
             let created = renrakumo::admin::create_admin(&db, &org, &email, &password).await?;

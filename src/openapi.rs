@@ -3,8 +3,7 @@
 
 use actix_web::App;
 use utoipa::openapi::security::{
-    ApiKey, ApiKeyValue, Flow, HttpAuthScheme, HttpBuilder, OAuth2, Password, Scopes,
-    SecurityScheme,
+    ApiKey, ApiKeyValue, Flow, HttpAuthScheme, HttpBuilder, OAuth2, Password, Scopes, SecurityScheme,
 };
 use utoipa::{Modify, OpenApi};
 use utoipa_actix_web::AppExt;
@@ -39,20 +38,12 @@ impl Modify for SecuritySchemes {
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             "bearer",
-            SecurityScheme::Http(
-                HttpBuilder::new()
-                    .scheme(HttpAuthScheme::Bearer)
-                    .bearer_format("JWT")
-                    .build(),
-            ),
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
         );
         components.add_security_scheme(
             "oauth2",
             SecurityScheme::OAuth2(OAuth2::with_description(
-                [Flow::Password(Password::new(
-                    "/api/v1/auth/token",
-                    Scopes::new(),
-                ))],
+                [Flow::Password(Password::new("/api/v1/auth/token", Scopes::new()))],
                 "E-mail address as username, and password",
             )),
         );
@@ -68,18 +59,13 @@ impl Modify for SecuritySchemes {
 
 /// The complete document, as served at `/api-docs/openapi.json`.
 pub fn spec() -> utoipa::openapi::OpenApi {
-    let (_, api) = App::new()
-        .into_utoipa_app()
-        .openapi(ApiDoc::openapi())
-        .configure(crate::api::configure)
-        .split_for_parts();
+    let (_, api) =
+        App::new().into_utoipa_app().openapi(ApiDoc::openapi()).configure(crate::api::configure).split_for_parts();
     api
 }
 
 pub fn spec_json() -> String {
-    let mut json = spec()
-        .to_pretty_json()
-        .expect("the OpenAPI document serialises");
+    let mut json = spec().to_pretty_json().expect("the OpenAPI document serialises");
     json.push('\n');
     json
 }

@@ -41,16 +41,10 @@ pub async fn prepare(config: Config) -> anyhow::Result<AppState> {
     let secret = match &config.jwt_secret {
         Some(secret) => secret.clone(),
         // Generated once and kept in the database, so every instance signs alike.
-        None => {
-            settings::get_or_insert(&mut conn, "jwt_secret", &tokens::random_secret("")).await?
-        }
+        None => settings::get_or_insert(&mut conn, "jwt_secret", &tokens::random_secret("")).await?,
     };
     drop(conn);
-    Ok(AppState {
-        db,
-        jwt: Arc::new(JwtKeys::new(secret.as_bytes())),
-        config: Arc::new(config),
-    })
+    Ok(AppState { db, jwt: Arc::new(JwtKeys::new(secret.as_bytes())), config: Arc::new(config) })
 }
 
 impl Application {
@@ -59,11 +53,7 @@ impl Application {
         let state = prepare(config).await?;
         let port = listener.local_addr()?.port();
         let server = run(listener, state.clone())?;
-        Ok(Application {
-            port,
-            server,
-            state,
-        })
+        Ok(Application { port, server, state })
     }
 
     pub fn port(&self) -> u16 {
@@ -83,19 +73,17 @@ fn run(listener: TcpListener, state: AppState) -> anyhow::Result<Server> {
             .into_utoipa_app()
             .openapi(crate::openapi::spec())
             .app_data(data.clone())
-            .app_data(web::PathConfig::default().error_handler(|err, _| {
-                ApiError::NotFound(format!("no such resource: {err}")).into()
-            }))
+            .app_data(
+                web::PathConfig::default()
+                    .error_handler(|err, _| ApiError::NotFound(format!("no such resource: {err}")).into()),
+            )
             .configure(crate::api::configure)
             .split_for_parts();
         app.service(SwaggerUi::new("/swagger-ui/{_:.*}").url("/api-docs/openapi.json", api))
             .route(
                 "/",
-                web::get().to(|| async {
-                    HttpResponse::Found()
-                        .insert_header((header::LOCATION, "/swagger-ui/"))
-                        .finish()
-                }),
+                web::get()
+                    .to(|| async { HttpResponse::Found().insert_header((header::LOCATION, "/swagger-ui/")).finish() }),
             )
             .default_service(web::to(|| async {
                 ApiError::NotFound("no route matches this method and path".into()).error_response()
@@ -108,8 +96,7 @@ fn run(listener: TcpListener, state: AppState) -> anyhow::Result<Server> {
                 async move {
                     let mut res = fut.await?;
                     if let Some(id) = request_id.and_then(|id| HeaderValue::from_str(&id).ok()) {
-                        res.headers_mut()
-                            .insert(HeaderName::from_static("x-request-id"), id);
+                        res.headers_mut().insert(HeaderName::from_static("x-request-id"), id);
                     }
                     Ok(res)
                 }
@@ -123,13 +110,9 @@ fn run(listener: TcpListener, state: AppState) -> anyhow::Result<Server> {
 
 /// The safety net: an error answer produced outside our handlers (actix's own 404/405,
 /// a panic turned 500) is rewritten as problem+json, keeping its status and headers.
-fn problem_fallback<B: MessageBody + 'static>(
-    res: ServiceResponse<B>,
-) -> actix_web::Result<ErrorHandlerResponse<B>> {
-    let is_problem = res
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(PROBLEM_JSON.as_bytes()));
+fn problem_fallback<B: MessageBody + 'static>(res: ServiceResponse<B>) -> actix_web::Result<ErrorHandlerResponse<B>> {
+    let is_problem =
+        res.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(PROBLEM_JSON.as_bytes()));
     if is_problem {
         return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
     }
@@ -154,10 +137,6 @@ fn problem_fallback<B: MessageBody + 'static>(
             response.append_header((name.clone(), value.clone()));
         }
     }
-    let response = response
-        .content_type(PROBLEM_JSON)
-        .body(serde_json::to_string(&problem).unwrap_or_default());
-    Ok(ErrorHandlerResponse::Response(
-        ServiceResponse::new(req, response).map_into_right_body(),
-    ))
+    let response = response.content_type(PROBLEM_JSON).body(serde_json::to_string(&problem).unwrap_or_default());
+    Ok(ErrorHandlerResponse::Response(ServiceResponse::new(req, response).map_into_right_body()))
 }

@@ -17,10 +17,7 @@ use crate::error::{ApiError, ApiResult, OrNotFound, Problem};
 use crate::state::AppState;
 
 pub fn configure(cfg: &mut ServiceConfig) {
-    cfg.service(list_api_keys)
-        .service(create_api_key)
-        .service(get_api_key)
-        .service(revoke_api_key);
+    cfg.service(list_api_keys).service(create_api_key).service(get_api_key).service(revoke_api_key);
 }
 
 /// A single-use key (a one-day pass) lives at most this long.
@@ -117,13 +114,7 @@ pub async fn list_api_keys(
     caller.require_admin()?;
     let page = query.0.parse()?;
     let mut conn = state.db.pool.acquire().await?;
-    let rows = api_keys::list(
-        &mut conn,
-        &caller.org_id,
-        page.after.as_deref(),
-        page.fetch(),
-    )
-    .await?;
+    let rows = api_keys::list(&mut conn, &caller.org_id, page.after.as_deref(), page.fetch()).await?;
     Ok(web::Json(page.page(rows, |r| &r.id, ApiKeyResponse::from)))
 }
 
@@ -186,10 +177,7 @@ pub async fn create_api_key(
         },
     )
     .await?;
-    Ok(HttpResponse::Created().json(CreatedApiKey {
-        api_key: row.into(),
-        key,
-    }))
+    Ok(HttpResponse::Created().json(CreatedApiKey { api_key: row.into(), key }))
 }
 
 #[utoipa::path(tag = "api-keys", params(("id" = String, Path)), security(("bearer" = []), ("oauth2" = [])), responses(
@@ -204,9 +192,7 @@ pub async fn get_api_key(
 ) -> ApiResult<web::Json<ApiKeyResponse>> {
     caller.require_admin()?;
     let mut conn = state.db.pool.acquire().await?;
-    let row = api_keys::find(&mut conn, &caller.org_id, &id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("API key"))?;
+    let row = api_keys::find(&mut conn, &caller.org_id, &id).await?.ok_or_else(|| ApiError::not_found("API key"))?;
     Ok(web::Json(row.into()))
 }
 
@@ -223,8 +209,6 @@ pub async fn revoke_api_key(
 ) -> ApiResult<HttpResponse> {
     caller.require_admin()?;
     let mut conn = state.db.pool.acquire().await?;
-    api_keys::revoke(&mut conn, &caller.org_id, &id)
-        .await
-        .or_not_found("API key")?;
+    api_keys::revoke(&mut conn, &caller.org_id, &id).await.or_not_found("API key")?;
     Ok(HttpResponse::NoContent().finish())
 }

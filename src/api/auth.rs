@@ -15,10 +15,7 @@ use crate::error::{ApiError, ApiResult, Problem};
 use crate::state::AppState;
 
 pub fn configure(cfg: &mut ServiceConfig) {
-    cfg.service(login)
-        .service(token)
-        .service(refresh)
-        .service(logout);
+    cfg.service(login).service(token).service(refresh).service(logout);
 }
 
 /// Failed sign-ins counted over this sliding window.
@@ -71,38 +68,23 @@ pub struct TokenResponse {
 fn client_ip(req: &HttpRequest) -> String {
     // The peer address, not X-Forwarded-For: a client could write any value there and
     // escape the per-IP limit. Behind a proxy the per-address limit still applies.
-    req.peer_addr()
-        .map(|a| a.ip().to_string())
-        .unwrap_or_else(|| "unknown".into())
+    req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_else(|| "unknown".into())
 }
 
 fn required(field: &str, value: &str) -> ApiResult<()> {
-    if value.trim().is_empty() {
-        Err(ApiError::field(field, "is required"))
-    } else {
-        Ok(())
-    }
+    if value.trim().is_empty() { Err(ApiError::field(field, "is required")) } else { Ok(()) }
 }
 
-async fn sign_in(
-    state: &AppState,
-    ip: String,
-    email: &str,
-    password: &str,
-) -> ApiResult<TokenResponse> {
+async fn sign_in(state: &AppState, ip: String, email: &str, password: &str) -> ApiResult<TokenResponse> {
     let email_key = email.trim().to_lowercase();
     let limits = [
-        (
-            format!("address:{}", tokens::digest(&email_key)),
-            MAX_FAILURES_PER_ADDRESS,
-        ),
+        (format!("address:{}", tokens::digest(&email_key)), MAX_FAILURES_PER_ADDRESS),
         (format!("ip:{ip}"), MAX_FAILURES_PER_IP),
     ];
     let mut conn = state.db.pool.acquire().await?;
     let now = now_ms();
     for (key, max) in &limits {
-        let (count, oldest) =
-            login_failures::window(&mut conn, key, now - FAILURE_WINDOW_MS).await?;
+        let (count, oldest) = login_failures::window(&mut conn, key, now - FAILURE_WINDOW_MS).await?;
         if count >= *max {
             let free_at = oldest.unwrap_or(now) + FAILURE_WINDOW_MS;
             return Err(ApiError::TooManyRequests {
@@ -124,15 +106,7 @@ async fn sign_in(
     drop(conn);
     let mut tx = state.db.pool.begin().await?;
     let session_id = sessions::create(&mut tx, &user.id, now + REFRESH_TTL_MS).await?;
-    let response = issue(
-        state,
-        &mut tx,
-        &user.id,
-        &user.org_id,
-        &user.role,
-        &session_id,
-    )
-    .await?;
+    let response = issue(state, &mut tx, &user.id, &user.org_id, &user.role, &session_id).await?;
     tx.commit().await?;
     tracing::info!(user_id = %user.id, "signed in");
     Ok(response)
@@ -175,9 +149,7 @@ pub async fn login(
     required("email", &body.email)?;
     required("password", &body.password)?;
     let tokens = sign_in(&state, client_ip(&req), &body.email, &body.password).await?;
-    Ok(HttpResponse::Ok()
-        .insert_header(("Cache-Control", "no-store"))
-        .json(tokens))
+    Ok(HttpResponse::Ok().insert_header(("Cache-Control", "no-store")).json(tokens))
 }
 
 /// The same sign-in as an OAuth2 password grant, for Swagger UI's Authorize dialog and
@@ -189,24 +161,15 @@ pub async fn login(
     (status = 429, description = "Too many failed attempts", body = Problem, content_type = "application/problem+json"),
 ))]
 #[post("/auth/token")]
-pub async fn token(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    form: FormBody<TokenForm>,
-) -> ApiResult<HttpResponse> {
+pub async fn token(state: web::Data<AppState>, req: HttpRequest, form: FormBody<TokenForm>) -> ApiResult<HttpResponse> {
     let form = form.0;
     if form.grant_type != "password" {
-        return Err(ApiError::field(
-            "grant_type",
-            "only the password grant is supported",
-        ));
+        return Err(ApiError::field("grant_type", "only the password grant is supported"));
     }
     required("username", &form.username)?;
     required("password", &form.password)?;
     let tokens = sign_in(&state, client_ip(&req), &form.username, &form.password).await?;
-    Ok(HttpResponse::Ok()
-        .insert_header(("Cache-Control", "no-store"))
-        .json(tokens))
+    Ok(HttpResponse::Ok().insert_header(("Cache-Control", "no-store")).json(tokens))
 }
 
 /// Exchange a refresh token for a new pair. Each refresh token works once; presenting one
@@ -216,46 +179,28 @@ pub async fn token(
     (status = 401, description = "Unknown, expired, revoked or reused refresh token", body = Problem, content_type = "application/problem+json"),
 ))]
 #[post("/auth/refresh")]
-pub async fn refresh(
-    state: web::Data<AppState>,
-    body: JsonBody<RefreshRequest>,
-) -> ApiResult<HttpResponse> {
+pub async fn refresh(state: web::Data<AppState>, body: JsonBody<RefreshRequest>) -> ApiResult<HttpResponse> {
     let presented = tokens::digest(body.0.refresh_token.trim());
     let mut tx = state.db.pool.begin().await?;
     let row = sessions::find_refresh_token(&mut tx, &presented)
         .await?
         .ok_or(ApiError::Unauthorized("unknown refresh token"))?;
     if row.revoked_at.is_some() || row.expires_at <= now_ms() {
-        return Err(ApiError::Unauthorized(
-            "this session has ended; sign in again",
-        ));
+        return Err(ApiError::Unauthorized("this session has ended; sign in again"));
     }
     if row.used_at.is_some() || !sessions::use_refresh_token(&mut tx, &row.id).await? {
         sessions::revoke(&mut tx, &row.session_id).await?;
         tx.commit().await?;
         tracing::warn!(session_id = %row.session_id, "refresh token reused; session revoked");
-        return Err(ApiError::Unauthorized(
-            "this refresh token was already used; the session has been ended",
-        ));
+        return Err(ApiError::Unauthorized("this refresh token was already used; the session has been ended"));
     }
     let principal = sessions::principal(&mut tx, &row.session_id, &row.user_id)
         .await?
-        .ok_or(ApiError::Unauthorized(
-            "this session has ended; sign in again",
-        ))?;
-    let tokens = issue(
-        &state,
-        &mut tx,
-        &principal.user_id,
-        &principal.org_id,
-        &principal.role,
-        &row.session_id,
-    )
-    .await?;
+        .ok_or(ApiError::Unauthorized("this session has ended; sign in again"))?;
+    let tokens =
+        issue(&state, &mut tx, &principal.user_id, &principal.org_id, &principal.role, &row.session_id).await?;
     tx.commit().await?;
-    Ok(HttpResponse::Ok()
-        .insert_header(("Cache-Control", "no-store"))
-        .json(tokens))
+    Ok(HttpResponse::Ok().insert_header(("Cache-Control", "no-store")).json(tokens))
 }
 
 /// End the session: its access token and refresh tokens stop working at once.
@@ -267,9 +212,7 @@ pub async fn refresh(
 #[post("/auth/logout")]
 pub async fn logout(state: web::Data<AppState>, caller: Caller) -> ApiResult<HttpResponse> {
     let Actor::Staff { session_id, .. } = &caller.actor else {
-        return Err(ApiError::Forbidden(
-            "API keys have no session; revoke the key instead".into(),
-        ));
+        return Err(ApiError::Forbidden("API keys have no session; revoke the key instead".into()));
     };
     let mut conn = state.db.pool.acquire().await?;
     sessions::revoke(&mut conn, session_id).await?;

@@ -55,14 +55,7 @@ fn field_path<E: std::fmt::Display>(err: &serde_path_to_error::Error<E>) -> (Str
             return (field, text);
         }
     }
-    (
-        if parent.is_empty() {
-            "body".into()
-        } else {
-            parent
-        },
-        message,
-    )
+    (if parent.is_empty() { "body".into() } else { parent }, message)
 }
 
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
@@ -71,11 +64,7 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
         if err.inner().is_syntax() || err.inner().is_eof() {
             let inner = err.inner();
             return ApiError::BadRequest {
-                detail: format!(
-                    "the body is not valid JSON (line {}, column {})",
-                    inner.line(),
-                    inner.column()
-                ),
+                detail: format!("the body is not valid JSON (line {}, column {})", inner.line(), inner.column()),
                 field: Some("body".into()),
             };
         }
@@ -98,8 +87,7 @@ fn read_body(
     mime: &'static str,
 ) -> Pin<Box<dyn Future<Output = ApiResult<BytesMut>>>> {
     let content_type = req.content_type().to_ascii_lowercase();
-    let type_ok =
-        content_type == mime || (mime == "application/json" && content_type.ends_with("+json"));
+    let type_ok = content_type == mime || (mime == "application/json" && content_type.ends_with("+json"));
     let declared_length = req
         .headers()
         .get(actix_web::http::header::CONTENT_LENGTH)
@@ -108,9 +96,7 @@ fn read_body(
     let mut payload = payload.take();
     Box::pin(async move {
         if !type_ok {
-            return Err(ApiError::UnsupportedMediaType(format!(
-                "send the body as {mime}"
-            )));
+            return Err(ApiError::UnsupportedMediaType(format!("send the body as {mime}")));
         }
         let too_large = || ApiError::PayloadTooLarge {
             detail: format!("the body is larger than {JSON_LIMIT} bytes"),
@@ -203,14 +189,8 @@ mod tests {
     fn errors_name_the_field_by_its_path() {
         assert_eq!(field_of(r#"{"items": []}"#), "name");
         assert_eq!(field_of(r#"{"name": 5, "items": []}"#), "name");
-        assert_eq!(
-            field_of(r#"{"name": "x", "items": [{"count": 1}, {"count": "many"}]}"#),
-            "items[1].count"
-        );
-        assert_eq!(
-            field_of(r#"{"name": "x", "items": [{}]}"#),
-            "items[0].count"
-        );
+        assert_eq!(field_of(r#"{"name": "x", "items": [{"count": 1}, {"count": "many"}]}"#), "items[1].count");
+        assert_eq!(field_of(r#"{"name": "x", "items": [{}]}"#), "items[0].count");
         assert_eq!(field_of(r#"{"name": "x", "items": [], "nmae": 1}"#), "nmae");
         assert_eq!(field_of(r#"{"name": "x""#), "body");
     }

@@ -25,10 +25,6 @@ pub async fn healthz() -> HttpResponse {
 ))]
 #[get("/readyz")]
 pub async fn readyz(state: web::Data<AppState>) -> ApiResult<HttpResponse> {
-    state
-        .db
-        .ping()
-        .await
-        .map_err(|_| ApiError::Unavailable("the database does not answer".into()))?;
+    state.db.ping().await.map_err(|_| ApiError::Unavailable("the database does not answer".into()))?;
     Ok(HttpResponse::Ok().json(Health { status: "ready" }))
 }

@@ -84,10 +84,9 @@ fn list_name(errors: &mut Vec<FieldError>, name: &str) -> Option<String> {
 
 fn name_conflict(err: crate::db::RepoError) -> ApiError {
     match err {
-        crate::db::RepoError::Conflict(_) => ApiError::Conflict {
-            detail: "a list with this name exists".into(),
-            field: Some("name".into()),
-        },
+        crate::db::RepoError::Conflict(_) => {
+            ApiError::Conflict { detail: "a list with this name exists".into(), field: Some("name".into()) }
+        }
         other => other.into(),
     }
 }
@@ -114,21 +113,10 @@ pub async fn list_lists(
 ) -> ApiResult<web::Json<Page<ListResponse>>> {
     caller.require(Scope::ListsRead)?;
     let query = query.0;
-    let page = PageQuery {
-        limit: query.limit,
-        cursor: query.cursor,
-    }
-    .parse()?;
+    let page = PageQuery { limit: query.limit, cursor: query.cursor }.parse()?;
     let q = query.q.as_deref().map(str::trim).filter(|q| !q.is_empty());
     let mut conn = state.db.pool.acquire().await?;
-    let rows = lists::list(
-        &mut conn,
-        &caller.org_id,
-        q,
-        page.after.as_deref(),
-        page.fetch(),
-    )
-    .await?;
+    let rows = lists::list(&mut conn, &caller.org_id, q, page.after.as_deref(), page.fetch()).await?;
     Ok(web::Json(page.page(rows, |r| &r.id, ListResponse::from)))
 }
 
@@ -146,19 +134,12 @@ pub async fn create_list(
     caller.require(Scope::ListsWrite)?;
     let mut errors = Vec::new();
     let name = list_name(&mut errors, &body.0.name);
-    let description = optional_text(
-        &mut errors,
-        "description",
-        body.0.description.as_deref(),
-        500,
-    );
+    let description = optional_text(&mut errors, "description", body.0.description.as_deref(), 500);
     let Some(name) = name.filter(|_| errors.is_empty()) else {
         return Err(ApiError::Validation(errors));
     };
     let mut conn = state.db.pool.acquire().await?;
-    let row = lists::create(&mut conn, &caller.org_id, &name, description.as_deref())
-        .await
-        .map_err(name_conflict)?;
+    let row = lists::create(&mut conn, &caller.org_id, &name, description.as_deref()).await.map_err(name_conflict)?;
     Ok(HttpResponse::Created().json(ListResponse::from(row)))
 }
 
@@ -174,9 +155,7 @@ pub async fn get_list(
 ) -> ApiResult<web::Json<ListResponse>> {
     caller.require(Scope::ListsRead)?;
     let mut conn = state.db.pool.acquire().await?;
-    let row = lists::find(&mut conn, &caller.org_id, &id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("list"))?;
+    let row = lists::find(&mut conn, &caller.org_id, &id).await?.ok_or_else(|| ApiError::not_found("list"))?;
     Ok(web::Json(row.into()))
 }
 
@@ -198,26 +177,18 @@ pub async fn update_list(
     let body = body.0;
     let mut errors = Vec::new();
     let name = body.name.as_deref().and_then(|n| list_name(&mut errors, n));
-    let description = body
-        .description
-        .as_deref()
-        .map(|d| optional_text(&mut errors, "description", Some(d), 500));
+    let description = body.description.as_deref().map(|d| optional_text(&mut errors, "description", Some(d), 500));
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors));
     }
     let mut conn = state.db.pool.acquire().await?;
-    let row = lists::update(
-        &mut conn,
-        &caller.org_id,
-        &id,
-        name.as_deref(),
-        description.as_ref().map(|d| d.as_deref()),
-    )
-    .await
-    .map_err(|e| match e {
-        crate::db::RepoError::NotFound => ApiError::not_found("list"),
-        other => name_conflict(other),
-    })?;
+    let row =
+        lists::update(&mut conn, &caller.org_id, &id, name.as_deref(), description.as_ref().map(|d| d.as_deref()))
+            .await
+            .map_err(|e| match e {
+                crate::db::RepoError::NotFound => ApiError::not_found("list"),
+                other => name_conflict(other),
+            })?;
     Ok(web::Json(row.into()))
 }
 
@@ -227,16 +198,10 @@ pub async fn update_list(
     (status = 404, body = Problem, content_type = "application/problem+json"),
 ))]
 #[delete("/lists/{id}")]
-pub async fn delete_list(
-    state: web::Data<AppState>,
-    caller: Caller,
-    id: web::Path<String>,
-) -> ApiResult<HttpResponse> {
+pub async fn delete_list(state: web::Data<AppState>, caller: Caller, id: web::Path<String>) -> ApiResult<HttpResponse> {
     caller.require(Scope::ListsWrite)?;
     let mut conn = state.db.pool.acquire().await?;
-    lists::delete(&mut conn, &caller.org_id, &id)
-        .await
-        .or_not_found("list")?;
+    lists::delete(&mut conn, &caller.org_id, &id).await.or_not_found("list")?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -255,28 +220,12 @@ pub async fn list_list_members(
     caller.require(Scope::MembersRead)?;
     let page = query.0.parse()?;
     let mut conn = state.db.pool.acquire().await?;
-    lists::find(&mut conn, &caller.org_id, &id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("list"))?;
-    let filter = MemberFilter {
-        list_id: Some(id.into_inner()),
-        ..Default::default()
-    };
-    let ids = members::search(
-        &mut conn,
-        &caller.org_id,
-        &filter,
-        page.after.as_deref(),
-        page.fetch(),
-    )
-    .await?;
+    lists::find(&mut conn, &caller.org_id, &id).await?.ok_or_else(|| ApiError::not_found("list"))?;
+    let filter = MemberFilter { list_id: Some(id.into_inner()), ..Default::default() };
+    let ids = members::search(&mut conn, &caller.org_id, &filter, page.after.as_deref(), page.fetch()).await?;
     let records = members::load(&mut conn, &caller.org_id, &ids).await?;
     let unmasked = caller.has(Scope::ContactsRead);
-    Ok(web::Json(page.page(
-        records,
-        |r| &r.row.id,
-        |r| member_response(r, unmasked),
-    )))
+    Ok(web::Json(page.page(records, |r| &r.row.id, |r| member_response(r, unmasked))))
 }
 
 async fn list_and_member(
@@ -285,13 +234,8 @@ async fn list_and_member(
     list_id: &str,
     member_id: &str,
 ) -> ApiResult<()> {
-    lists::find(conn, &caller.org_id, list_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("list"))?;
-    if members::existing(conn, &caller.org_id, &[member_id.to_string()])
-        .await?
-        .is_empty()
-    {
+    lists::find(conn, &caller.org_id, list_id).await?.ok_or_else(|| ApiError::not_found("list"))?;
+    if members::existing(conn, &caller.org_id, &[member_id.to_string()]).await?.is_empty() {
         return Err(ApiError::not_found("member"));
     }
     Ok(())
@@ -387,18 +331,12 @@ pub async fn bulk_membership(
     caller.require(Scope::ListsWrite)?;
     let body = body.0;
     if body.member_ids.is_empty() || body.member_ids.len() > BULK_MAX {
-        return Err(ApiError::field(
-            "member_ids",
-            format!("name 1 to {BULK_MAX} members"),
-        ));
+        return Err(ApiError::field("member_ids", format!("name 1 to {BULK_MAX} members")));
     }
     let needs_target = matches!(body.action, BulkAction::Copy | BulkAction::Move);
     match (&body.to_list_id, needs_target) {
         (None, true) => {
-            return Err(ApiError::field(
-                "to_list_id",
-                "is required for copy and move",
-            ));
+            return Err(ApiError::field("to_list_id", "is required for copy and move"));
         }
         (Some(_), false) => return Err(ApiError::field("to_list_id", "is only for copy and move")),
         (Some(to), true) if to == id.as_str() => {
@@ -407,18 +345,11 @@ pub async fn bulk_membership(
         _ => {}
     }
     let mut tx = state.db.pool.begin().await?;
-    lists::find(&mut tx, &caller.org_id, &id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("list"))?;
+    lists::find(&mut tx, &caller.org_id, &id).await?.ok_or_else(|| ApiError::not_found("list"))?;
     if let Some(to) = &body.to_list_id {
-        crate::api::members::check_list_ids(
-            &mut tx,
-            &caller.org_id,
-            std::slice::from_ref(to),
-            "to_list_id",
-        )
-        .await
-        .map_err(|_| ApiError::field("to_list_id", "no list with that id"))?;
+        crate::api::members::check_list_ids(&mut tx, &caller.org_id, std::slice::from_ref(to), "to_list_id")
+            .await
+            .map_err(|_| ApiError::field("to_list_id", "no list with that id"))?;
     }
     let known = members::existing(&mut tx, &caller.org_id, &body.member_ids).await?;
     let unknown: Vec<FieldError> = body

@@ -48,15 +48,13 @@ pub struct MeResponse {
 #[get("/me")]
 pub async fn me(state: web::Data<AppState>, caller: Caller) -> ApiResult<web::Json<MeResponse>> {
     let mut conn = state.db.pool.acquire().await?;
-    let org = organizations::find(&mut conn, &caller.org_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("organisation"))?;
+    let org =
+        organizations::find(&mut conn, &caller.org_id).await?.ok_or_else(|| ApiError::not_found("organisation"))?;
     let scopes = Scope::ALL.into_iter().filter(|s| caller.has(*s)).collect();
     let me = match &caller.actor {
         Actor::Staff { user_id, role, .. } => {
-            let user = users::find(&mut conn, &caller.org_id, user_id)
-                .await?
-                .ok_or_else(|| ApiError::not_found("user"))?;
+            let user =
+                users::find(&mut conn, &caller.org_id, user_id).await?.ok_or_else(|| ApiError::not_found("user"))?;
             MeResponse {
                 kind: CallerKind::User,
                 id: user.id,

@@ -13,12 +13,8 @@ use crate::api::pagination::{Page, PageQuery};
 use crate::api::time;
 use crate::auth::Caller;
 use crate::db::repositories::lists;
-use crate::db::repositories::members::{
-    self, DeviceOutcome, DeviceRow, MemberFilter, MemberRecord,
-};
-use crate::domain::member::{
-    EmailStatus, MAX_DEVICES, MemberProfile, MemberStatus, Platform, RawProfile, mask_token,
-};
+use crate::db::repositories::members::{self, DeviceOutcome, DeviceRow, MemberFilter, MemberRecord};
+use crate::domain::member::{EmailStatus, MAX_DEVICES, MemberProfile, MemberStatus, Platform, RawProfile, mask_token};
 use crate::domain::{EmailAddress, Scope};
 use crate::error::{ApiError, ApiResult, FieldError, OrNotFound, Problem};
 use crate::state::AppState;
@@ -141,11 +137,7 @@ pub struct MemberResponse {
 pub fn device_response(device: DeviceRow, unmasked: bool) -> DeviceResponse {
     DeviceResponse {
         platform: Platform::parse(&device.platform).unwrap_or(Platform::Fcm),
-        token: if unmasked {
-            device.token
-        } else {
-            mask_token(&device.token)
-        },
+        token: if unmasked { device.token } else { mask_token(&device.token) },
         id: device.id,
         app_id: device.app_id,
         created_at: time(device.created_at),
@@ -168,11 +160,7 @@ pub fn member_response(record: MemberRecord, unmasked: bool) -> MemberResponse {
                 status: EmailStatus::parse(&e.status).unwrap_or(EmailStatus::Disabled),
             })
             .collect(),
-        devices: record
-            .devices
-            .into_iter()
-            .map(|d| device_response(d, unmasked))
-            .collect(),
+        devices: record.devices.into_iter().map(|d| device_response(d, unmasked)).collect(),
         attributes: record.attributes,
         list_ids: record.list_ids,
         status: MemberStatus::parse(&row.status).unwrap_or(MemberStatus::Suspended),
@@ -189,11 +177,7 @@ pub fn member_response(record: MemberRecord, unmasked: bool) -> MemberResponse {
 }
 
 fn email_fields(emails: &[String]) -> Vec<(String, &str)> {
-    emails
-        .iter()
-        .enumerate()
-        .map(|(i, e)| (format!("emails[{i}]"), e.as_str()))
-        .collect()
+    emails.iter().enumerate().map(|(i, e)| (format!("emails[{i}]"), e.as_str())).collect()
 }
 
 /// Checks that every list id is one of the organisation's lists, naming the bad ones.
@@ -229,14 +213,8 @@ fn conflict_on_external_id(err: crate::db::RepoError) -> ApiError {
     }
 }
 
-async fn respond(
-    conn: &mut sqlx::AnyConnection,
-    caller: &Caller,
-    id: &str,
-) -> ApiResult<MemberResponse> {
-    let record = members::find(conn, &caller.org_id, id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("member"))?;
+async fn respond(conn: &mut sqlx::AnyConnection, caller: &Caller, id: &str) -> ApiResult<MemberResponse> {
+    let record = members::find(conn, &caller.org_id, id).await?.ok_or_else(|| ApiError::not_found("member"))?;
     Ok(member_response(record, caller.has(Scope::ContactsRead)))
 }
 
@@ -264,9 +242,7 @@ impl MemberQuery {
         let mut attributes = Vec::new();
         for (key, value) in &self.attributes {
             match key.strip_prefix("attr.") {
-                Some(name) if !name.is_empty() => {
-                    attributes.push((name.to_string(), value.clone()))
-                }
+                Some(name) if !name.is_empty() => attributes.push((name.to_string(), value.clone())),
                 _ => {
                     return Err(ApiError::field(
                         key.as_str(),
@@ -276,12 +252,7 @@ impl MemberQuery {
             }
         }
         Ok(MemberFilter {
-            q: self
-                .q
-                .as_deref()
-                .map(str::trim)
-                .filter(|q| !q.is_empty())
-                .map(str::to_lowercase),
+            q: self.q.as_deref().map(str::trim).filter(|q| !q.is_empty()).map(str::to_lowercase),
             q_matches_emails: caller.has(Scope::ContactsRead),
             list_id: self.list_id.clone(),
             status: self.status,
@@ -306,34 +277,15 @@ pub async fn list_members(
     let query = query.0;
     let filter = query.filter(&caller)?;
     let limit = match &query.limit {
-        Some(limit) => Some(
-            limit
-                .parse()
-                .map_err(|_| ApiError::field("limit", "must be a whole number"))?,
-        ),
+        Some(limit) => Some(limit.parse().map_err(|_| ApiError::field("limit", "must be a whole number"))?),
         None => None,
     };
-    let page = PageQuery {
-        limit,
-        cursor: query.cursor.clone(),
-    }
-    .parse()?;
+    let page = PageQuery { limit, cursor: query.cursor.clone() }.parse()?;
     let mut conn = state.db.pool.acquire().await?;
-    let ids = members::search(
-        &mut conn,
-        &caller.org_id,
-        &filter,
-        page.after.as_deref(),
-        page.fetch(),
-    )
-    .await?;
+    let ids = members::search(&mut conn, &caller.org_id, &filter, page.after.as_deref(), page.fetch()).await?;
     let records = members::load(&mut conn, &caller.org_id, &ids).await?;
     let unmasked = caller.has(Scope::ContactsRead);
-    Ok(web::Json(page.page(
-        records,
-        |r| &r.row.id,
-        |r| member_response(r, unmasked),
-    )))
+    Ok(web::Json(page.page(records, |r| &r.row.id, |r| member_response(r, unmasked))))
 }
 
 /// Add a guardian.
@@ -359,11 +311,7 @@ pub async fn create_member(
         locale: body.locale.as_deref(),
         external_id: body.external_id.as_deref(),
         emails: email_fields(&body.emails),
-        attributes: body
-            .attributes
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect(),
+        attributes: body.attributes.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect(),
     }
     .parse()
     .map_err(ApiError::Validation)?;
@@ -403,11 +351,7 @@ pub async fn upsert_by_external_id(
         locale: body.locale.as_deref(),
         external_id: Some(&external_id),
         emails: email_fields(&body.emails),
-        attributes: body
-            .attributes
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect(),
+        attributes: body.attributes.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect(),
     }
     .parse()
     .map_err(ApiError::Validation)?;
@@ -420,8 +364,7 @@ pub async fn upsert_by_external_id(
     let created = existing.is_none();
     let id = match existing {
         Some(id) => {
-            members::update_profile(&mut tx, &caller.org_id, &id, &profile, EmailStatus::Active)
-                .await?;
+            members::update_profile(&mut tx, &caller.org_id, &id, &profile, EmailStatus::Active).await?;
             id
         }
         None => members::insert(&mut tx, &caller.org_id, &profile, MemberStatus::Active)
@@ -433,12 +376,7 @@ pub async fn upsert_by_external_id(
     }
     let response = respond(&mut tx, &caller, &id).await?;
     tx.commit().await?;
-    Ok(if created {
-        HttpResponse::Created()
-    } else {
-        HttpResponse::Ok()
-    }
-    .json(response))
+    Ok(if created { HttpResponse::Created() } else { HttpResponse::Ok() }.json(response))
 }
 
 #[utoipa::path(tag = "members", params(("id" = String, Path)), security(("bearer" = []), ("oauth2" = []), ("api_key" = [])), responses(
@@ -474,9 +412,7 @@ pub async fn update_member(
     caller.require(Scope::MembersWrite)?;
     let body = body.0;
     let mut tx = state.db.pool.begin().await?;
-    let current = members::find(&mut tx, &caller.org_id, &id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("member"))?;
+    let current = members::find(&mut tx, &caller.org_id, &id).await?.ok_or_else(|| ApiError::not_found("member"))?;
     let profile = merge(&current, &body, caller.has(Scope::ContactsRead))?;
     let list_ids = match &body.list_ids {
         Some(ids) => Some(check_list_ids(&mut tx, &caller.org_id, ids, "list_ids").await?),
@@ -494,17 +430,11 @@ pub async fn update_member(
 }
 
 /// The stored profile with the patch applied, checked as a whole.
-fn merge(
-    current: &MemberRecord,
-    patch: &UpdateMemberRequest,
-    may_see_emails: bool,
-) -> ApiResult<MemberProfile> {
+fn merge(current: &MemberRecord, patch: &UpdateMemberRequest, may_see_emails: bool) -> ApiResult<MemberProfile> {
     if patch.emails.is_some() && !may_see_emails {
         // Replacing addresses one cannot see would let a caller learn them by elimination,
         // and would silently drop ones they never saw.
-        return Err(ApiError::Forbidden(
-            "changing addresses needs the contacts:read scope".into(),
-        ));
+        return Err(ApiError::Forbidden("changing addresses needs the contacts:read scope".into()));
     }
     let stored = current.profile();
     let pick = |new: &Option<String>, old: &Option<String>| -> Option<String> {
@@ -520,11 +450,7 @@ fn merge(
     let external_id = pick(&patch.external_id, &stored.external_id);
     let emails: Vec<String> = match &patch.emails {
         Some(emails) => emails.clone(),
-        None => stored
-            .emails
-            .iter()
-            .map(|e| e.as_str().to_string())
-            .collect(),
+        None => stored.emails.iter().map(|e| e.as_str().to_string()).collect(),
     };
     let mut attributes = stored.attributes.clone();
     for (key, value) in patch.attributes.iter().flatten() {
@@ -541,10 +467,7 @@ fn merge(
         locale: locale.as_deref(),
         external_id: external_id.as_deref(),
         emails: email_fields(&emails),
-        attributes: attributes
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect(),
+        attributes: attributes.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect(),
     }
     .parse()
     .map_err(ApiError::Validation)
@@ -562,9 +485,7 @@ pub async fn delete_member(
 ) -> ApiResult<HttpResponse> {
     caller.require(Scope::MembersWrite)?;
     let mut conn = state.db.pool.acquire().await?;
-    members::delete(&mut conn, &caller.org_id, &id)
-        .await
-        .or_not_found("member")?;
+    members::delete(&mut conn, &caller.org_id, &id).await.or_not_found("member")?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -577,9 +498,7 @@ async fn change_status(
 ) -> ApiResult<web::Json<MemberResponse>> {
     caller.require(Scope::MembersWrite)?;
     let mut tx = state.db.pool.begin().await?;
-    let current = members::find(&mut tx, &caller.org_id, id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("member"))?;
+    let current = members::find(&mut tx, &caller.org_id, id).await?.ok_or_else(|| ApiError::not_found("member"))?;
     let status = MemberStatus::parse(&current.row.status).unwrap_or(MemberStatus::Suspended);
     if status != to {
         if !from.contains(&status) {
@@ -607,14 +526,7 @@ pub async fn suspend_member(
     caller: Caller,
     id: web::Path<String>,
 ) -> ApiResult<web::Json<MemberResponse>> {
-    change_status(
-        &state,
-        &caller,
-        &id,
-        &[MemberStatus::Active],
-        MemberStatus::Suspended,
-    )
-    .await
+    change_status(&state, &caller, &id, &[MemberStatus::Active], MemberStatus::Suspended).await
 }
 
 /// Send to a suspended guardian again.
@@ -629,14 +541,7 @@ pub async fn resume_member(
     caller: Caller,
     id: web::Path<String>,
 ) -> ApiResult<web::Json<MemberResponse>> {
-    change_status(
-        &state,
-        &caller,
-        &id,
-        &[MemberStatus::Suspended],
-        MemberStatus::Active,
-    )
-    .await
+    change_status(&state, &caller, &id, &[MemberStatus::Suspended], MemberStatus::Active).await
 }
 
 /// Approve (承認) a guardian who registered with a join code.
@@ -651,14 +556,7 @@ pub async fn approve_member(
     caller: Caller,
     id: web::Path<String>,
 ) -> ApiResult<web::Json<MemberResponse>> {
-    change_status(
-        &state,
-        &caller,
-        &id,
-        &[MemberStatus::Pending],
-        MemberStatus::Active,
-    )
-    .await
+    change_status(&state, &caller, &id, &[MemberStatus::Pending], MemberStatus::Active).await
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -674,18 +572,11 @@ pub struct RegisterDeviceRequest {
 
 pub fn parse_device(body: &RegisterDeviceRequest) -> ApiResult<(String, Option<String>)> {
     let token = body.token.trim();
-    if token.is_empty()
-        || token.len() > 4096
-        || token.chars().any(|c| c.is_whitespace() || c.is_control())
-    {
-        return Err(ApiError::field(
-            "token",
-            "must be 1 to 4096 characters without spaces",
-        ));
+    if token.is_empty() || token.len() > 4096 || token.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(ApiError::field("token", "must be 1 to 4096 characters without spaces"));
     }
     let mut errors = Vec::new();
-    let app_id =
-        crate::domain::member::optional_text(&mut errors, "app_id", body.app_id.as_deref(), 200);
+    let app_id = crate::domain::member::optional_text(&mut errors, "app_id", body.app_id.as_deref(), 200);
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors));
     }
@@ -753,17 +644,8 @@ pub async fn register_device(
 ) -> ApiResult<HttpResponse> {
     caller.require(Scope::MembersWrite)?;
     let mut tx = state.db.pool.begin().await?;
-    members::find(&mut tx, &caller.org_id, &id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("member"))?;
-    let device = register_device_for(
-        &mut tx,
-        &caller.org_id,
-        &id,
-        &body.0,
-        caller.has(Scope::ContactsRead),
-    )
-    .await?;
+    members::find(&mut tx, &caller.org_id, &id).await?.ok_or_else(|| ApiError::not_found("member"))?;
+    let device = register_device_for(&mut tx, &caller.org_id, &id, &body.0, caller.has(Scope::ContactsRead)).await?;
     tx.commit().await?;
     Ok(HttpResponse::Created().json(device))
 }
@@ -782,9 +664,7 @@ pub async fn delete_device(
     caller.require(Scope::MembersWrite)?;
     let (id, device_id) = path.into_inner();
     let mut conn = state.db.pool.acquire().await?;
-    members::delete_device(&mut conn, &caller.org_id, &id, &device_id)
-        .await
-        .or_not_found("device")?;
+    members::delete_device(&mut conn, &caller.org_id, &id, &device_id).await.or_not_found("device")?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -827,48 +707,24 @@ pub async fn promote(
     let body = body.0;
     let mut errors = Vec::new();
     let attribute =
-        crate::domain::member::parse_attributes(&mut errors, &[(body.attribute.as_str(), "x")])
-            .into_keys()
-            .next();
+        crate::domain::member::parse_attributes(&mut errors, &[(body.attribute.as_str(), "x")]).into_keys().next();
     if body.changes.is_empty() {
         errors.push(FieldError::new("changes", "name at least one old value"));
     }
     for (from, to) in &body.changes {
         if let Some(to) = to {
-            crate::domain::member::optional_text(
-                &mut errors,
-                &format!("changes.{from}"),
-                Some(to),
-                200,
-            );
+            crate::domain::member::optional_text(&mut errors, &format!("changes.{from}"), Some(to), 200);
         }
     }
     let Some(attribute) = attribute.filter(|_| errors.is_empty()) else {
         let errors = errors
             .into_iter()
-            .map(|e| {
-                if e.field.starts_with("attributes.") {
-                    FieldError::new("attribute", e.message)
-                } else {
-                    e
-                }
-            })
+            .map(|e| if e.field.starts_with("attributes.") { FieldError::new("attribute", e.message) } else { e })
             .collect();
         return Err(ApiError::Validation(errors));
     };
     let mut tx = state.db.pool.begin().await?;
-    let matched = members::remap_attribute(
-        &mut tx,
-        &caller.org_id,
-        &attribute,
-        &body.changes,
-        body.dry_run,
-    )
-    .await?;
+    let matched = members::remap_attribute(&mut tx, &caller.org_id, &attribute, &body.changes, body.dry_run).await?;
     tx.commit().await?;
-    Ok(web::Json(PromoteResponse {
-        total: matched.values().sum(),
-        matched,
-        dry_run: body.dry_run,
-    }))
+    Ok(web::Json(PromoteResponse { total: matched.values().sum(), matched, dry_run: body.dry_run }))
 }

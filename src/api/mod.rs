@@ -17,17 +17,15 @@ use utoipa_actix_web::service_config::ServiceConfig;
 /// Every documented route. The server and `renrakumo openapi` both call this, so the
 /// served spec and the committed one come from the same registrations.
 pub fn configure(cfg: &mut ServiceConfig) {
-    cfg.service(health::healthz)
-        .service(health::readyz)
-        .service(
-            utoipa_actix_web::scope("/api/v1")
-                .configure(auth::configure)
-                .configure(me::configure)
-                .configure(users::configure)
-                .configure(api_keys::configure)
-                .configure(lists::configure)
-                .configure(members::configure),
-        );
+    cfg.service(health::healthz).service(health::readyz).service(
+        utoipa_actix_web::scope("/api/v1")
+            .configure(auth::configure)
+            .configure(me::configure)
+            .configure(users::configure)
+            .configure(api_keys::configure)
+            .configure(lists::configure)
+            .configure(members::configure),
+    );
 }
 
 /// Epoch milliseconds (storage) → RFC 3339 UTC (API).
@@ -40,17 +38,8 @@ pub fn time(ms: i64) -> DateTime<Utc> {
 pub struct Checks(Vec<crate::error::FieldError>);
 
 impl Checks {
-    pub fn check<T, E: std::fmt::Display>(
-        &mut self,
-        field: &str,
-        result: Result<T, E>,
-    ) -> Option<T> {
-        result
-            .map_err(|e| {
-                self.0
-                    .push(crate::error::FieldError::new(field, e.to_string()))
-            })
-            .ok()
+    pub fn check<T, E: std::fmt::Display>(&mut self, field: &str, result: Result<T, E>) -> Option<T> {
+        result.map_err(|e| self.0.push(crate::error::FieldError::new(field, e.to_string()))).ok()
     }
 
     pub fn fail(&mut self, field: &str, message: impl Into<String>) {
@@ -58,10 +47,6 @@ impl Checks {
     }
 
     pub fn finish(self) -> crate::error::ApiResult<()> {
-        if self.0.is_empty() {
-            Ok(())
-        } else {
-            Err(crate::error::ApiError::Validation(self.0))
-        }
+        if self.0.is_empty() { Ok(()) } else { Err(crate::error::ApiError::Validation(self.0)) }
     }
 }

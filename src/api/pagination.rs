@@ -31,10 +31,7 @@ impl PageQuery {
     pub fn parse(&self) -> ApiResult<PageRequest> {
         let limit = self.limit.unwrap_or(DEFAULT_LIMIT);
         if !(1..=MAX_LIMIT).contains(&limit) {
-            return Err(ApiError::field(
-                "limit",
-                format!("must be between 1 and {MAX_LIMIT}"),
-            ));
+            return Err(ApiError::field("limit", format!("must be between 1 and {MAX_LIMIT}")));
         }
         let after = match &self.cursor {
             None => None,
@@ -44,9 +41,7 @@ impl PageQuery {
                     .ok()
                     .and_then(|bytes| String::from_utf8(bytes).ok())
                     .and_then(|s| s.strip_prefix("v1:").map(str::to_string))
-                    .ok_or_else(|| {
-                        ApiError::field("cursor", "is not a cursor this API returned")
-                    })?,
+                    .ok_or_else(|| ApiError::field("cursor", "is not a cursor this API returned"))?,
             ),
         };
         Ok(PageRequest { after, limit })
@@ -60,24 +55,12 @@ impl PageRequest {
     }
 
     /// Cuts the extra row off and makes the cursor from the last row kept.
-    pub fn page<R, T>(
-        &self,
-        mut rows: Vec<R>,
-        key: impl Fn(&R) -> &str,
-        map: impl Fn(R) -> T,
-    ) -> Page<T> {
+    pub fn page<R, T>(&self, mut rows: Vec<R>, key: impl Fn(&R) -> &str, map: impl Fn(R) -> T) -> Page<T> {
         let more = rows.len() > self.limit as usize;
         rows.truncate(self.limit as usize);
-        let next_cursor = if more {
-            rows.last()
-                .map(|r| URL_SAFE_NO_PAD.encode(format!("v1:{}", key(r))))
-        } else {
-            None
-        };
-        Page {
-            items: rows.into_iter().map(map).collect(),
-            next_cursor,
-        }
+        let next_cursor =
+            if more { rows.last().map(|r| URL_SAFE_NO_PAD.encode(format!("v1:{}", key(r)))) } else { None };
+        Page { items: rows.into_iter().map(map).collect(), next_cursor }
     }
 }
 

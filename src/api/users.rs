@@ -19,11 +19,7 @@ use crate::error::{ApiError, ApiResult, OrNotFound, Problem};
 use crate::state::AppState;
 
 pub fn configure(cfg: &mut ServiceConfig) {
-    cfg.service(list_users)
-        .service(create_user)
-        .service(get_user)
-        .service(update_user)
-        .service(delete_user);
+    cfg.service(list_users).service(create_user).service(get_user).service(update_user).service(delete_user);
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -86,10 +82,7 @@ fn check_permissions(checks: &mut Checks, permissions: &[Scope]) {
         if !STAFF_PERMISSIONS.contains(scope) {
             checks.fail(
                 &format!("permissions[{i}]"),
-                format!(
-                    "{} comes with a role; only contacts:read is granted separately",
-                    scope.as_str()
-                ),
+                format!("{} comes with a role; only contacts:read is granted separately", scope.as_str()),
             );
         }
     }
@@ -109,13 +102,7 @@ pub async fn list_users(
     caller.require_admin()?;
     let page = query.0.parse()?;
     let mut conn = state.db.pool.acquire().await?;
-    let rows = users::list(
-        &mut conn,
-        &caller.org_id,
-        page.after.as_deref(),
-        page.fetch(),
-    )
-    .await?;
+    let rows = users::list(&mut conn, &caller.org_id, page.after.as_deref(), page.fetch()).await?;
     Ok(web::Json(page.page(rows, |r| &r.id, UserResponse::from)))
 }
 
@@ -140,9 +127,7 @@ pub async fn create_user(
     let name = checks.check("name", PersonName::parse(&body.name));
     check_permissions(&mut checks, &body.permissions);
     checks.finish()?;
-    let (Some(email), Some(password), Some(name)) = (email, password, name) else {
-        unreachable!("checked above")
-    };
+    let (Some(email), Some(password), Some(name)) = (email, password, name) else { unreachable!("checked above") };
     let password_hash = password::hash(password.expose().to_string()).await?;
     let mut conn = state.db.pool.acquire().await?;
     let row = users::create(
@@ -176,9 +161,7 @@ pub async fn get_user(
         caller.require_admin()?;
     }
     let mut conn = state.db.pool.acquire().await?;
-    let row = users::find(&mut conn, &caller.org_id, &id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("user"))?;
+    let row = users::find(&mut conn, &caller.org_id, &id).await?.ok_or_else(|| ApiError::not_found("user"))?;
     Ok(web::Json(row.into()))
 }
 
@@ -203,14 +186,8 @@ pub async fn update_user(
         caller.require_admin()?;
     }
     let mut checks = Checks::default();
-    let name = body
-        .name
-        .as_deref()
-        .and_then(|n| checks.check("name", PersonName::parse(n)));
-    let password = body
-        .password
-        .as_deref()
-        .and_then(|p| checks.check("password", Password::parse(p)));
+    let name = body.name.as_deref().and_then(|n| checks.check("name", PersonName::parse(n)));
+    let password = body.password.as_deref().and_then(|p| checks.check("password", Password::parse(p)));
     if let Some(permissions) = &body.permissions {
         check_permissions(&mut checks, permissions);
     }
@@ -248,33 +225,20 @@ pub async fn update_user(
     (status = 409, description = "The last admin cannot be removed", body = Problem, content_type = "application/problem+json"),
 ))]
 #[delete("/users/{id}")]
-pub async fn delete_user(
-    state: web::Data<AppState>,
-    caller: Caller,
-    id: web::Path<String>,
-) -> ApiResult<HttpResponse> {
+pub async fn delete_user(state: web::Data<AppState>, caller: Caller, id: web::Path<String>) -> ApiResult<HttpResponse> {
     caller.require_admin()?;
     let mut tx = state.db.pool.begin().await?;
     ensure_not_last_admin(&mut tx, &caller.org_id, &id, "id").await?;
-    users::delete(&mut tx, &caller.org_id, &id)
-        .await
-        .or_not_found("user")?;
+    users::delete(&mut tx, &caller.org_id, &id).await.or_not_found("user")?;
     tx.commit().await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
 /// Refuses when `id` is the organisation's only admin. The organisation row is locked
 /// first, so two admins demoting each other at once cannot both succeed.
-async fn ensure_not_last_admin(
-    conn: &mut sqlx::AnyConnection,
-    org_id: &str,
-    id: &str,
-    field: &str,
-) -> ApiResult<()> {
+async fn ensure_not_last_admin(conn: &mut sqlx::AnyConnection, org_id: &str, id: &str, field: &str) -> ApiResult<()> {
     organizations::lock(conn, org_id).await?;
-    let target = users::find(conn, org_id, id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("user"))?;
+    let target = users::find(conn, org_id, id).await?.ok_or_else(|| ApiError::not_found("user"))?;
     if target.role == Role::Admin.as_str() && users::count_admins(conn, org_id).await? <= 1 {
         return Err(ApiError::Conflict {
             detail: "an organisation must keep at least one admin".into(),

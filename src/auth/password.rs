@@ -22,18 +22,12 @@ pub async fn verify(password: String, stored_hash: Option<String>) -> anyhow::Re
         Some(h) => h,
         None => DUMMY
             .get_or_init(|| {
-                Argon2::default()
-                    .hash_password(b"renrakumo-dummy-password")
-                    .map(|h| h.to_string())
-                    .unwrap_or_default()
+                Argon2::default().hash_password(b"renrakumo-dummy-password").map(|h| h.to_string()).unwrap_or_default()
             })
             .clone(),
     };
-    let ok = actix_web::web::block(move || {
-        Argon2::default()
-            .verify_password(password.as_bytes(), hash.as_str())
-            .is_ok()
-    })
-    .await?;
+    let ok =
+        actix_web::web::block(move || Argon2::default().verify_password(password.as_bytes(), hash.as_str()).is_ok())
+            .await?;
     Ok(known && ok)
 }

@@ -35,19 +35,10 @@ pub struct JwtKeys {
 
 impl JwtKeys {
     pub fn new(secret: &[u8]) -> JwtKeys {
-        JwtKeys {
-            encoding: EncodingKey::from_secret(secret),
-            decoding: DecodingKey::from_secret(secret),
-        }
+        JwtKeys { encoding: EncodingKey::from_secret(secret), decoding: DecodingKey::from_secret(secret) }
     }
 
-    pub fn issue(
-        &self,
-        user_id: &str,
-        org_id: &str,
-        role: &str,
-        session_id: &str,
-    ) -> anyhow::Result<String> {
+    pub fn issue(&self, user_id: &str, org_id: &str, role: &str, session_id: &str) -> anyhow::Result<String> {
         let now = chrono::Utc::now().timestamp();
         let claims = AccessClaims {
             sub: user_id.into(),
@@ -59,11 +50,7 @@ impl JwtKeys {
             exp: now + ACCESS_TTL_SECS,
             typ: "staff".into(),
         };
-        Ok(jsonwebtoken::encode(
-            &Header::new(Algorithm::HS256),
-            &claims,
-            &self.encoding,
-        )?)
+        Ok(jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)?)
     }
 
     /// Only HS256 is accepted, which also refuses `alg: none` and key-confusion tricks.
@@ -71,9 +58,7 @@ impl JwtKeys {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = 0;
         validation.set_required_spec_claims(&["exp", "sub"]);
-        jsonwebtoken::decode::<AccessClaims>(token, &self.decoding, &validation)
-            .ok()
-            .map(|data| data.claims)
+        jsonwebtoken::decode::<AccessClaims>(token, &self.decoding, &validation).ok().map(|data| data.claims)
     }
 }
 
@@ -82,10 +67,7 @@ impl JwtKeys {
 pub fn random_secret(prefix: &str) -> String {
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
-    format!(
-        "{prefix}{}",
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-    )
+    format!("{prefix}{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
 }
 
 /// Secrets are high-entropy, so a plain SHA-256 (not a slow password hash) is enough.

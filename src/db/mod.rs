@@ -39,11 +39,7 @@ impl RepoError {
         {
             let name = db.constraint().map(str::to_string).unwrap_or_else(|| {
                 // SQLite: "UNIQUE constraint failed: users.email_key"
-                db.message()
-                    .rsplit(": ")
-                    .next()
-                    .unwrap_or_default()
-                    .to_string()
+                db.message().rsplit(": ").next().unwrap_or_default().to_string()
             });
             return RepoError::Conflict(name);
         }

@@ -61,10 +61,7 @@ pub struct Sql {
 
 impl Sql {
     pub fn new(text: &str) -> Sql {
-        Sql {
-            text: text.to_string(),
-            binds: Vec::new(),
-        }
+        Sql { text: text.to_string(), binds: Vec::new() }
     }
 
     pub fn push(&mut self, text: &str) -> &mut Sql {
@@ -109,9 +106,6 @@ impl Sql {
     where
         (T,): for<'r> sqlx::FromRow<'r, sqlx::any::AnyRow>,
     {
-        with_binds!(
-            sqlx::query_scalar(sqlx::AssertSqlSafe(self.text)),
-            self.binds
-        )
+        with_binds!(sqlx::query_scalar(sqlx::AssertSqlSafe(self.text)), self.binds)
     }
 }

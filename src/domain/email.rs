@@ -44,9 +44,7 @@ fn domain_label_ok(label: &str) -> bool {
         && label.chars().count() <= 63
         && !label.starts_with('-')
         && !label.ends_with('-')
-        && label.chars().all(|c| {
-            c.is_ascii_alphanumeric() || c == '-' || (!c.is_ascii() && c.is_alphanumeric())
-        })
+        && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || (!c.is_ascii() && c.is_alphanumeric()))
 }
 
 impl EmailAddress {
@@ -72,10 +70,7 @@ impl EmailAddress {
         if let Some(c) = local.chars().find(|&c| !local_char_ok(c)) {
             return Err(EmailError::Character(c));
         }
-        if let Some(c) = domain
-            .chars()
-            .find(|c| c.is_whitespace() || "<>\"(),;:\\[]".contains(*c))
-        {
+        if let Some(c) = domain.chars().find(|c| c.is_whitespace() || "<>\"(),;:\\[]".contains(*c)) {
             return Err(EmailError::Character(c));
         }
         let domain = domain.to_lowercase();
@@ -120,10 +115,7 @@ mod tests {
     fn carrier_fixture_is_honoured() {
         let fixture = include_str!("../../tests/fixtures/carrier-addresses.txt");
         let mut checked = 0;
-        for line in fixture
-            .lines()
-            .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-        {
+        for line in fixture.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()) {
             let (verdict, rest) = line.split_once(' ').unwrap();
             // The address ends where two spaces start the reason.
             let address = rest.split("  ").next().unwrap().trim();
@@ -147,14 +139,8 @@ mod tests {
 
     #[test]
     fn masking_keeps_first_character_and_domain() {
-        assert_eq!(
-            EmailAddress::parse("taro@example.jp").unwrap().masked(),
-            "t***@example.jp"
-        );
-        assert_eq!(
-            EmailAddress::parse("山田@例え.jp").unwrap().masked(),
-            "山***@例え.jp"
-        );
+        assert_eq!(EmailAddress::parse("taro@example.jp").unwrap().masked(), "t***@example.jp");
+        assert_eq!(EmailAddress::parse("山田@例え.jp").unwrap().masked(), "山***@例え.jp");
     }
 
     #[test]

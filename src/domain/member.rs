@@ -33,13 +33,7 @@ impl MemberStatus {
     }
 
     pub fn parse(s: &str) -> Option<MemberStatus> {
-        [
-            MemberStatus::Active,
-            MemberStatus::Suspended,
-            MemberStatus::Pending,
-        ]
-        .into_iter()
-        .find(|m| m.as_str() == s)
+        [MemberStatus::Active, MemberStatus::Suspended, MemberStatus::Pending].into_iter().find(|m| m.as_str() == s)
     }
 }
 
@@ -66,14 +60,9 @@ impl EmailStatus {
     }
 
     pub fn parse(s: &str) -> Option<EmailStatus> {
-        [
-            EmailStatus::Active,
-            EmailStatus::Unconfirmed,
-            EmailStatus::Bounced,
-            EmailStatus::Disabled,
-        ]
-        .into_iter()
-        .find(|m| m.as_str() == s)
+        [EmailStatus::Active, EmailStatus::Unconfirmed, EmailStatus::Bounced, EmailStatus::Disabled]
+            .into_iter()
+            .find(|m| m.as_str() == s)
     }
 }
 
@@ -95,45 +84,25 @@ impl Platform {
     }
 
     pub fn parse(s: &str) -> Option<Platform> {
-        [Platform::Apns, Platform::Fcm]
-            .into_iter()
-            .find(|p| p.as_str() == s)
+        [Platform::Apns, Platform::Fcm].into_iter().find(|p| p.as_str() == s)
     }
 }
 
 /// `…a1b2`: the last four characters, enough to tell a guardian's devices apart.
 pub fn mask_token(token: &str) -> String {
-    let tail: String = token
-        .chars()
-        .rev()
-        .take(4)
-        .collect::<Vec<_>>()
-        .into_iter()
-        .rev()
-        .collect();
+    let tail: String = token.chars().rev().take(4).collect::<Vec<_>>().into_iter().rev().collect();
     format!("…{tail}")
 }
 
 /// Checks a text field's length in characters; empty after trimming becomes None.
-pub fn optional_text(
-    errors: &mut Vec<FieldError>,
-    field: &str,
-    value: Option<&str>,
-    max: usize,
-) -> Option<String> {
+pub fn optional_text(errors: &mut Vec<FieldError>, field: &str, value: Option<&str>, max: usize) -> Option<String> {
     let value = value.map(str::trim).filter(|v| !v.is_empty())?;
     if char_len(value) > max {
-        errors.push(FieldError::new(
-            field,
-            format!("must be at most {max} characters"),
-        ));
+        errors.push(FieldError::new(field, format!("must be at most {max} characters")));
         return None;
     }
     if value.chars().any(char::is_control) {
-        errors.push(FieldError::new(
-            field,
-            "must not contain control characters",
-        ));
+        errors.push(FieldError::new(field, "must not contain control characters"));
         return None;
     }
     Some(value.to_string())
@@ -169,26 +138,17 @@ pub struct RawProfile<'a> {
 
 pub fn parse_emails(errors: &mut Vec<FieldError>, emails: &[(String, &str)]) -> Vec<EmailAddress> {
     let mut parsed: Vec<EmailAddress> = Vec::new();
-    let given: Vec<_> = emails
-        .iter()
-        .filter(|(_, v)| !v.trim().is_empty())
-        .collect();
+    let given: Vec<_> = emails.iter().filter(|(_, v)| !v.trim().is_empty()).collect();
     if given.len() > MAX_EMAILS {
         let (field, _) = given[MAX_EMAILS];
-        errors.push(FieldError::new(
-            field.clone(),
-            format!("a guardian has at most {MAX_EMAILS} e-mail addresses"),
-        ));
+        errors.push(FieldError::new(field.clone(), format!("a guardian has at most {MAX_EMAILS} e-mail addresses")));
         return parsed;
     }
     for (field, value) in given {
         match EmailAddress::parse(value) {
             Err(e) => errors.push(FieldError::new(field.clone(), e.to_string())),
             Ok(email) if parsed.iter().any(|p| p.key() == email.key()) => {
-                errors.push(FieldError::new(
-                    field.clone(),
-                    "repeats an address of this guardian",
-                ));
+                errors.push(FieldError::new(field.clone(), "repeats an address of this guardian"));
             }
             Ok(email) => parsed.push(email),
         }
@@ -196,19 +156,13 @@ pub fn parse_emails(errors: &mut Vec<FieldError>, emails: &[(String, &str)]) -> 
     parsed
 }
 
-pub fn parse_attributes(
-    errors: &mut Vec<FieldError>,
-    attributes: &[(&str, &str)],
-) -> BTreeMap<String, String> {
+pub fn parse_attributes(errors: &mut Vec<FieldError>, attributes: &[(&str, &str)]) -> BTreeMap<String, String> {
     let mut parsed = BTreeMap::new();
     for (key, value) in attributes {
         let key = key.trim();
         let field = format!("attributes.{key}");
         if key.is_empty() || char_len(key) > 50 || key.chars().any(char::is_control) {
-            errors.push(FieldError::new(
-                field,
-                "attribute names are 1 to 50 characters",
-            ));
+            errors.push(FieldError::new(field, "attribute names are 1 to 50 characters"));
             continue;
         }
         if let Some(value) = optional_text(errors, &field, Some(value), 200) {
@@ -216,10 +170,7 @@ pub fn parse_attributes(
         }
     }
     if parsed.len() > MAX_ATTRIBUTES {
-        errors.push(FieldError::new(
-            "attributes",
-            format!("at most {MAX_ATTRIBUTES} attributes"),
-        ));
+        errors.push(FieldError::new("attributes", format!("at most {MAX_ATTRIBUTES} attributes")));
     }
     parsed
 }
@@ -241,11 +192,7 @@ impl RawProfile<'_> {
             emails: parse_emails(&mut errors, &self.emails),
             attributes: parse_attributes(&mut errors, &self.attributes),
         };
-        if errors.is_empty() {
-            Ok(profile)
-        } else {
-            Err(errors)
-        }
+        if errors.is_empty() { Ok(profile) } else { Err(errors) }
     }
 }
 
@@ -254,11 +201,7 @@ mod tests {
     use super::*;
 
     fn emails(values: &[&'static str]) -> Vec<(String, &'static str)> {
-        values
-            .iter()
-            .enumerate()
-            .map(|(i, v)| (format!("emails[{i}]"), *v))
-            .collect()
+        values.iter().enumerate().map(|(i, v)| (format!("emails[{i}]"), *v)).collect()
     }
 
     #[test]
@@ -269,61 +212,29 @@ mod tests {
             ..Default::default()
         };
         let errors = raw.parse().unwrap_err();
-        assert_eq!(
-            errors,
-            vec![FieldError::new(
-                "emails[4]",
-                "a guardian has at most 4 e-mail addresses"
-            )]
-        );
+        assert_eq!(errors, vec![FieldError::new("emails[4]", "a guardian has at most 4 e-mail addresses")]);
     }
 
     #[test]
     fn a_repeated_address_is_refused_whatever_its_case() {
-        let raw = RawProfile {
-            name: Some("鈴木"),
-            emails: emails(&["sakura@x.jp", "SAKURA@X.JP"]),
-            ..Default::default()
-        };
+        let raw =
+            RawProfile { name: Some("鈴木"), emails: emails(&["sakura@x.jp", "SAKURA@X.JP"]), ..Default::default() };
         assert_eq!(raw.parse().unwrap_err()[0].field, "emails[1]");
     }
 
     #[test]
     fn a_missing_name_and_a_bad_address_are_both_reported() {
-        let raw = RawProfile {
-            name: Some("  "),
-            emails: emails(&["kenta sato@example.jp"]),
-            ..Default::default()
-        };
-        let fields: Vec<_> = raw
-            .parse()
-            .unwrap_err()
-            .into_iter()
-            .map(|e| e.field)
-            .collect();
+        let raw = RawProfile { name: Some("  "), emails: emails(&["kenta sato@example.jp"]), ..Default::default() };
+        let fields: Vec<_> = raw.parse().unwrap_err().into_iter().map(|e| e.field).collect();
         assert_eq!(fields, ["name", "emails[0]"]);
     }
 
     #[test]
     fn lengths_count_characters() {
         let name = "あ".repeat(100);
-        assert!(
-            RawProfile {
-                name: Some(&name),
-                ..Default::default()
-            }
-            .parse()
-            .is_ok()
-        );
+        assert!(RawProfile { name: Some(&name), ..Default::default() }.parse().is_ok());
         let name = "あ".repeat(101);
-        assert!(
-            RawProfile {
-                name: Some(&name),
-                ..Default::default()
-            }
-            .parse()
-            .is_err()
-        );
+        assert!(RawProfile { name: Some(&name), ..Default::default() }.parse().is_err());
     }
 
     #[test]

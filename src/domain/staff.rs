@@ -38,10 +38,9 @@ impl Role {
         use Scope::*;
         match self {
             Role::Admin => scope != ContactsRead,
-            Role::Sender => matches!(
-                scope,
-                ListsRead | ListsWrite | MembersRead | MembersWrite | MessagesRead | MessagesSend
-            ),
+            Role::Sender => {
+                matches!(scope, ListsRead | ListsWrite | MembersRead | MembersWrite | MessagesRead | MessagesSend)
+            }
             Role::Viewer => matches!(scope, ListsRead | MembersRead | MessagesRead),
         }
     }
@@ -96,16 +95,11 @@ impl Scope {
 
     /// Scopes stored as a JSON array; unknown names (from a newer version) are skipped.
     pub fn parse_json_list(json: &str) -> Vec<Scope> {
-        serde_json::from_str::<Vec<String>>(json)
-            .unwrap_or_default()
-            .iter()
-            .filter_map(|s| Scope::parse(s))
-            .collect()
+        serde_json::from_str::<Vec<String>>(json).unwrap_or_default().iter().filter_map(|s| Scope::parse(s)).collect()
     }
 
     pub fn to_json_list(scopes: &[Scope]) -> String {
-        serde_json::to_string(&scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>())
-            .unwrap_or_else(|_| "[]".into())
+        serde_json::to_string(&scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>()).unwrap_or_else(|_| "[]".into())
     }
 }
 
@@ -165,10 +159,7 @@ mod tests {
     fn scopes_round_trip_through_their_names() {
         for scope in Scope::ALL {
             assert_eq!(Scope::parse(scope.as_str()), Some(scope));
-            assert_eq!(
-                serde_json::to_string(&scope).unwrap(),
-                format!("\"{}\"", scope.as_str())
-            );
+            assert_eq!(serde_json::to_string(&scope).unwrap(), format!("\"{}\"", scope.as_str()));
         }
     }
 

@@ -21,7 +21,13 @@ async fn me_with_key(app: &TestApp, key: &str) -> Answer {
 async fn a_key_is_shown_once_and_then_authenticates(backend: Backend) {
     let app = spawn_app(backend).await;
     let admin = app.create_admin("Key School").await;
-    let created = app.post("/api/v1/api-keys", &admin.access_token, json!({"name": "校務支援システム", "scopes": ["lists:read", "members:write"]})).await;
+    let created = app
+        .post(
+            "/api/v1/api-keys",
+            &admin.access_token,
+            json!({"name": "校務支援システム", "scopes": ["lists:read", "members:write"]}),
+        )
+        .await;
     let created = created.ok(201).clone();
     let key = created["key"].as_str().unwrap();
     assert!(key.starts_with("rk_live_") && key.len() > 40);
@@ -56,7 +62,14 @@ async fn a_key_holds_only_its_scopes(backend: Backend) {
     let (_, key) = app.create_api_key(&admin, json!({"name": "roster sync", "scopes": ["lists:read"]})).await;
     // Staff and key management is for admins signed in as people, whatever the scopes.
     app.call(Method::GET, "/api/v1/users", Auth::ApiKey(&key), None).await.problem(403);
-    app.call(Method::POST, "/api/v1/api-keys", Auth::ApiKey(&key), Some(json!({"name": "k", "scopes": ["contacts:read"]}))).await.problem(403);
+    app.call(
+        Method::POST,
+        "/api/v1/api-keys",
+        Auth::ApiKey(&key),
+        Some(json!({"name": "k", "scopes": ["contacts:read"]})),
+    )
+    .await
+    .problem(403);
     app.call(Method::POST, "/api/v1/auth/logout", Auth::ApiKey(&key), None).await.problem(403);
     app.call(Method::GET, "/api/v1/me", Auth::ApiKey("rk_live_not-a-key"), None).await.problem(401);
 }
@@ -68,10 +81,14 @@ async fn revoked_and_expired_keys_are_refused(backend: Backend) {
     me_with_key(&app, &revoked).await.ok(200);
     assert_eq!(app.delete(&format!("/api/v1/api-keys/{revoked_id}"), &admin.access_token).await.status, 204);
     me_with_key(&app, &revoked).await.problem(401);
-    assert_eq!(app.get(&format!("/api/v1/api-keys/{revoked_id}"), &admin.access_token).await.ok(200)["status"], "revoked");
+    assert_eq!(
+        app.get(&format!("/api/v1/api-keys/{revoked_id}"), &admin.access_token).await.ok(200)["status"],
+        "revoked"
+    );
 
     let expires_at = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
-    let (expiring_id, expiring) = app.create_api_key(&admin, json!({"name": "term", "scopes": ["lists:read"], "expires_at": expires_at})).await;
+    let (expiring_id, expiring) =
+        app.create_api_key(&admin, json!({"name": "term", "scopes": ["lists:read"], "expires_at": expires_at})).await;
     me_with_key(&app, &expiring).await.ok(200);
     // An hour passes (moved in the database rather than waited for).
     let mut conn = app.state.db.pool.acquire().await.unwrap();
@@ -82,29 +99,51 @@ async fn revoked_and_expired_keys_are_refused(backend: Backend) {
         .await
         .unwrap();
     me_with_key(&app, &expiring).await.problem(401);
-    assert_eq!(app.get(&format!("/api/v1/api-keys/{expiring_id}"), &admin.access_token).await.ok(200)["status"], "expired");
+    assert_eq!(
+        app.get(&format!("/api/v1/api-keys/{expiring_id}"), &admin.access_token).await.ok(200)["status"],
+        "expired"
+    );
 }
 
 async fn a_single_use_key_lives_at_most_a_day(backend: Backend) {
     let app = spawn_app(backend).await;
     let admin = app.create_admin("Pass School").await;
-    let created = app.post("/api/v1/api-keys", &admin.access_token, json!({"name": "one-day pass", "scopes": ["messages:send"], "single_use": true})).await;
+    let created = app
+        .post(
+            "/api/v1/api-keys",
+            &admin.access_token,
+            json!({"name": "one-day pass", "scopes": ["messages:send"], "single_use": true}),
+        )
+        .await;
     let created = created.ok(201);
     assert_eq!(created["single_use"], true);
     let expires_at = chrono::DateTime::parse_from_rfc3339(created["expires_at"].as_str().unwrap()).unwrap();
     let hours = (expires_at.with_timezone(&chrono::Utc) - chrono::Utc::now()).num_minutes() as f64 / 60.0;
     assert!((23.9..=24.0).contains(&hours), "expires in {hours} h");
     let too_long = (chrono::Utc::now() + chrono::Duration::days(3)).to_rfc3339();
-    let refused = app.post("/api/v1/api-keys", &admin.access_token, json!({"name": "pass", "scopes": ["messages:send"], "single_use": true, "expires_at": too_long})).await;
+    let refused = app
+        .post(
+            "/api/v1/api-keys",
+            &admin.access_token,
+            json!({"name": "pass", "scopes": ["messages:send"], "single_use": true, "expires_at": too_long}),
+        )
+        .await;
     assert_eq!(refused.problem(422), ["expires_at"]);
     let short = (chrono::Utc::now() + chrono::Duration::hours(2)).to_rfc3339();
-    app.post("/api/v1/api-keys", &admin.access_token, json!({"name": "pass", "scopes": ["messages:send"], "single_use": true, "expires_at": short})).await.ok(201);
+    app.post(
+        "/api/v1/api-keys",
+        &admin.access_token,
+        json!({"name": "pass", "scopes": ["messages:send"], "single_use": true, "expires_at": short}),
+    )
+    .await
+    .ok(201);
 }
 
 async fn a_spent_single_use_key_stops_working(backend: Backend) {
     let app = spawn_app(backend).await;
     let admin = app.create_admin("Spent School").await;
-    let (id, key) = app.create_api_key(&admin, json!({"name": "pass", "scopes": ["messages:send"], "single_use": true})).await;
+    let (id, key) =
+        app.create_api_key(&admin, json!({"name": "pass", "scopes": ["messages:send"], "single_use": true})).await;
     me_with_key(&app, &key).await.ok(200);
     // The send endpoint (messages issue) spends the key through this call; only the first
     // spender wins, so two concurrent sends cannot both use one pass.

@@ -65,7 +65,8 @@ async fn the_oauth2_password_grant_signs_in_like_login(backend: Backend) {
     let app = spawn_app(backend).await;
     let admin = app.create_admin("Swagger School").await;
     // What Swagger UI's Authorize dialog sends.
-    let form = [("grant_type", "password"), ("username", admin.email.as_str()), ("password", PASSWORD), ("client_id", "")];
+    let form =
+        [("grant_type", "password"), ("username", admin.email.as_str()), ("password", PASSWORD), ("client_id", "")];
     let answer = Answer::from(app.client.post(app.url("/api/v1/auth/token")).form(&form).send().await.unwrap()).await;
     let body = answer.ok(200);
     assert_eq!(body["token_type"], "Bearer");
@@ -82,7 +83,10 @@ async fn the_oauth2_endpoint_refuses_other_grants(backend: Backend) {
     let form = [("grant_type", "client_credentials"), ("username", "a@example.jp"), ("password", PASSWORD)];
     let answer = Answer::from(app.client.post(app.url("/api/v1/auth/token")).form(&form).send().await.unwrap()).await;
     assert_eq!(answer.problem(422), ["grant_type"]);
-    let answer = Answer::from(app.client.post(app.url("/api/v1/auth/token")).form(&[("grant_type", "password")]).send().await.unwrap()).await;
+    let answer = Answer::from(
+        app.client.post(app.url("/api/v1/auth/token")).form(&[("grant_type", "password")]).send().await.unwrap(),
+    )
+    .await;
     assert_eq!(answer.problem(422), ["username"]);
 }
 
@@ -131,8 +135,12 @@ async fn logout_stops_access_and_refresh_tokens_at_once(backend: Backend) {
 }
 
 fn sign(secret: &str, claims: serde_json::Value) -> String {
-    jsonwebtoken::encode(&jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256), &claims, &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()))
-        .unwrap()
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .unwrap()
 }
 
 async fn expired_tampered_and_unsigned_tokens_are_refused(backend: Backend) {

@@ -153,7 +153,9 @@ async fn only_contacts_read_is_granted_as_a_permission(backend: Backend) {
     let (id, token) = app.create_staff(&admin, "viewer").await;
     let scopes = |me: &serde_json::Value| me["scopes"].as_array().unwrap().contains(&json!("contacts:read"));
     assert!(!scopes(app.get("/api/v1/me", &token).await.ok(200)));
-    app.patch(&format!("/api/v1/users/{id}"), &admin.access_token, json!({"permissions": ["contacts:read"]})).await.ok(200);
+    app.patch(&format!("/api/v1/users/{id}"), &admin.access_token, json!({"permissions": ["contacts:read"]}))
+        .await
+        .ok(200);
     assert!(scopes(app.get("/api/v1/me", &token).await.ok(200)));
 }
 
@@ -167,7 +169,8 @@ async fn another_organisations_users_answer_404(backend: Backend) {
     app.patch(&path, &school_b.access_token, json!({"name": "乗っ取り"})).await.problem(404);
     app.delete(&path, &school_b.access_token).await.problem(404);
     let listed = app.get("/api/v1/users", &school_b.access_token).await;
-    let ids: Vec<&str> = listed.ok(200)["items"].as_array().unwrap().iter().map(|u| u["id"].as_str().unwrap()).collect();
+    let ids: Vec<&str> =
+        listed.ok(200)["items"].as_array().unwrap().iter().map(|u| u["id"].as_str().unwrap()).collect();
     assert_eq!(ids, [school_b.user_id.as_str()]);
     // Untouched in school A.
     assert_eq!(app.get(&path, &school_a.access_token).await.ok(200)["name"], "先生");

@@ -50,31 +50,19 @@ pub async fn create(conn: &mut AnyConnection, key: NewApiKey<'_>) -> RepoResult<
     .execute(&mut *conn)
     .await
     .map_err(RepoError::from_sqlx)?;
-    find(conn, key.org_id, &id)
-        .await?
-        .ok_or(RepoError::NotFound)
+    find(conn, key.org_id, &id).await?.ok_or(RepoError::NotFound)
 }
 
-pub async fn find(
-    conn: &mut AnyConnection,
-    org_id: &str,
-    id: &str,
-) -> RepoResult<Option<ApiKeyRow>> {
-    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM api_keys WHERE org_id = $1 AND id = $2"
-    )))
-    .bind(org_id)
-    .bind(id)
-    .fetch_optional(conn)
-    .await?)
+pub async fn find(conn: &mut AnyConnection, org_id: &str, id: &str) -> RepoResult<Option<ApiKeyRow>> {
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM api_keys WHERE org_id = $1 AND id = $2")))
+        .bind(org_id)
+        .bind(id)
+        .fetch_optional(conn)
+        .await?)
 }
 
 /// The key a request presents, if it is still usable at `now`.
-pub async fn find_usable(
-    conn: &mut AnyConnection,
-    key_hash: &str,
-    now: i64,
-) -> RepoResult<Option<ApiKeyRow>> {
+pub async fn find_usable(conn: &mut AnyConnection, key_hash: &str, now: i64) -> RepoResult<Option<ApiKeyRow>> {
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL AND consumed_at IS NULL \
          AND (expires_at IS NULL OR expires_at > $2)"
@@ -115,24 +103,21 @@ pub async fn touch(conn: &mut AnyConnection, id: &str, now: i64) -> RepoResult<(
 
 /// Spends a single-use key; false when it was spent already (by a concurrent request).
 pub async fn consume(conn: &mut AnyConnection, id: &str) -> RepoResult<bool> {
-    let done =
-        sqlx::query("UPDATE api_keys SET consumed_at = $2 WHERE id = $1 AND consumed_at IS NULL")
-            .bind(id)
-            .bind(now_ms())
-            .execute(conn)
-            .await?;
+    let done = sqlx::query("UPDATE api_keys SET consumed_at = $2 WHERE id = $1 AND consumed_at IS NULL")
+        .bind(id)
+        .bind(now_ms())
+        .execute(conn)
+        .await?;
     Ok(done.rows_affected() == 1)
 }
 
 pub async fn revoke(conn: &mut AnyConnection, org_id: &str, id: &str) -> RepoResult<()> {
-    let done = sqlx::query(
-        "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $3) WHERE org_id = $1 AND id = $2",
-    )
-    .bind(org_id)
-    .bind(id)
-    .bind(now_ms())
-    .execute(conn)
-    .await?;
+    let done = sqlx::query("UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $3) WHERE org_id = $1 AND id = $2")
+        .bind(org_id)
+        .bind(id)
+        .bind(now_ms())
+        .execute(conn)
+        .await?;
     if done.rows_affected() == 0 {
         return Err(RepoError::NotFound);
     }

@@ -25,26 +25,26 @@ pub async fn create(
     description: Option<&str>,
 ) -> RepoResult<ListRow> {
     let id = new_id();
-    sqlx::query("INSERT INTO lists (id, org_id, name, description, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5)")
-        .bind(&id)
-        .bind(org_id)
-        .bind(name)
-        .bind(description)
-        .bind(now_ms())
-        .execute(&mut *conn)
-        .await
-        .map_err(RepoError::from_sqlx)?;
+    sqlx::query(
+        "INSERT INTO lists (id, org_id, name, description, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5)",
+    )
+    .bind(&id)
+    .bind(org_id)
+    .bind(name)
+    .bind(description)
+    .bind(now_ms())
+    .execute(&mut *conn)
+    .await
+    .map_err(RepoError::from_sqlx)?;
     find(conn, org_id, &id).await?.ok_or(RepoError::NotFound)
 }
 
 pub async fn find(conn: &mut AnyConnection, org_id: &str, id: &str) -> RepoResult<Option<ListRow>> {
-    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "{SELECT} WHERE l.org_id = $1 AND l.id = $2"
-    )))
-    .bind(org_id)
-    .bind(id)
-    .fetch_optional(conn)
-    .await?)
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!("{SELECT} WHERE l.org_id = $1 AND l.id = $2")))
+        .bind(org_id)
+        .bind(id)
+        .fetch_optional(conn)
+        .await?)
 }
 
 pub async fn list(
@@ -55,14 +55,9 @@ pub async fn list(
     limit: i64,
 ) -> RepoResult<Vec<ListRow>> {
     let mut sql = Sql::new(SELECT);
-    sql.push(" WHERE l.org_id = ")
-        .bind(org_id)
-        .push(" AND l.id > ")
-        .bind(after.unwrap_or(""));
+    sql.push(" WHERE l.org_id = ").bind(org_id).push(" AND l.id > ").bind(after.unwrap_or(""));
     if let Some(q) = q {
-        sql.push(" AND LOWER(l.name) LIKE ")
-            .bind(super::like_pattern(q))
-            .push(" ESCAPE '\\'");
+        sql.push(" AND LOWER(l.name) LIKE ").bind(super::like_pattern(q)).push(" ESCAPE '\\'");
     }
     sql.push(" ORDER BY l.id LIMIT ").bind(limit);
     Ok(sql.query_as().fetch_all(conn).await?)
@@ -96,11 +91,8 @@ pub async fn update(
 
 /// Deletes the list and its memberships; the members themselves stay.
 pub async fn delete(conn: &mut AnyConnection, org_id: &str, id: &str) -> RepoResult<()> {
-    let done = sqlx::query("DELETE FROM lists WHERE org_id = $1 AND id = $2")
-        .bind(org_id)
-        .bind(id)
-        .execute(conn)
-        .await?;
+    let done =
+        sqlx::query("DELETE FROM lists WHERE org_id = $1 AND id = $2").bind(org_id).bind(id).execute(conn).await?;
     if done.rows_affected() == 0 {
         return Err(RepoError::NotFound);
     }
@@ -108,48 +100,29 @@ pub async fn delete(conn: &mut AnyConnection, org_id: &str, id: &str) -> RepoRes
 }
 
 /// The ids among `ids` that are lists of the organisation.
-pub async fn existing(
-    conn: &mut AnyConnection,
-    org_id: &str,
-    ids: &[String],
-) -> RepoResult<Vec<String>> {
+pub async fn existing(conn: &mut AnyConnection, org_id: &str, ids: &[String]) -> RepoResult<Vec<String>> {
     if ids.is_empty() {
         return Ok(vec![]);
     }
     let mut sql = Sql::new("SELECT id FROM lists WHERE org_id = ");
-    sql.bind(org_id)
-        .push(" AND id IN (")
-        .bind_list(ids)
-        .push(")");
+    sql.bind(org_id).push(" AND id IN (").bind_list(ids).push(")");
     Ok(sql.query_scalar().fetch_all(conn).await?)
 }
 
 /// (name, id) of every list of the organisation.
 pub async fn names(conn: &mut AnyConnection, org_id: &str) -> RepoResult<Vec<(String, String)>> {
-    Ok(
-        sqlx::query_as("SELECT name, id FROM lists WHERE org_id = $1")
-            .bind(org_id)
-            .fetch_all(conn)
-            .await?,
-    )
+    Ok(sqlx::query_as("SELECT name, id FROM lists WHERE org_id = $1").bind(org_id).fetch_all(conn).await?)
 }
 
-pub async fn set_join_code(
-    conn: &mut AnyConnection,
-    org_id: &str,
-    id: &str,
-    code: Option<&str>,
-) -> RepoResult<()> {
-    let done = sqlx::query(
-        "UPDATE lists SET join_code = $3, updated_at = $4 WHERE org_id = $1 AND id = $2",
-    )
-    .bind(org_id)
-    .bind(id)
-    .bind(code)
-    .bind(now_ms())
-    .execute(conn)
-    .await
-    .map_err(RepoError::from_sqlx)?;
+pub async fn set_join_code(conn: &mut AnyConnection, org_id: &str, id: &str, code: Option<&str>) -> RepoResult<()> {
+    let done = sqlx::query("UPDATE lists SET join_code = $3, updated_at = $4 WHERE org_id = $1 AND id = $2")
+        .bind(org_id)
+        .bind(id)
+        .bind(code)
+        .bind(now_ms())
+        .execute(conn)
+        .await
+        .map_err(RepoError::from_sqlx)?;
     if done.rows_affected() == 0 {
         return Err(RepoError::NotFound);
     }
@@ -165,19 +138,11 @@ pub async fn add_members(
 ) -> RepoResult<u64> {
     let mut added = 0;
     for chunk in member_ids.chunks(500) {
-        let mut sql =
-            Sql::new("INSERT INTO list_members (list_id, member_id, org_id, added_at) VALUES ");
+        let mut sql = Sql::new("INSERT INTO list_members (list_id, member_id, org_id, added_at) VALUES ");
         let now = now_ms();
         for (i, member_id) in chunk.iter().enumerate() {
             sql.push(if i == 0 { "(" } else { ", (" });
-            sql.bind(list_id)
-                .push(", ")
-                .bind(member_id)
-                .push(", ")
-                .bind(org_id)
-                .push(", ")
-                .bind(now)
-                .push(")");
+            sql.bind(list_id).push(", ").bind(member_id).push(", ").bind(org_id).push(", ").bind(now).push(")");
         }
         sql.push(" ON CONFLICT (list_id, member_id) DO NOTHING");
         added += sql.query().execute(&mut *conn).await?.rows_affected();
@@ -185,36 +150,22 @@ pub async fn add_members(
     Ok(added)
 }
 
-pub async fn remove_members(
-    conn: &mut AnyConnection,
-    list_id: &str,
-    member_ids: &[String],
-) -> RepoResult<u64> {
+pub async fn remove_members(conn: &mut AnyConnection, list_id: &str, member_ids: &[String]) -> RepoResult<u64> {
     let mut removed = 0;
     for chunk in member_ids.chunks(500) {
         let mut sql = Sql::new("DELETE FROM list_members WHERE list_id = ");
-        sql.bind(list_id)
-            .push(" AND member_id IN (")
-            .bind_list(chunk)
-            .push(")");
+        sql.bind(list_id).push(" AND member_id IN (").bind_list(chunk).push(")");
         removed += sql.query().execute(&mut *conn).await?.rows_affected();
     }
     Ok(removed)
 }
 
 /// The members among `member_ids` that are in the list.
-pub async fn members_in(
-    conn: &mut AnyConnection,
-    list_id: &str,
-    member_ids: &[String],
-) -> RepoResult<Vec<String>> {
+pub async fn members_in(conn: &mut AnyConnection, list_id: &str, member_ids: &[String]) -> RepoResult<Vec<String>> {
     let mut found = Vec::new();
     for chunk in member_ids.chunks(500) {
         let mut sql = Sql::new("SELECT member_id FROM list_members WHERE list_id = ");
-        sql.bind(list_id)
-            .push(" AND member_id IN (")
-            .bind_list(chunk)
-            .push(")");
+        sql.bind(list_id).push(" AND member_id IN (").bind_list(chunk).push(")");
         found.extend(sql.query_scalar::<String>().fetch_all(&mut *conn).await?);
     }
     Ok(found)

@@ -63,204 +63,147 @@ impl MemberRecord {
             relation: self.row.relation.clone(),
             locale: self.row.locale.clone(),
             external_id: self.row.external_id.clone(),
-            emails: self
-                .emails
-                .iter()
-                .filter_map(|e| crate::domain::EmailAddress::parse(&e.address).ok())
-                .collect(),
+            emails: self.emails.iter().filter_map(|e| crate::domain::EmailAddress::parse(&e.address).ok()).collect(),
             attributes: self.attributes.clone(),
         }
     }
 }
 
-pub async fn insert(
-    conn: &mut AnyConnection,
-    org_id: &str,
-    profile: &MemberProfile,
-    status: MemberStatus,
-) -> RepoResult<String> {
+/// A member to write: its id (new or existing) and its complete profile.
+pub struct MemberWrite<'a> {
+    pub id: &'a str,
+    pub profile: &'a MemberProfile,
+}
+
+/// Rows per multi-row statement: far below SQLite's and PostgreSQL's bind limits, and large
+/// enough that an import spends its time in the database, not in round trips.
+const CHUNK: usize = 250;
+
+pub async fn insert(conn: &mut AnyConnection, org_id: &str, profile: &MemberProfile, status: MemberStatus) -> RepoResult<String> {
     let id = new_id();
-    let now = now_ms();
-    sqlx::query(
-        "INSERT INTO members (id, org_id, name, name_kana, student_name, relation, locale, external_id, status, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)",
-    )
-    .bind(&id)
-    .bind(org_id)
-    .bind(&profile.name)
-    .bind(&profile.name_kana)
-    .bind(&profile.student_name)
-    .bind(&profile.relation)
-    .bind(&profile.locale)
-    .bind(&profile.external_id)
-    .bind(status.as_str())
-    .bind(now)
-    .execute(&mut *conn)
-    .await
-    .map_err(RepoError::from_sqlx)?;
-    replace_emails(conn, org_id, &id, profile, EmailStatus::Active).await?;
-    replace_attributes(conn, org_id, &id, &profile.attributes).await?;
+    insert_many(conn, org_id, &[MemberWrite { id: &id, profile }], status).await?;
     Ok(id)
 }
 
-/// Overwrites the profile. Addresses that stay keep their status and bounce count; new
-/// ones start as `new_email_status`.
-pub async fn update_profile(
-    conn: &mut AnyConnection,
-    org_id: &str,
-    id: &str,
-    profile: &MemberProfile,
-    new_email_status: EmailStatus,
-) -> RepoResult<()> {
-    let done = sqlx::query(
-        "UPDATE members SET name = $3, name_kana = $4, student_name = $5, relation = $6, locale = $7, external_id = $8, updated_at = $9 \
-         WHERE org_id = $1 AND id = $2",
-    )
-    .bind(org_id)
-    .bind(id)
-    .bind(&profile.name)
-    .bind(&profile.name_kana)
-    .bind(&profile.student_name)
-    .bind(&profile.relation)
-    .bind(&profile.locale)
-    .bind(&profile.external_id)
-    .bind(now_ms())
-    .execute(&mut *conn)
-    .await
-    .map_err(RepoError::from_sqlx)?;
-    if done.rows_affected() == 0 {
-        return Err(RepoError::NotFound);
-    }
-    replace_emails(conn, org_id, id, profile, new_email_status).await?;
-    replace_attributes(conn, org_id, id, &profile.attributes).await
-}
-
-async fn replace_emails(
-    conn: &mut AnyConnection,
-    org_id: &str,
-    member_id: &str,
-    profile: &MemberProfile,
-    new_status: EmailStatus,
-) -> RepoResult<()> {
-    let kept: HashMap<String, (String, i64)> = sqlx::query_as::<_, (String, String, i64)>(
-        "SELECT address_key, status, bounce_count FROM member_emails WHERE member_id = $1",
-    )
-    .bind(member_id)
-    .fetch_all(&mut *conn)
-    .await?
-    .into_iter()
-    .map(|(key, status, bounces)| (key, (status, bounces)))
-    .collect();
-    sqlx::query("DELETE FROM member_emails WHERE member_id = $1")
-        .bind(member_id)
-        .execute(&mut *conn)
-        .await?;
-    if profile.emails.is_empty() {
-        return Ok(());
-    }
+/// Inserts members with their addresses (as `active`) and attributes, a chunk per statement.
+pub async fn insert_many(conn: &mut AnyConnection, org_id: &str, members: &[MemberWrite<'_>], status: MemberStatus) -> RepoResult<()> {
     let now = now_ms();
-    let mut sql = Sql::new(
-        "INSERT INTO member_emails (id, member_id, org_id, position, address, address_key, status, bounce_count, created_at) VALUES ",
-    );
-    for (i, email) in profile.emails.iter().enumerate() {
-        let (status, bounces) = kept
-            .get(&email.key())
-            .cloned()
-            .unwrap_or((new_status.as_str().to_string(), 0));
-        sql.push(if i == 0 { "(" } else { ", (" });
-        sql.bind(new_id())
-            .push(", ")
-            .bind(member_id)
-            .push(", ")
-            .bind(org_id)
-            .push(", ")
-            .bind(i as i64 + 1)
-            .push(", ");
-        sql.bind(email.as_str())
-            .push(", ")
-            .bind(email.key())
-            .push(", ")
-            .bind(status)
-            .push(", ")
-            .bind(bounces)
-            .push(", ")
-            .bind(now)
-            .push(")");
+    for chunk in members.chunks(CHUNK) {
+        let mut sql = Sql::new(
+            "INSERT INTO members (id, org_id, name, name_kana, student_name, relation, locale, external_id, status, created_at, updated_at) VALUES ",
+        );
+        for (i, m) in chunk.iter().enumerate() {
+            let p = m.profile;
+            sql.push(if i == 0 { "(" } else { ", (" });
+            sql.bind(m.id).push(", ").bind(org_id).push(", ").bind(&p.name).push(", ").bind(p.name_kana.clone()).push(", ");
+            sql.bind(p.student_name.clone()).push(", ").bind(p.relation.clone()).push(", ").bind(p.locale.clone()).push(", ");
+            sql.bind(p.external_id.clone()).push(", ").bind(status.as_str()).push(", ").bind(now).push(", ").bind(now).push(")");
+        }
+        sql.query().execute(&mut *conn).await.map_err(RepoError::from_sqlx)?;
+        write_children(conn, org_id, chunk, &HashMap::new(), EmailStatus::Active).await?;
     }
-    sql.query()
-        .execute(conn)
-        .await
-        .map_err(RepoError::from_sqlx)?;
     Ok(())
 }
 
-async fn replace_attributes(
+/// Overwrites one member's profile. Addresses that stay keep their status and bounce
+/// count; new ones start as `new_email_status`.
+pub async fn update_profile(conn: &mut AnyConnection, org_id: &str, id: &str, profile: &MemberProfile, new_email_status: EmailStatus) -> RepoResult<()> {
+    if existing(conn, org_id, &[id.to_string()]).await?.is_empty() {
+        return Err(RepoError::NotFound);
+    }
+    update_many(conn, org_id, &[MemberWrite { id, profile }], new_email_status).await
+}
+
+/// Overwrites the profiles of existing members of the organisation, a chunk per statement.
+pub async fn update_many(conn: &mut AnyConnection, org_id: &str, members: &[MemberWrite<'_>], new_email_status: EmailStatus) -> RepoResult<()> {
+    let now = now_ms();
+    for chunk in members.chunks(CHUNK) {
+        // UPDATE … FROM (VALUES …): one statement for the chunk on both engines, which both
+        // name the columns of an unaliased VALUES list column1, column2, ….
+        let mut sql = Sql::new("UPDATE members SET name = v.column2, name_kana = v.column3, student_name = v.column4, \
+             relation = v.column5, locale = v.column6, external_id = v.column7, updated_at = ");
+        sql.bind(now).push(" FROM (VALUES ");
+        for (i, m) in chunk.iter().enumerate() {
+            let p = m.profile;
+            sql.push(if i == 0 { "(" } else { ", (" });
+            sql.bind(m.id).push(", ").bind(&p.name).push(", ").bind(p.name_kana.clone()).push(", ").bind(p.student_name.clone()).push(", ");
+            sql.bind(p.relation.clone()).push(", ").bind(p.locale.clone()).push(", ").bind(p.external_id.clone()).push(")");
+        }
+        sql.push(") AS v WHERE members.id = v.column1 AND members.org_id = ").bind(org_id);
+        sql.query().execute(&mut *conn).await.map_err(RepoError::from_sqlx)?;
+
+        let ids: Vec<&str> = chunk.iter().map(|m| m.id).collect();
+        let mut kept = Sql::new("SELECT member_id, address_key, status, bounce_count FROM member_emails WHERE member_id IN (");
+        kept.bind_list(ids.iter().copied()).push(")");
+        let kept: HashMap<(String, String), (String, i64)> = kept
+            .query_as::<(String, String, String, i64)>()
+            .fetch_all(&mut *conn)
+            .await?
+            .into_iter()
+            .map(|(member, key, status, bounces)| ((member, key), (status, bounces)))
+            .collect();
+        for table in ["member_emails", "member_attributes"] {
+            let mut delete = Sql::new(&format!("DELETE FROM {table} WHERE member_id IN ("));
+            delete.bind_list(ids.iter().copied()).push(")");
+            delete.query().execute(&mut *conn).await?;
+        }
+        write_children(conn, org_id, chunk, &kept, new_email_status).await?;
+    }
+    Ok(())
+}
+
+/// Inserts the addresses and attributes of freshly written (or just cleared) members.
+/// `kept` holds the status and bounce count of addresses that existed before, by
+/// (member id, address key).
+async fn write_children(
     conn: &mut AnyConnection,
     org_id: &str,
-    member_id: &str,
-    attributes: &BTreeMap<String, String>,
+    members: &[MemberWrite<'_>],
+    kept: &HashMap<(String, String), (String, i64)>,
+    new_status: EmailStatus,
 ) -> RepoResult<()> {
-    sqlx::query("DELETE FROM member_attributes WHERE member_id = $1")
-        .bind(member_id)
-        .execute(&mut *conn)
-        .await?;
-    if attributes.is_empty() {
-        return Ok(());
+    let now = now_ms();
+    let mut emails = Sql::new("INSERT INTO member_emails (id, member_id, org_id, position, address, address_key, status, bounce_count, created_at) VALUES ");
+    let mut attributes = Sql::new("INSERT INTO member_attributes (member_id, org_id, key, value) VALUES ");
+    for m in members {
+        for (i, email) in m.profile.emails.iter().enumerate() {
+            let (status, bounces) =
+                kept.get(&(m.id.to_string(), email.key())).cloned().unwrap_or((new_status.as_str().to_string(), 0));
+            emails.push(if emails.bind_count() == 0 { "(" } else { ", (" });
+            emails.bind(new_id()).push(", ").bind(m.id).push(", ").bind(org_id).push(", ").bind(i as i64 + 1).push(", ");
+            emails.bind(email.as_str()).push(", ").bind(email.key()).push(", ").bind(status).push(", ").bind(bounces).push(", ").bind(now).push(")");
+        }
+        for (key, value) in &m.profile.attributes {
+            attributes.push(if attributes.bind_count() == 0 { "(" } else { ", (" });
+            attributes.bind(m.id).push(", ").bind(org_id).push(", ").bind(key).push(", ").bind(value).push(")");
+        }
     }
-    let mut sql = Sql::new("INSERT INTO member_attributes (member_id, org_id, key, value) VALUES ");
-    for (i, (key, value)) in attributes.iter().enumerate() {
-        sql.push(if i == 0 { "(" } else { ", (" });
-        sql.bind(member_id)
-            .push(", ")
-            .bind(org_id)
-            .push(", ")
-            .bind(key)
-            .push(", ")
-            .bind(value)
-            .push(")");
+    if emails.bind_count() > 0 {
+        emails.query().execute(&mut *conn).await.map_err(RepoError::from_sqlx)?;
     }
-    sql.query().execute(conn).await?;
+    if attributes.bind_count() > 0 {
+        attributes.query().execute(&mut *conn).await?;
+    }
     Ok(())
 }
 
 /// Makes the member's lists exactly `list_ids` (checked to belong to the organisation).
-pub async fn set_lists(
-    conn: &mut AnyConnection,
-    org_id: &str,
-    member_id: &str,
-    list_ids: &[String],
-) -> RepoResult<()> {
-    sqlx::query("DELETE FROM list_members WHERE member_id = $1")
-        .bind(member_id)
-        .execute(&mut *conn)
-        .await?;
+pub async fn set_lists(conn: &mut AnyConnection, org_id: &str, member_id: &str, list_ids: &[String]) -> RepoResult<()> {
+    sqlx::query("DELETE FROM list_members WHERE member_id = $1").bind(member_id).execute(&mut *conn).await?;
     for list_id in list_ids {
-        super::lists::add_members(
-            conn,
-            org_id,
-            list_id,
-            std::slice::from_ref(&member_id.to_string()),
-        )
-        .await?;
+        super::lists::add_members(conn, org_id, list_id, std::slice::from_ref(&member_id.to_string())).await?;
     }
     Ok(())
 }
 
-pub async fn set_status(
-    conn: &mut AnyConnection,
-    org_id: &str,
-    id: &str,
-    status: MemberStatus,
-) -> RepoResult<()> {
-    let done = sqlx::query(
-        "UPDATE members SET status = $3, updated_at = $4 WHERE org_id = $1 AND id = $2",
-    )
-    .bind(org_id)
-    .bind(id)
-    .bind(status.as_str())
-    .bind(now_ms())
-    .execute(conn)
-    .await?;
+pub async fn set_status(conn: &mut AnyConnection, org_id: &str, id: &str, status: MemberStatus) -> RepoResult<()> {
+    let done = sqlx::query("UPDATE members SET status = $3, updated_at = $4 WHERE org_id = $1 AND id = $2")
+        .bind(org_id)
+        .bind(id)
+        .bind(status.as_str())
+        .bind(now_ms())
+        .execute(conn)
+        .await?;
     if done.rows_affected() == 0 {
         return Err(RepoError::NotFound);
     }
@@ -268,11 +211,8 @@ pub async fn set_status(
 }
 
 pub async fn delete(conn: &mut AnyConnection, org_id: &str, id: &str) -> RepoResult<()> {
-    let done = sqlx::query("DELETE FROM members WHERE org_id = $1 AND id = $2")
-        .bind(org_id)
-        .bind(id)
-        .execute(conn)
-        .await?;
+    let done =
+        sqlx::query("DELETE FROM members WHERE org_id = $1 AND id = $2").bind(org_id).bind(id).execute(conn).await?;
     if done.rows_affected() == 0 {
         return Err(RepoError::NotFound);
     }
@@ -280,43 +220,29 @@ pub async fn delete(conn: &mut AnyConnection, org_id: &str, id: &str) -> RepoRes
 }
 
 /// Loads full records for `ids`, in the order given; unknown ids are skipped.
-pub async fn load(
-    conn: &mut AnyConnection,
-    org_id: &str,
-    ids: &[String],
-) -> RepoResult<Vec<MemberRecord>> {
+pub async fn load(conn: &mut AnyConnection, org_id: &str, ids: &[String]) -> RepoResult<Vec<MemberRecord>> {
     if ids.is_empty() {
         return Ok(vec![]);
     }
-    let mut sql = Sql::new(&format!(
-        "SELECT {COLUMNS} FROM members m WHERE m.org_id = "
-    ));
-    sql.bind(org_id)
-        .push(" AND m.id IN (")
-        .bind_list(ids)
-        .push(")");
+    let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM members m WHERE m.org_id = "));
+    sql.bind(org_id).push(" AND m.id IN (").bind_list(ids).push(")");
     let rows: Vec<MemberRow> = sql.query_as().fetch_all(&mut *conn).await?;
 
-    let mut sql = Sql::new(
-        "SELECT member_id, address, status, bounce_count FROM member_emails WHERE member_id IN (",
-    );
+    let mut sql = Sql::new("SELECT member_id, address, status, bounce_count FROM member_emails WHERE member_id IN (");
     sql.bind_list(ids).push(") ORDER BY member_id, position");
     let emails: Vec<EmailRow> = sql.query_as().fetch_all(&mut *conn).await?;
 
     let mut sql = Sql::new(
         "SELECT id, member_id, platform, token, app_id, created_at, updated_at FROM member_devices WHERE member_id IN (",
     );
-    sql.bind_list(ids)
-        .push(") ORDER BY member_id, created_at, id");
+    sql.bind_list(ids).push(") ORDER BY member_id, created_at, id");
     let devices: Vec<DeviceRow> = sql.query_as().fetch_all(&mut *conn).await?;
 
-    let mut sql =
-        Sql::new("SELECT member_id, key, value FROM member_attributes WHERE member_id IN (");
+    let mut sql = Sql::new("SELECT member_id, key, value FROM member_attributes WHERE member_id IN (");
     sql.bind_list(ids).push(")");
     let attributes: Vec<(String, String, String)> = sql.query_as().fetch_all(&mut *conn).await?;
 
-    let mut sql =
-        Sql::new("SELECT lm.member_id, lm.list_id FROM list_members lm WHERE lm.member_id IN (");
+    let mut sql = Sql::new("SELECT lm.member_id, lm.list_id FROM list_members lm WHERE lm.member_id IN (");
     sql.bind_list(ids).push(") ORDER BY lm.list_id");
     let memberships: Vec<(String, String)> = sql.query_as().fetch_all(&mut *conn).await?;
 
@@ -325,13 +251,7 @@ pub async fn load(
         .map(|row| {
             (
                 row.id.clone(),
-                MemberRecord {
-                    row,
-                    emails: vec![],
-                    devices: vec![],
-                    attributes: BTreeMap::new(),
-                    list_ids: vec![],
-                },
+                MemberRecord { row, emails: vec![], devices: vec![], attributes: BTreeMap::new(), list_ids: vec![] },
             )
         })
         .collect();
@@ -358,14 +278,8 @@ pub async fn load(
     Ok(ids.iter().filter_map(|id| by_id.remove(id)).collect())
 }
 
-pub async fn find(
-    conn: &mut AnyConnection,
-    org_id: &str,
-    id: &str,
-) -> RepoResult<Option<MemberRecord>> {
-    Ok(load(conn, org_id, std::slice::from_ref(&id.to_string()))
-        .await?
-        .pop())
+pub async fn find(conn: &mut AnyConnection, org_id: &str, id: &str) -> RepoResult<Option<MemberRecord>> {
+    Ok(load(conn, org_id, std::slice::from_ref(&id.to_string())).await?.pop())
 }
 
 #[derive(Debug, Default)]
@@ -390,18 +304,12 @@ pub async fn search(
     limit: i64,
 ) -> RepoResult<Vec<String>> {
     let mut sql = Sql::new("SELECT m.id FROM members m WHERE m.org_id = ");
-    sql.bind(org_id)
-        .push(" AND m.id > ")
-        .bind(after.unwrap_or(""));
+    sql.bind(org_id).push(" AND m.id > ").bind(after.unwrap_or(""));
     if let Some(q) = &filter.q {
         let pattern = super::like_pattern(q);
-        sql.push(" AND (LOWER(m.name) LIKE ")
-            .bind(&pattern)
-            .push(" ESCAPE '\\'");
+        sql.push(" AND (LOWER(m.name) LIKE ").bind(&pattern).push(" ESCAPE '\\'");
         for column in ["m.name_kana", "m.student_name", "m.external_id"] {
-            sql.push(&format!(" OR LOWER({column}) LIKE "))
-                .bind(&pattern)
-                .push(" ESCAPE '\\'");
+            sql.push(&format!(" OR LOWER({column}) LIKE ")).bind(&pattern).push(" ESCAPE '\\'");
         }
         sql.push(" OR EXISTS (SELECT 1 FROM member_attributes a WHERE a.member_id = m.id AND LOWER(a.value) LIKE ")
             .bind(&pattern)
@@ -414,37 +322,30 @@ pub async fn search(
         sql.push(")");
     }
     if let Some(list_id) = &filter.list_id {
-        sql.push(" AND EXISTS (SELECT 1 FROM list_members lm WHERE lm.member_id = m.id AND lm.list_id = ").bind(list_id).push(")");
+        sql.push(" AND EXISTS (SELECT 1 FROM list_members lm WHERE lm.member_id = m.id AND lm.list_id = ")
+            .bind(list_id)
+            .push(")");
     }
     if let Some(status) = filter.status {
         sql.push(" AND m.status = ").bind(status.as_str());
     }
     for (key, value) in &filter.attributes {
-        sql.push(
-            " AND EXISTS (SELECT 1 FROM member_attributes a WHERE a.member_id = m.id AND a.key = ",
-        )
-        .bind(key)
-        .push(" AND a.value = ")
-        .bind(value)
-        .push(")");
+        sql.push(" AND EXISTS (SELECT 1 FROM member_attributes a WHERE a.member_id = m.id AND a.key = ")
+            .bind(key)
+            .push(" AND a.value = ")
+            .bind(value)
+            .push(")");
     }
     sql.push(" ORDER BY m.id LIMIT ").bind(limit);
     Ok(sql.query_scalar().fetch_all(conn).await?)
 }
 
 /// The ids among `ids` that are members of the organisation.
-pub async fn existing(
-    conn: &mut AnyConnection,
-    org_id: &str,
-    ids: &[String],
-) -> RepoResult<Vec<String>> {
+pub async fn existing(conn: &mut AnyConnection, org_id: &str, ids: &[String]) -> RepoResult<Vec<String>> {
     let mut found = Vec::new();
     for chunk in ids.chunks(500) {
         let mut sql = Sql::new("SELECT id FROM members WHERE org_id = ");
-        sql.bind(org_id)
-            .push(" AND id IN (")
-            .bind_list(chunk)
-            .push(")");
+        sql.bind(org_id).push(" AND id IN (").bind_list(chunk).push(")");
         found.extend(sql.query_scalar::<String>().fetch_all(&mut *conn).await?);
     }
     Ok(found)
@@ -455,13 +356,11 @@ pub async fn find_id_by_external_id(
     org_id: &str,
     external_id: &str,
 ) -> RepoResult<Option<String>> {
-    Ok(
-        sqlx::query_scalar("SELECT id FROM members WHERE org_id = $1 AND external_id = $2")
-            .bind(org_id)
-            .bind(external_id)
-            .fetch_optional(conn)
-            .await?,
-    )
+    Ok(sqlx::query_scalar("SELECT id FROM members WHERE org_id = $1 AND external_id = $2")
+        .bind(org_id)
+        .bind(external_id)
+        .fetch_optional(conn)
+        .await?)
 }
 
 pub enum DeviceOutcome {
@@ -489,15 +388,12 @@ pub async fn register_device(
             .bind(token)
             .fetch_optional(&mut *conn)
             .await?;
-    let owned_here = existing
-        .as_ref()
-        .is_some_and(|(_, owner)| owner == member_id);
+    let owned_here = existing.as_ref().is_some_and(|(_, owner)| owner == member_id);
     if !owned_here {
-        let count: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM member_devices WHERE member_id = $1")
-                .bind(member_id)
-                .fetch_one(&mut *conn)
-                .await?;
+        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM member_devices WHERE member_id = $1")
+            .bind(member_id)
+            .fetch_one(&mut *conn)
+            .await?;
         if count as usize >= max {
             return Ok(DeviceOutcome::Full);
         }
@@ -531,26 +427,22 @@ pub async fn register_device(
             id
         }
     };
-    let row = sqlx::query_as("SELECT id, member_id, platform, token, app_id, created_at, updated_at FROM member_devices WHERE id = $1")
-        .bind(&id)
-        .fetch_one(conn)
-        .await?;
+    let row = sqlx::query_as(
+        "SELECT id, member_id, platform, token, app_id, created_at, updated_at FROM member_devices WHERE id = $1",
+    )
+    .bind(&id)
+    .fetch_one(conn)
+    .await?;
     Ok(DeviceOutcome::Registered(row))
 }
 
-pub async fn delete_device(
-    conn: &mut AnyConnection,
-    org_id: &str,
-    member_id: &str,
-    device_id: &str,
-) -> RepoResult<()> {
-    let done =
-        sqlx::query("DELETE FROM member_devices WHERE org_id = $1 AND member_id = $2 AND id = $3")
-            .bind(org_id)
-            .bind(member_id)
-            .bind(device_id)
-            .execute(conn)
-            .await?;
+pub async fn delete_device(conn: &mut AnyConnection, org_id: &str, member_id: &str, device_id: &str) -> RepoResult<()> {
+    let done = sqlx::query("DELETE FROM member_devices WHERE org_id = $1 AND member_id = $2 AND id = $3")
+        .bind(org_id)
+        .bind(member_id)
+        .bind(device_id)
+        .execute(conn)
+        .await?;
     if done.rows_affected() == 0 {
         return Err(RepoError::NotFound);
     }
@@ -571,14 +463,13 @@ pub async fn remap_attribute(
     // Record who matches each old value before writing anything.
     let mut matched: Vec<(Vec<String>, Option<String>)> = Vec::new();
     for (from, to) in changes {
-        let ids: Vec<String> = sqlx::query_scalar(
-            "SELECT member_id FROM member_attributes WHERE org_id = $1 AND key = $2 AND value = $3",
-        )
-        .bind(org_id)
-        .bind(key)
-        .bind(from)
-        .fetch_all(&mut *conn)
-        .await?;
+        let ids: Vec<String> =
+            sqlx::query_scalar("SELECT member_id FROM member_attributes WHERE org_id = $1 AND key = $2 AND value = $3")
+                .bind(org_id)
+                .bind(key)
+                .bind(from)
+                .fetch_all(&mut *conn)
+                .await?;
         counts.insert(from.clone(), ids.len() as i64);
         matched.push((ids, to.clone()));
     }
@@ -596,18 +487,10 @@ pub async fn remap_attribute(
                 }
                 None => Sql::new("DELETE FROM member_attributes"),
             };
-            sql.push(" WHERE key = ")
-                .bind(key)
-                .push(" AND member_id IN (")
-                .bind_list(chunk)
-                .push(")");
+            sql.push(" WHERE key = ").bind(key).push(" AND member_id IN (").bind_list(chunk).push(")");
             sql.query().execute(&mut *conn).await?;
             let mut touch = Sql::new("UPDATE members SET updated_at = ");
-            touch
-                .bind(now)
-                .push(" WHERE id IN (")
-                .bind_list(chunk)
-                .push(")");
+            touch.bind(now).push(" WHERE id IN (").bind_list(chunk).push(")");
             touch.query().execute(&mut *conn).await?;
         }
     }

@@ -12,10 +12,6 @@ pub mod users;
 
 /// `%text%` for LIKE, with LIKE's own wildcards in `text` escaped (used with `ESCAPE '\'`).
 pub fn like_pattern(text: &str) -> String {
-    let escaped = text
-        .to_lowercase()
-        .replace('\\', "\\\\")
-        .replace('%', "\\%")
-        .replace('_', "\\_");
+    let escaped = text.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
     format!("%{escaped}%")
 }

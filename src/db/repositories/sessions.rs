@@ -4,29 +4,19 @@ use sqlx::AnyConnection;
 
 use crate::db::{RepoResult, new_id, now_ms};
 
-pub async fn create(
-    conn: &mut AnyConnection,
-    user_id: &str,
-    expires_at: i64,
-) -> RepoResult<String> {
+pub async fn create(conn: &mut AnyConnection, user_id: &str, expires_at: i64) -> RepoResult<String> {
     let id = new_id();
-    sqlx::query(
-        "INSERT INTO auth_sessions (id, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
-    )
-    .bind(&id)
-    .bind(user_id)
-    .bind(now_ms())
-    .bind(expires_at)
-    .execute(conn)
-    .await?;
+    sqlx::query("INSERT INTO auth_sessions (id, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)")
+        .bind(&id)
+        .bind(user_id)
+        .bind(now_ms())
+        .bind(expires_at)
+        .execute(conn)
+        .await?;
     Ok(id)
 }
 
-pub async fn add_refresh_token(
-    conn: &mut AnyConnection,
-    session_id: &str,
-    token_hash: &str,
-) -> RepoResult<()> {
+pub async fn add_refresh_token(conn: &mut AnyConnection, session_id: &str, token_hash: &str) -> RepoResult<()> {
     sqlx::query("INSERT INTO refresh_tokens (id, session_id, token_hash, created_at) VALUES ($1, $2, $3, $4)")
         .bind(new_id())
         .bind(session_id)
@@ -47,10 +37,7 @@ pub struct RefreshTokenRow {
     pub revoked_at: Option<i64>,
 }
 
-pub async fn find_refresh_token(
-    conn: &mut AnyConnection,
-    token_hash: &str,
-) -> RepoResult<Option<RefreshTokenRow>> {
+pub async fn find_refresh_token(conn: &mut AnyConnection, token_hash: &str) -> RepoResult<Option<RefreshTokenRow>> {
     Ok(sqlx::query_as(
         "SELECT r.id, r.session_id, r.used_at, s.user_id, s.expires_at, s.revoked_at \
          FROM refresh_tokens r JOIN auth_sessions s ON s.id = r.session_id WHERE r.token_hash = $1",
@@ -62,12 +49,11 @@ pub async fn find_refresh_token(
 
 /// Marks a refresh token used; false when another request used it first.
 pub async fn use_refresh_token(conn: &mut AnyConnection, id: &str) -> RepoResult<bool> {
-    let done =
-        sqlx::query("UPDATE refresh_tokens SET used_at = $2 WHERE id = $1 AND used_at IS NULL")
-            .bind(id)
-            .bind(now_ms())
-            .execute(conn)
-            .await?;
+    let done = sqlx::query("UPDATE refresh_tokens SET used_at = $2 WHERE id = $1 AND used_at IS NULL")
+        .bind(id)
+        .bind(now_ms())
+        .execute(conn)
+        .await?;
     Ok(done.rows_affected() == 1)
 }
 

@@ -46,19 +46,15 @@ pub async fn create(conn: &mut AnyConnection, user: NewUser<'_>) -> RepoResult<U
     .execute(&mut *conn)
     .await
     .map_err(RepoError::from_sqlx)?;
-    find(conn, user.org_id, &id)
-        .await?
-        .ok_or(RepoError::NotFound)
+    find(conn, user.org_id, &id).await?.ok_or(RepoError::NotFound)
 }
 
 pub async fn find(conn: &mut AnyConnection, org_id: &str, id: &str) -> RepoResult<Option<UserRow>> {
-    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM users WHERE org_id = $1 AND id = $2"
-    )))
-    .bind(org_id)
-    .bind(id)
-    .fetch_optional(conn)
-    .await?)
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM users WHERE org_id = $1 AND id = $2")))
+        .bind(org_id)
+        .bind(id)
+        .fetch_optional(conn)
+        .await?)
 }
 
 #[derive(Debug, sqlx::FromRow)]
@@ -69,25 +65,15 @@ pub struct LoginRow {
 }
 
 /// For sign-in: the user and their password hash, found by case-folded address.
-pub async fn find_for_login(
-    conn: &mut AnyConnection,
-    email_key: &str,
-) -> RepoResult<Option<LoginRow>> {
-    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS}, password_hash FROM users WHERE email_key = $1"
-    )))
-    .bind(email_key)
-    .fetch_optional(conn)
-    .await?)
+pub async fn find_for_login(conn: &mut AnyConnection, email_key: &str) -> RepoResult<Option<LoginRow>> {
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS}, password_hash FROM users WHERE email_key = $1")))
+        .bind(email_key)
+        .fetch_optional(conn)
+        .await?)
 }
 
 /// One page in id (creation) order, after the cursor's id.
-pub async fn list(
-    conn: &mut AnyConnection,
-    org_id: &str,
-    after: Option<&str>,
-    limit: i64,
-) -> RepoResult<Vec<UserRow>> {
+pub async fn list(conn: &mut AnyConnection, org_id: &str, after: Option<&str>, limit: i64) -> RepoResult<Vec<UserRow>> {
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM users WHERE org_id = $1 AND id > $2 ORDER BY id LIMIT $3"
     )))
@@ -99,12 +85,10 @@ pub async fn list(
 }
 
 pub async fn count_admins(conn: &mut AnyConnection, org_id: &str) -> RepoResult<i64> {
-    Ok(
-        sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE org_id = $1 AND role = 'admin'")
-            .bind(org_id)
-            .fetch_one(conn)
-            .await?,
-    )
+    Ok(sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE org_id = $1 AND role = 'admin'")
+        .bind(org_id)
+        .fetch_one(conn)
+        .await?)
 }
 
 pub struct UserChanges {
@@ -114,12 +98,7 @@ pub struct UserChanges {
     pub password_hash: Option<String>,
 }
 
-pub async fn update(
-    conn: &mut AnyConnection,
-    org_id: &str,
-    id: &str,
-    changes: UserChanges,
-) -> RepoResult<UserRow> {
+pub async fn update(conn: &mut AnyConnection, org_id: &str, id: &str, changes: UserChanges) -> RepoResult<UserRow> {
     let done = sqlx::query(
         "UPDATE users SET name = COALESCE($3, name), role = COALESCE($4, role), \
          permissions = COALESCE($5, permissions), password_hash = COALESCE($6, password_hash), updated_at = $7 \
@@ -141,11 +120,8 @@ pub async fn update(
 }
 
 pub async fn delete(conn: &mut AnyConnection, org_id: &str, id: &str) -> RepoResult<()> {
-    let done = sqlx::query("DELETE FROM users WHERE org_id = $1 AND id = $2")
-        .bind(org_id)
-        .bind(id)
-        .execute(conn)
-        .await?;
+    let done =
+        sqlx::query("DELETE FROM users WHERE org_id = $1 AND id = $2").bind(org_id).bind(id).execute(conn).await?;
     if done.rows_affected() == 0 {
         return Err(RepoError::NotFound);
     }
