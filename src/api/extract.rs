@@ -81,13 +81,17 @@ fn parse_urlencoded<T: DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
     })
 }
 
-fn read_body(
+/// Reads a whole body of one of `mimes` (the first is the one named in errors), at most
+/// `limit` bytes.
+pub fn read_body(
     req: &HttpRequest,
     payload: &mut Payload,
-    mime: &'static str,
+    mimes: &'static [&'static str],
+    limit: usize,
 ) -> Pin<Box<dyn Future<Output = ApiResult<BytesMut>>>> {
     let content_type = req.content_type().to_ascii_lowercase();
-    let type_ok = content_type == mime || (mime == "application/json" && content_type.ends_with("+json"));
+    let mime = mimes[0];
+    let type_ok = mimes.contains(&content_type.as_str()) || (mime == "application/json" && content_type.ends_with("+json"));
     let declared_length = req
         .headers()
         .get(actix_web::http::header::CONTENT_LENGTH)
@@ -99,10 +103,10 @@ fn read_body(
             return Err(ApiError::UnsupportedMediaType(format!("send the body as {mime}")));
         }
         let too_large = || ApiError::PayloadTooLarge {
-            detail: format!("the body is larger than {JSON_LIMIT} bytes"),
+            detail: format!("the body is larger than {limit} bytes"),
             field: "body".into(),
         };
-        if declared_length.is_some_and(|n| n > JSON_LIMIT) {
+        if declared_length.is_some_and(|n| n > limit) {
             return Err(too_large());
         }
         let mut body = BytesMut::new();
@@ -111,7 +115,7 @@ fn read_body(
                 detail: format!("the body could not be read: {e}"),
                 field: Some("body".into()),
             })?;
-            if body.len() + chunk.len() > JSON_LIMIT {
+            if body.len() + chunk.len() > limit {
                 return Err(too_large());
             }
             body.extend_from_slice(&chunk);
@@ -125,7 +129,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
     type Future = Pin<Box<dyn Future<Output = ApiResult<Self>>>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let body = read_body(req, payload, "application/json");
+        let body = read_body(req, payload, &["application/json"], JSON_LIMIT);
         Box::pin(async move {
             let body = body.await?;
             if body.is_empty() {
@@ -144,7 +148,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for FormBody<T> {
     type Future = Pin<Box<dyn Future<Output = ApiResult<Self>>>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let body = read_body(req, payload, "application/x-www-form-urlencoded");
+        let body = read_body(req, payload, &["application/x-www-form-urlencoded"], JSON_LIMIT);
         Box::pin(async move { parse_urlencoded(&body.await?).map(FormBody) })
     }
 }

@@ -9,6 +9,7 @@ pub mod lists;
 pub mod me;
 pub mod members;
 pub mod pagination;
+pub mod roster_io;
 pub mod users;
 
 use chrono::{DateTime, Utc};
@@ -24,7 +25,8 @@ pub fn configure(cfg: &mut ServiceConfig) {
             .configure(users::configure)
             .configure(api_keys::configure)
             .configure(lists::configure)
-            .configure(members::configure),
+            .configure(roster_io::configure)
+                .configure(members::configure),
     );
 }
 

@@ -3,6 +3,7 @@
 
 pub mod email;
 pub mod member;
+pub mod roster_csv;
 pub mod staff;
 
 pub use email::EmailAddress;

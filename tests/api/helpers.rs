@@ -78,18 +78,14 @@ impl Drop for PostgresDatabase {
         // Drop runs inside the test's runtime, which cannot block on itself: use a thread
         // with a runtime of its own.
         let _ = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
             runtime.block_on(async move {
                 use sqlx::Connection;
                 if let Ok(mut conn) = sqlx::PgConnection::connect(&postgres_admin_url()).await {
-                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-                        "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
-                    )))
-                    .execute(&mut conn)
-                    .await;
+                    let _ =
+                        sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")))
+                            .execute(&mut conn)
+                            .await;
                 }
             });
         })
@@ -129,28 +125,17 @@ pub async fn fresh_database(backend: Backend) -> (String, DatabaseGuard) {
     match backend {
         Backend::Sqlite => {
             let dir = tempfile::tempdir().unwrap();
-            let url = format!(
-                "sqlite://{}?mode=rwc",
-                dir.path().join("renrakumo.db").display()
-            );
+            let url = format!("sqlite://{}?mode=rwc", dir.path().join("renrakumo.db").display());
             (url, DatabaseGuard::Sqlite(dir))
         }
         Backend::Postgres => {
             use sqlx::Connection;
             let name = format!("renrakumo_test_{}", uuid::Uuid::new_v4().simple());
-            let mut conn = sqlx::PgConnection::connect(&postgres_admin_url())
-                .await
-                .expect("connect to PostgreSQL");
-            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
-                .execute(&mut conn)
-                .await
-                .unwrap();
+            let mut conn = sqlx::PgConnection::connect(&postgres_admin_url()).await.expect("connect to PostgreSQL");
+            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\""))).execute(&mut conn).await.unwrap();
             let mut url = url::Url::parse(&postgres_admin_url()).unwrap();
             url.set_path(&name);
-            (
-                url.to_string(),
-                DatabaseGuard::Postgres(PostgresDatabase { name }),
-            )
+            (url.to_string(), DatabaseGuard::Postgres(PostgresDatabase { name }))
         }
     }
 }
@@ -163,9 +148,7 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
     let (database_url, guard) = fresh_database(backend).await;
     let mut config = Config::for_database(&database_url).unwrap();
     config.bind = "127.0.0.1:0".parse().unwrap();
-    let app = Application::build(config)
-        .await
-        .expect("the application starts");
+    let app = Application::build(config).await.expect("the application starts");
     let port = app.port();
     let state = app.state.clone();
     tokio::spawn(app.run_until_stopped());
@@ -173,10 +156,7 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
         address: format!("http://127.0.0.1:{port}"),
         port,
         backend,
-        client: reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap(),
+        client: reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap(),
         state,
         database_url,
         _database: guard,
@@ -195,42 +175,24 @@ impl Answer {
         let status = response.status();
         let headers = response.headers().clone();
         let text = response.text().await.unwrap();
-        let body = if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).unwrap_or(Value::String(text))
-        };
-        Answer {
-            status,
-            headers,
-            body,
-        }
+        let body =
+            if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+        Answer { status, headers, body }
     }
 
     /// Asserts an RFC 9457 problem with this status and returns the fields it names.
     pub fn problem(&self, status: u16) -> Vec<String> {
         assert_eq!(self.status.as_u16(), status, "body: {}", self.body);
-        assert_eq!(
-            self.headers["content-type"], "application/problem+json",
-            "body: {}",
-            self.body
-        );
+        assert_eq!(self.headers["content-type"], "application/problem+json", "body: {}", self.body);
         assert_eq!(self.body["status"], status);
         assert!(
-            self.body["type"].is_string()
-                && self.body["title"].is_string()
-                && self.body["detail"].is_string(),
+            self.body["type"].is_string() && self.body["title"].is_string() && self.body["detail"].is_string(),
             "{}",
             self.body
         );
         self.body["errors"]
             .as_array()
-            .map(|errors| {
-                errors
-                    .iter()
-                    .map(|e| e["field"].as_str().unwrap().to_string())
-                    .collect()
-            })
+            .map(|errors| errors.iter().map(|e| e["field"].as_str().unwrap().to_string()).collect())
             .unwrap_or_default()
     }
 
@@ -251,13 +213,7 @@ impl TestApp {
         format!("{}{}", self.address, path)
     }
 
-    pub async fn call(
-        &self,
-        method: Method,
-        path: &str,
-        auth: Auth<'_>,
-        body: Option<Value>,
-    ) -> Answer {
+    pub async fn call(&self, method: Method, path: &str, auth: Auth<'_>, body: Option<Value>) -> Answer {
         let mut request = self.client.request(method, self.url(path));
         request = match auth {
             Auth::None => request,
@@ -271,45 +227,31 @@ impl TestApp {
     }
 
     pub async fn get(&self, path: &str, token: &str) -> Answer {
-        self.call(Method::GET, path, Auth::Bearer(token), None)
-            .await
+        self.call(Method::GET, path, Auth::Bearer(token), None).await
     }
 
     pub async fn post(&self, path: &str, token: &str, body: Value) -> Answer {
-        self.call(Method::POST, path, Auth::Bearer(token), Some(body))
-            .await
+        self.call(Method::POST, path, Auth::Bearer(token), Some(body)).await
     }
 
     pub async fn patch(&self, path: &str, token: &str, body: Value) -> Answer {
-        self.call(Method::PATCH, path, Auth::Bearer(token), Some(body))
-            .await
+        self.call(Method::PATCH, path, Auth::Bearer(token), Some(body)).await
     }
 
     pub async fn delete(&self, path: &str, token: &str) -> Answer {
-        self.call(Method::DELETE, path, Auth::Bearer(token), None)
-            .await
+        self.call(Method::DELETE, path, Auth::Bearer(token), None).await
     }
 
     pub async fn login(&self, email: &str, password: &str) -> Answer {
-        self.call(
-            Method::POST,
-            "/api/v1/auth/login",
-            Auth::None,
-            Some(json!({"email": email, "password": password})),
-        )
-        .await
+        self.call(Method::POST, "/api/v1/auth/login", Auth::None, Some(json!({"email": email, "password": password})))
+            .await
     }
 
     /// A new organisation with its first admin (as `renrakumo create-admin` makes it), signed in.
     pub async fn create_admin(&self, org: &str) -> Admin {
-        let email = format!(
-            "admin-{}@{}.example.jp",
-            uuid::Uuid::new_v4().simple(),
-            org.to_lowercase().replace(' ', "-")
-        );
-        let created = renrakumo::admin::create_admin(&self.state.db, org, &email, PASSWORD)
-            .await
-            .unwrap();
+        let email =
+            format!("admin-{}@{}.example.jp", uuid::Uuid::new_v4().simple(), org.to_lowercase().replace(' ', "-"));
+        let created = renrakumo::admin::create_admin(&self.state.db, org, &email, PASSWORD).await.unwrap();
         let tokens = self.login(&email, PASSWORD).await;
         let tokens = tokens.ok(200);
         Admin {
@@ -334,30 +276,19 @@ impl TestApp {
             .await;
         let id = user.ok(201)["id"].as_str().unwrap().to_string();
         let tokens = self.login(&email, PASSWORD).await;
-        (
-            id,
-            tokens.ok(200)["access_token"].as_str().unwrap().to_string(),
-        )
+        (id, tokens.ok(200)["access_token"].as_str().unwrap().to_string())
     }
 
     /// A new API key of the admin's organisation; returns (key id, key).
     pub async fn create_api_key(&self, admin: &Admin, body: Value) -> (String, String) {
-        let created = self
-            .post("/api/v1/api-keys", &admin.access_token, body)
-            .await;
+        let created = self.post("/api/v1/api-keys", &admin.access_token, body).await;
         let created = created.ok(201);
-        (
-            created["id"].as_str().unwrap().into(),
-            created["key"].as_str().unwrap().into(),
-        )
+        (created["id"].as_str().unwrap().into(), created["key"].as_str().unwrap().into())
     }
 
     /// The secret the server signs access tokens with, for forging tokens in tests.
     pub async fn jwt_secret(&self) -> String {
         let mut conn = self.state.db.pool.acquire().await.unwrap();
-        sqlx::query_scalar("SELECT value FROM settings WHERE key = 'jwt_secret'")
-            .fetch_one(&mut *conn)
-            .await
-            .unwrap()
+        sqlx::query_scalar("SELECT value FROM settings WHERE key = 'jwt_secret'").fetch_one(&mut *conn).await.unwrap()
     }
 }

@@ -10,4 +10,5 @@ mod errors;
 mod lists;
 mod members;
 mod operations;
+mod roster_io;
 mod users;

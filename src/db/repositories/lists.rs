@@ -130,19 +130,20 @@ pub async fn set_join_code(conn: &mut AnyConnection, org_id: &str, id: &str, cod
 }
 
 /// Adds members to a list; members already in it are left as they are.
-pub async fn add_members(
-    conn: &mut AnyConnection,
-    org_id: &str,
-    list_id: &str,
-    member_ids: &[String],
-) -> RepoResult<u64> {
+pub async fn add_members(conn: &mut AnyConnection, org_id: &str, list_id: &str, member_ids: &[String]) -> RepoResult<u64> {
+    let pairs: Vec<(&str, &str)> = member_ids.iter().map(|m| (list_id, m.as_str())).collect();
+    add_memberships(conn, org_id, &pairs).await
+}
+
+/// Adds (list id, member id) memberships; existing ones are left as they are.
+pub async fn add_memberships(conn: &mut AnyConnection, org_id: &str, pairs: &[(&str, &str)]) -> RepoResult<u64> {
     let mut added = 0;
-    for chunk in member_ids.chunks(500) {
+    let now = now_ms();
+    for chunk in pairs.chunks(500) {
         let mut sql = Sql::new("INSERT INTO list_members (list_id, member_id, org_id, added_at) VALUES ");
-        let now = now_ms();
-        for (i, member_id) in chunk.iter().enumerate() {
+        for (i, (list_id, member_id)) in chunk.iter().enumerate() {
             sql.push(if i == 0 { "(" } else { ", (" });
-            sql.bind(list_id).push(", ").bind(member_id).push(", ").bind(org_id).push(", ").bind(now).push(")");
+            sql.bind(*list_id).push(", ").bind(*member_id).push(", ").bind(org_id).push(", ").bind(now).push(")");
         }
         sql.push(" ON CONFLICT (list_id, member_id) DO NOTHING");
         added += sql.query().execute(&mut *conn).await?.rows_affected();

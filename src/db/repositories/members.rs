@@ -351,6 +351,29 @@ pub async fn existing(conn: &mut AnyConnection, org_id: &str, ids: &[String]) ->
     Ok(found)
 }
 
+/// Members of the organisation by external id, for the ids given.
+pub async fn ids_by_external_id(conn: &mut AnyConnection, org_id: &str, external_ids: &[String]) -> RepoResult<HashMap<String, String>> {
+    let mut found = HashMap::new();
+    for chunk in external_ids.chunks(500) {
+        let mut sql = Sql::new("SELECT external_id, id FROM members WHERE org_id = ");
+        sql.bind(org_id).push(" AND external_id IN (").bind_list(chunk).push(")");
+        found.extend(sql.query_as::<(String, String)>().fetch_all(&mut *conn).await?);
+    }
+    Ok(found)
+}
+
+/// Members of the organisation that have one of these addresses (case-folded keys); where
+/// several share an address, the oldest.
+pub async fn ids_by_email_key(conn: &mut AnyConnection, org_id: &str, keys: &[String]) -> RepoResult<HashMap<String, String>> {
+    let mut found = HashMap::new();
+    for chunk in keys.chunks(500) {
+        let mut sql = Sql::new("SELECT address_key, member_id FROM member_emails WHERE org_id = ");
+        sql.bind(org_id).push(" AND address_key IN (").bind_list(chunk).push(") ORDER BY member_id DESC");
+        found.extend(sql.query_as::<(String, String)>().fetch_all(&mut *conn).await?);
+    }
+    Ok(found)
+}
+
 pub async fn find_id_by_external_id(
     conn: &mut AnyConnection,
     org_id: &str,

@@ -1,0 +1,1113 @@
+// Generates postman/renrakumo.postman_collection.json and postman/local.postman_environment.json.
+// Kept outside the repo: the JSON files are the deliverable.
+const fs = require('fs');
+const path = require('path');
+const out = process.argv[2];
+
+let seq = 0;
+const uid = (name) => {
+  seq += 1;
+  const hex = seq.toString(16).padStart(12, '0');
+  return `5e1f0000-0000-4000-8000-${hex}`;
+};
+
+function url(p, query) {
+  const [pathPart] = p.split('?');
+  const q = query || [];
+  const raw = '{{baseUrl}}' + pathPart + (q.length ? '?' + q.map(([k, v]) => `${k}=${v}`).join('&') : '');
+  const u = {
+    raw,
+    host: ['{{baseUrl}}'],
+    path: pathPart.replace(/^\//, '').split('/'),
+  };
+  if (q.length) u.query = q.map(([key, value]) => ({ key, value }));
+  return u;
+}
+
+const lines = (s) => s.replace(/^\n/, '').replace(/\n\s*$/, '').split('\n');
+// Strip the common indentation of a template literal.
+function dedent(s) {
+  const ls = lines(s);
+  const indent = Math.min(...ls.filter((l) => l.trim()).map((l) => l.match(/^ */)[0].length));
+  return ls.map((l) => l.slice(indent));
+}
+
+const bearer = (v) => ({ type: 'bearer', bearer: [{ key: 'token', value: `{{${v}}}`, type: 'string' }] });
+const NOAUTH = { type: 'noauth' };
+const JSON_HEADER = { key: 'Content-Type', value: 'application/json' };
+
+function request(name, opts) {
+  const item = { id: uid(name), name, request: { method: opts.method, header: [...(opts.headers || [])], url: url(opts.path, opts.query) } };
+  if (opts.description) item.request.description = opts.description;
+  if (opts.auth) item.request.auth = opts.auth;
+  if (opts.json !== undefined) {
+    item.request.header.push(JSON_HEADER);
+    item.request.body = { mode: 'raw', raw: typeof opts.json === 'string' ? opts.json : JSON.stringify(opts.json, null, 2), options: { raw: { language: 'json' } } };
+  }
+  if (opts.form) {
+    item.request.header.push({ key: 'Content-Type', value: 'application/x-www-form-urlencoded' });
+    item.request.body = { mode: 'urlencoded', urlencoded: opts.form.map(([key, value]) => ({ key, value, type: 'text' })) };
+  }
+  item.event = [];
+  if (opts.pre) item.event.push({ listen: 'prerequest', script: { id: uid(), type: 'text/javascript', exec: dedent(opts.pre) } });
+  item.event.push({ listen: 'test', script: { id: uid(), type: 'text/javascript', exec: dedent(opts.test) } });
+  item.response = [];
+  return item;
+}
+
+// Assertions shared by every error answer (RFC 9457).
+const problem = (status, extra = '') => `
+  pm.test('status is ${status}', function () {
+      pm.response.to.have.status(${status});
+  });
+  pm.test('answer is application/problem+json', function () {
+      pm.expect(pm.response.headers.get('Content-Type')).to.match(/^application\\/problem\\+json/);
+  });
+  const problem = pm.response.json();
+  pm.test('problem document has type, title, status and detail', function () {
+      pm.expect(problem.type).to.be.a('string').and.match(/^urn:renrakumo:problem:/);
+      pm.expect(problem.title).to.be.a('string').and.not.be.empty;
+      pm.expect(problem.status).to.eql(${status});
+      pm.expect(problem.detail).to.be.a('string').and.not.be.empty;
+  });${extra}
+`;
+const FORMATS = `
+  const UUID_V7 = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+  const RFC3339_UTC = /^\\d{4}-\\d{2}-\\d{2}T\\d{2}:\\d{2}:\\d{2}(\\.\\d+)?Z$/;
+`;
+const ok = (status) => `
+  pm.test('status is ${status}', function () {
+      pm.response.to.have.status(${status});
+  });
+  pm.test('answer is application/json', function () {
+      pm.expect(pm.response.headers.get('Content-Type')).to.match(/^application\\/json/);
+  });
+  const body = pm.response.json();
+`;
+const noContent = `
+  pm.test('status is 204', function () {
+      pm.response.to.have.status(204);
+  });
+  pm.test('no body', function () {
+      pm.expect(pm.response.text()).to.eql('');
+  });
+`;
+const tokenPair = (prefix) => `
+  pm.test('token pair: Bearer, expires_in, refresh token', function () {
+      pm.expect(body.token_type).to.eql('Bearer');
+      pm.expect(body.expires_in).to.be.a('number').and.above(0);
+      pm.expect(body.access_token).to.be.a('string').and.match(/^[\\w-]+\\.[\\w-]+\\.[\\w-]+$/);
+      pm.expect(body.refresh_token).to.be.a('string').and.match(/^rk_rt_/);
+  });
+  pm.test('Cache-Control: no-store', function () {
+      pm.expect(pm.response.headers.get('Cache-Control')).to.include('no-store');
+  });
+`;
+
+const health = {
+  name: 'Health',
+  description: 'Liveness and readiness probes; no credentials.',
+  item: [
+    request('GET /healthz', {
+      method: 'GET', path: '/healthz', auth: NOAUTH,
+      test: ok(200) + `
+        pm.test('status is ok', function () {
+            pm.expect(body.status).to.eql('ok');
+        });`,
+    }),
+    request('GET /readyz', {
+      method: 'GET', path: '/readyz', auth: NOAUTH,
+      test: ok(200) + `
+        pm.test('the database answers: ready', function () {
+            pm.expect(body.status).to.eql('ready');
+        });`,
+    }),
+  ],
+};
+
+const signIn = {
+  name: 'Sign in',
+  description: 'JSON login and the OAuth2 password grant. The first admin comes from `renrakumo create-admin` (environment: adminEmail, adminPassword).',
+  item: [
+    request('Login (JSON)', {
+      method: 'POST', path: '/api/v1/auth/login', auth: NOAUTH,
+      json: '{\n  "email": "{{adminEmail}}",\n  "password": "{{adminPassword}}"\n}',
+      test: ok(200) + tokenPair() + `
+        pm.collectionVariables.set('accessToken', body.access_token);
+        pm.collectionVariables.set('refreshToken', body.refresh_token);`,
+    }),
+    request('Login with a wrong password → 401 invalid_grant', {
+      method: 'POST', path: '/api/v1/auth/login', auth: NOAUTH,
+      json: '{\n  "email": "{{adminEmail}}",\n  "password": "not the password at all"\n}',
+      test: problem(401, `
+        pm.test('OAuth2 error code invalid_grant', function () {
+            pm.expect(problem.error).to.eql('invalid_grant');
+        });
+        pm.test('WWW-Authenticate: Bearer', function () {
+            pm.expect(pm.response.headers.get('WWW-Authenticate')).to.match(/^Bearer/);
+        });`),
+    }),
+    request('Token (OAuth2 password grant)', {
+      method: 'POST', path: '/api/v1/auth/token', auth: NOAUTH,
+      form: [['grant_type', 'password'], ['username', '{{adminEmail}}'], ['password', '{{adminPassword}}']],
+      test: ok(200) + tokenPair() + `
+        pm.collectionVariables.set('oauthAccessToken', body.access_token);
+        pm.collectionVariables.set('oauthRefreshToken', body.refresh_token);`,
+    }),
+    request('Token with an unknown user → 401 invalid_grant', {
+      method: 'POST', path: '/api/v1/auth/token', auth: NOAUTH,
+      form: [['grant_type', 'password'], ['username', 'nobody-{{$timestamp}}@postman.example.jp'], ['password', 'whatever password']],
+      test: problem(401, `
+        pm.test('OAuth2 error code invalid_grant', function () {
+            pm.expect(problem.error).to.eql('invalid_grant');
+        });`),
+    }),
+    request('Token with another grant type → 422', {
+      method: 'POST', path: '/api/v1/auth/token', auth: NOAUTH,
+      form: [['grant_type', 'client_credentials'], ['username', '{{adminEmail}}'], ['password', '{{adminPassword}}']],
+      test: problem(422, `
+        pm.test('names the field grant_type', function () {
+            pm.expect(problem.errors.map(e => e.field)).to.include('grant_type');
+        });`),
+    }),
+    request('GET /me (Bearer)', {
+      method: 'GET', path: '/api/v1/me',
+      test: ok(200) + `
+        pm.test('the admin, as a user', function () {
+            pm.expect(body.kind).to.eql('user');
+            pm.expect(body.email.toLowerCase()).to.eql(pm.variables.get('adminEmail').trim().toLowerCase());
+            pm.expect(body.role).to.eql('admin');
+            pm.expect(body.org_name).to.eql('Postman School');
+            pm.expect(body.id).to.be.a('string').and.not.be.empty;
+            pm.expect(body.org_id).to.be.a('string').and.not.be.empty;
+        });
+        pm.test('the first admin holds contacts:read', function () {
+            pm.expect(body.scopes).to.include.members(['lists:read', 'members:write', 'messages:send', 'contacts:read']);
+        });
+        pm.collectionVariables.set('adminId', body.id);`,
+    }),
+    request('GET /me (OAuth2 token)', {
+      method: 'GET', path: '/api/v1/me', auth: bearer('oauthAccessToken'),
+      test: ok(200) + `
+        pm.test('the same admin', function () {
+            pm.expect(body.kind).to.eql('user');
+            pm.expect(body.id).to.eql(pm.collectionVariables.get('adminId'));
+        });`,
+    }),
+    request('GET /me without credentials → 401', {
+      method: 'GET', path: '/api/v1/me', auth: NOAUTH,
+      test: problem(401),
+    }),
+  ],
+};
+
+const users = {
+  name: 'Users',
+  description: 'Staff accounts of the organisation, managed by the admin.',
+  item: [
+    request('Create a sender', {
+      method: 'POST', path: '/api/v1/users',
+      pre: `
+        // A unique address per run: addresses are unique across organisations.
+        const stamp = Date.now() + '-' + Math.floor(Math.random() * 1e6);
+        pm.collectionVariables.set('senderEmail', 'sender-' + stamp + '@postman.example.jp');
+        pm.collectionVariables.set('senderPassword', 'sender passphrase ' + stamp);`,
+      json: '{\n  "email": "{{senderEmail}}",\n  "password": "{{senderPassword}}",\n  "name": "佐藤 先生",\n  "role": "sender"\n}',
+      test: ok(201) + FORMATS + `
+        pm.test('the new sender', function () {
+            pm.expect(body.id).to.match(UUID_V7);
+            pm.expect(body.email).to.eql(pm.collectionVariables.get('senderEmail'));
+            pm.expect(body.name).to.eql('佐藤 先生');
+            pm.expect(body.role).to.eql('sender');
+            pm.expect(body.permissions).to.eql([]);
+            pm.expect(body).to.not.have.property('password');
+            pm.expect(body).to.not.have.property('password_hash');
+            pm.expect(body.created_at).to.match(RFC3339_UTC);
+            pm.expect(body.updated_at).to.match(RFC3339_UTC);
+        });
+        pm.collectionVariables.set('senderId', body.id);`,
+    }),
+    request('Create the same address again → 409', {
+      method: 'POST', path: '/api/v1/users',
+      json: '{\n  "email": "{{senderEmail}}",\n  "password": "another passphrase",\n  "name": "Duplicate",\n  "role": "viewer"\n}',
+      test: problem(409, `
+        pm.test('names the field email', function () {
+            pm.expect(problem.errors.map(e => e.field)).to.include('email');
+        });`),
+    }),
+    request('Create with bad fields → 422 listing every field', {
+      method: 'POST', path: '/api/v1/users',
+      json: { email: 'not-an-address', password: 'short', name: '   ', role: 'sender', permissions: ['lists:read'] },
+      test: problem(422, `
+        pm.test('lists every bad field', function () {
+            const fields = problem.errors.map(e => e.field);
+            pm.expect(fields).to.include.members(['email', 'password', 'name', 'permissions[0]']);
+            problem.errors.forEach(e => pm.expect(e.message).to.be.a('string').and.not.be.empty);
+        });`),
+    }),
+    request('Sign in as the sender', {
+      method: 'POST', path: '/api/v1/auth/login', auth: NOAUTH,
+      json: '{\n  "email": "{{senderEmail}}",\n  "password": "{{senderPassword}}"\n}',
+      test: ok(200) + tokenPair() + `
+        pm.collectionVariables.set('senderAccessToken', body.access_token);`,
+    }),
+    request('A sender may not list users → 403', {
+      method: 'GET', path: '/api/v1/users', auth: bearer('senderAccessToken'),
+      test: problem(403),
+    }),
+    request('List users, first page (limit=1)', {
+      method: 'GET', path: '/api/v1/users', query: [['limit', '1']],
+      test: ok(200) + `
+        pm.test('one item and a cursor to the next page', function () {
+            pm.expect(body.items).to.be.an('array').with.lengthOf(1);
+            pm.expect(body.next_cursor).to.be.a('string').and.not.be.empty;
+        });
+        pm.test('oldest first: the admin', function () {
+            pm.expect(body.items[0].id).to.eql(pm.collectionVariables.get('adminId'));
+        });
+        pm.collectionVariables.set('usersSeen', JSON.stringify(body.items.map(u => u.id)));
+        pm.collectionVariables.set('usersCursor', body.next_cursor);`,
+    }),
+    request('List users, next page (follows next_cursor)', {
+      method: 'GET', path: '/api/v1/users', query: [['limit', '1'], ['cursor', '{{usersCursor}}']],
+      description: 'Runs again while `next_cursor` is present (setNextRequest), then checks that the pages together hold both users exactly once.',
+      test: ok(200) + `
+        const seen = JSON.parse(pm.collectionVariables.get('usersSeen') || '[]');
+        pm.test('at most one item per page, none seen before', function () {
+            pm.expect(body.items.length).to.be.at.most(1);
+            body.items.forEach(u => pm.expect(seen).to.not.include(u.id));
+        });
+        body.items.forEach(u => seen.push(u.id));
+        pm.collectionVariables.set('usersSeen', JSON.stringify(seen));
+        if (body.next_cursor && seen.length < 50) {
+            pm.collectionVariables.set('usersCursor', body.next_cursor);
+            pm.execution.setNextRequest(pm.info.requestName);
+        } else {
+            pm.test('last page: no next_cursor; the pages hold the admin and the sender', function () {
+                pm.expect(body.next_cursor == null).to.be.true;
+                pm.expect(seen).to.include.members([pm.collectionVariables.get('adminId'), pm.collectionVariables.get('senderId')]);
+            });
+        }`,
+    }),
+    request('List users with a forged cursor → 422', {
+      method: 'GET', path: '/api/v1/users', query: [['limit', '1'], ['cursor', 'bm90LWEtY3Vyc29y']],
+      test: problem(422, `
+        pm.test('names the field cursor', function () {
+            pm.expect(problem.errors.map(e => e.field)).to.include('cursor');
+        });`),
+    }),
+    request('Get the sender', {
+      method: 'GET', path: '/api/v1/users/{{senderId}}',
+      test: ok(200) + `
+        pm.test('the sender', function () {
+            pm.expect(body.id).to.eql(pm.collectionVariables.get('senderId'));
+            pm.expect(body.email).to.eql(pm.collectionVariables.get('senderEmail'));
+            pm.expect(body.role).to.eql('sender');
+        });`,
+    }),
+    request('Rename the sender and grant contacts:read', {
+      method: 'PATCH', path: '/api/v1/users/{{senderId}}',
+      json: { name: '佐藤 花子', permissions: ['contacts:read'] },
+      test: ok(200) + `
+        pm.test('name and permissions changed, role kept', function () {
+            pm.expect(body.id).to.eql(pm.collectionVariables.get('senderId'));
+            pm.expect(body.name).to.eql('佐藤 花子');
+            pm.expect(body.permissions).to.eql(['contacts:read']);
+            pm.expect(body.role).to.eql('sender');
+        });
+        pm.test('updated_at is not before created_at', function () {
+            pm.expect(Date.parse(body.updated_at)).to.be.at.least(Date.parse(body.created_at));
+        });`,
+    }),
+    request('Demote the only admin → 409', {
+      method: 'PATCH', path: '/api/v1/users/{{adminId}}',
+      json: { role: 'sender' },
+      test: problem(409, `
+        pm.test('names the field role', function () {
+            pm.expect(problem.errors.map(e => e.field)).to.include('role');
+        });`),
+    }),
+    request('Delete the sender', {
+      method: 'DELETE', path: '/api/v1/users/{{senderId}}',
+      test: noContent,
+    }),
+    request('The deleted sender is gone → 404', {
+      method: 'GET', path: '/api/v1/users/{{senderId}}',
+      test: problem(404),
+    }),
+    request("The deleted sender's token stops working → 401", {
+      method: 'GET', path: '/api/v1/me', auth: bearer('senderAccessToken'),
+      test: problem(401),
+    }),
+  ],
+};
+
+
+const lists = {
+  name: 'Lists',
+  description: 'Lists (classes, grades, clubs, routes): the groups messages go to.',
+  item: [
+    request('Create a list', {
+      method: 'POST', path: '/api/v1/lists',
+      json: { name: '1年A組', description: '2026年度 1年A組の保護者' },
+      test: ok(201) + FORMATS + `
+        pm.test('the new list, empty', function () {
+            pm.expect(body.id).to.match(UUID_V7);
+            pm.expect(body.name).to.eql('1年A組');
+            pm.expect(body.description).to.eql('2026年度 1年A組の保護者');
+            pm.expect(body.member_count).to.eql(0);
+            pm.expect(body.created_at).to.match(RFC3339_UTC);
+        });
+        pm.collectionVariables.set('listId', body.id);`,
+    }),
+    request('Create a second list', {
+      method: 'POST', path: '/api/v1/lists',
+      json: { name: 'サッカー部' },
+      test: ok(201) + `
+        pm.test('no description', function () {
+            pm.expect(body.name).to.eql('サッカー部');
+            pm.expect(body.description).to.eql(null);
+            pm.expect(body.member_count).to.eql(0);
+        });
+        pm.collectionVariables.set('list2Id', body.id);`,
+    }),
+    request('Create a list with a name in use → 409', {
+      method: 'POST', path: '/api/v1/lists',
+      json: { name: '1年A組' },
+      test: problem(409, `
+        pm.test('names the field name', function () {
+            pm.expect(problem.errors.map(e => e.field)).to.include('name');
+        });`),
+    }),
+    request('Create a list with an empty name → 422', {
+      method: 'POST', path: '/api/v1/lists',
+      json: { name: '  ', description: 'x'.repeat(501) },
+      test: problem(422, `
+        pm.test('names the fields name and description', function () {
+            pm.expect(problem.errors.map(e => e.field)).to.include.members(['name', 'description']);
+        });`),
+    }),
+    request('List lists (limit=1)', {
+      method: 'GET', path: '/api/v1/lists', query: [['limit', '1']],
+      test: ok(200) + `
+        pm.test('one item and a cursor', function () {
+            pm.expect(body.items).to.have.lengthOf(1);
+            pm.expect(body.next_cursor).to.be.a('string').and.not.be.empty;
+        });
+        pm.collectionVariables.set('listsCursor', body.next_cursor);
+        pm.collectionVariables.set('listsFirst', body.items[0].id);`,
+    }),
+    request('List lists, next page', {
+      method: 'GET', path: '/api/v1/lists', query: [['limit', '1'], ['cursor', '{{listsCursor}}']],
+      test: ok(200) + `
+        pm.test('the other list, last page', function () {
+            pm.expect(body.items).to.have.lengthOf(1);
+            pm.expect(body.items[0].id).to.not.eql(pm.collectionVariables.get('listsFirst'));
+            pm.expect([pm.collectionVariables.get('listId'), pm.collectionVariables.get('list2Id')]).to.include.members([body.items[0].id, pm.collectionVariables.get('listsFirst')]);
+            pm.expect(body.next_cursor == null).to.be.true;
+        });`,
+    }),
+    request('Search lists by name (q)', {
+      method: 'GET', path: '/api/v1/lists', query: [['q', 'A組']],
+      test: ok(200) + `
+        pm.test('only the matching list', function () {
+            pm.expect(body.items.map(l => l.id)).to.eql([pm.collectionVariables.get('listId')]);
+        });`,
+    }),
+    request('Get a list', {
+      method: 'GET', path: '/api/v1/lists/{{listId}}',
+      test: ok(200) + `
+        pm.test('the list', function () {
+            pm.expect(body.id).to.eql(pm.collectionVariables.get('listId'));
+            pm.expect(body.name).to.eql('1年A組');
+            pm.expect(body).to.have.property('member_count');
+        });`,
+    }),
+    request('Rename a list', {
+      method: 'PATCH', path: '/api/v1/lists/{{listId}}',
+      json: { name: '1年A組（2026）' },
+      test: ok(200) + `
+        pm.test('renamed, description kept', function () {
+            pm.expect(body.name).to.eql('1年A組（2026）');
+            pm.expect(body.description).to.eql('2026年度 1年A組の保護者');
+        });`,
+    }),
+    request('Rename a list to a name in use → 409', {
+      method: 'PATCH', path: '/api/v1/lists/{{list2Id}}',
+      json: { name: '1年A組（2026）' },
+      test: problem(409, `
+        pm.test('names the field name', function () {
+            pm.expect(problem.errors.map(e => e.field)).to.include('name');
+        });`),
+    }),
+    request('Get an unknown list → 404', {
+      method: 'GET', path: '/api/v1/lists/00000000-0000-7000-8000-000000000000',
+      test: problem(404),
+    }),
+  ],
+};
+
+const members = {
+  name: 'Members',
+  description: 'Guardians: up to four addresses and four devices, attributes, lists, status, search, promotion.',
+  item: [
+    request('Create a member', {
+      method: 'POST', path: '/api/v1/members',
+      json: '{\n  "name": "山田 花子",\n  "name_kana": "ヤマダ ハナコ",\n  "student_name": "山田 太郎",\n  "relation": "母",\n  "external_id": "S0001",\n  "emails": ["hanako.yamada@example.jp", "Taro..Papa@docomo.ne.jp"],\n  "attributes": {"grade": "1", "class": "A"},\n  "list_ids": ["{{listId}}"]\n}',
+      test: ok(201) + FORMATS + `
+        pm.test('the new guardian, active, in the list', function () {
+            pm.expect(body.id).to.match(UUID_V7);
+            pm.expect(body.name).to.eql('山田 花子');
+            pm.expect(body.student_name).to.eql('山田 太郎');
+            pm.expect(body.external_id).to.eql('S0001');
+            pm.expect(body.status).to.eql('active');
+            pm.expect(body.attributes).to.eql({ grade: '1', class: 'A' });
+            pm.expect(body.list_ids).to.eql([pm.collectionVariables.get('listId')]);
+            pm.expect(body.devices).to.eql([]);
+        });
+        pm.test('the admin (contacts:read) sees the addresses unmasked', function () {
+            pm.expect(body.emails.map(e => e.address)).to.eql(['hanako.yamada@example.jp', 'Taro..Papa@docomo.ne.jp']);
+            body.emails.forEach(e => pm.expect(e.status).to.eql('active'));
+        });
+        pm.collectionVariables.set('memberId', body.id);`,
+    }),
+    request('Create a member with five addresses → 422', {
+      method: 'POST', path: '/api/v1/members',
+      json: { name: '五 アドレス', emails: ['a@example.jp', 'b@example.jp', 'c@example.jp', 'd@example.jp', 'e@example.jp'] },
+      test: problem(422, `
+        pm.test('names the fifth address', function () {
+            pm.expect(problem.errors.map(e => e.field)).to.include('emails[4]');
+        });`),
+    }),
+    request('Create a member with bad fields → 422 listing every field', {
+      method: 'POST', path: '/api/v1/members',
+      json: { name: '', emails: ['not-an-address', 'x@example.jp', 'X@example.jp'], relation: 'r'.repeat(21) },
+      test: problem(422, `
+        pm.test('lists every bad field', function () {
+            pm.expect(problem.errors.map(e => e.field)).to.include.members(['name', 'relation', 'emails[0]', 'emails[2]']);
+        });`),
+    }),
+    request('Create a member in an unknown list → 422', {
+      method: 'POST', path: '/api/v1/members',
+      json: { name: '不明 リスト', list_ids: ['00000000-0000-7000-8000-000000000000'] },
+      test: problem(422, `
+        pm.test('names the list id', function () {
+            pm.expect(problem.errors.map(e => e.field)).to.include('list_ids[0]');
+        });`),
+    }),
+    request('Create a member with an external_id in use → 409', {
+      method: 'POST', path: '/api/v1/members',
+      json: { name: '重複 外部ID', external_id: 'S0001' },
+      test: problem(409, `
+        pm.test('names the field external_id', function () {
+            pm.expect(problem.errors.map(e => e.field)).to.include('external_id');
+        });`),
+    }),
+    request('Upsert by external id: created → 201', {
+      method: 'PUT', path: '/api/v1/members/by-external-id/S0002',
+      json: '{\n  "name": "鈴木 一郎",\n  "relation": "父",\n  "emails": ["ichiro.suzuki@example.jp"],\n  "attributes": {"grade": "1", "class": "B"},\n  "list_ids": ["{{list2Id}}"]\n}',
+      test: ok(201) + `
+        pm.test('created with the external id of the path', function () {
+            pm.expect(body.external_id).to.eql('S0002');
+            pm.expect(body.name).to.eql('鈴木 一郎');
+            pm.expect(body.list_ids).to.eql([pm.collectionVariables.get('list2Id')]);
+        });
+        pm.collectionVariables.set('member2Id', body.id);`,
+    }),
+    request('Upsert by external id again: replaced → 200', {
+      method: 'PUT', path: '/api/v1/members/by-external-id/S0002',
+      json: '{\n  "name": "鈴木 一郎",\n  "relation": "父",\n  "emails": ["ichiro.suzuki@example.jp"],\n  "attributes": {"grade": "2", "class": "B"}\n}',
+      test: ok(200) + `
+        pm.test('the same member, replaced; lists kept (list_ids absent)', function () {
+            pm.expect(body.id).to.eql(pm.collectionVariables.get('member2Id'));
+            pm.expect(body.attributes).to.eql({ grade: '2', class: 'B' });
+            pm.expect(body.list_ids).to.eql([pm.collectionVariables.get('list2Id')]);
+        });`,
+    }),
+    request('Get a member', {
+      method: 'GET', path: '/api/v1/members/{{memberId}}',
+      test: ok(200) + `
+        pm.test('the member', function () {
+            pm.expect(body.id).to.eql(pm.collectionVariables.get('memberId'));
+            pm.expect(body.emails).to.have.lengthOf(2);
+        });`,
+    }),
+    request('Search members by name (q)', {
+      method: 'GET', path: '/api/v1/members', query: [['q', '山田']],
+      test: ok(200) + `
+        pm.test('only 山田 花子', function () {
+            pm.expect(body.items.map(m => m.id)).to.eql([pm.collectionVariables.get('memberId')]);
+        });`,
+    }),
+    request('Search members by e-mail address (q, contacts:read)', {
+      method: 'GET', path: '/api/v1/members', query: [['q', 'ICHIRO.SUZUKI']],
+      test: ok(200) + `
+        pm.test('only 鈴木 一郎', function () {
+            pm.expect(body.items.map(m => m.id)).to.eql([pm.collectionVariables.get('member2Id')]);
+        });`,
+    }),
+    request('Filter members by attribute (attr.grade=1)', {
+      method: 'GET', path: '/api/v1/members', query: [['attr.grade', '1']],
+      test: ok(200) + `
+        pm.test('only the first-grade guardian', function () {
+            pm.expect(body.items.map(m => m.id)).to.eql([pm.collectionVariables.get('memberId')]);
+        });`,
+    }),
+    request('Filter members by list (list_id)', {
+      method: 'GET', path: '/api/v1/members', query: [['list_id', '{{list2Id}}']],
+      test: ok(200) + `
+        pm.test('only the member of that list', function () {
+            pm.expect(body.items.map(m => m.id)).to.eql([pm.collectionVariables.get('member2Id')]);
+        });`,
+    }),
+    request('List members (limit=1)', {
+      method: 'GET', path: '/api/v1/members', query: [['limit', '1']],
+      test: ok(200) + `
+        pm.test('one item and a cursor', function () {
+            pm.expect(body.items).to.have.lengthOf(1);
+            pm.expect(body.next_cursor).to.be.a('string').and.not.be.empty;
+        });
+        pm.collectionVariables.set('membersCursor', body.next_cursor);
+        pm.collectionVariables.set('membersFirst', body.items[0].id);`,
+    }),
+    request('List members, next page', {
+      method: 'GET', path: '/api/v1/members', query: [['limit', '1'], ['cursor', '{{membersCursor}}']],
+      test: ok(200) + `
+        pm.test('the other member, last page', function () {
+            pm.expect(body.items).to.have.lengthOf(1);
+            pm.expect(body.items[0].id).to.not.eql(pm.collectionVariables.get('membersFirst'));
+            pm.expect(body.next_cursor == null).to.be.true;
+        });`,
+    }),
+    request('Filter members with an unknown parameter → 422', {
+      method: 'GET', path: '/api/v1/members', query: [['grade', '1']],
+      test: problem(422, `
+        pm.test('names the parameter', function () {
+            pm.expect(problem.errors.map(e => e.field)).to.include('grade');
+        });`),
+    }),
+    request('Change a member (attributes merge, null removes)', {
+      method: 'PATCH', path: '/api/v1/members/{{memberId}}',
+      json: { relation: '祖母', attributes: { club: 'サッカー部', class: null } },
+      test: ok(200) + `
+        pm.test('only the fields present changed', function () {
+            pm.expect(body.relation).to.eql('祖母');
+            pm.expect(body.name).to.eql('山田 花子');
+            pm.expect(body.attributes).to.eql({ grade: '1', club: 'サッカー部' });
+            pm.expect(body.emails).to.have.lengthOf(2);
+        });`,
+    }),
+    request('Suspend a member', {
+      method: 'POST', path: '/api/v1/members/{{memberId}}/suspend',
+      test: ok(200) + `
+        pm.test('suspended', function () {
+            pm.expect(body.status).to.eql('suspended');
+        });`,
+    }),
+    request('Filter members by status=suspended', {
+      method: 'GET', path: '/api/v1/members', query: [['status', 'suspended']],
+      test: ok(200) + `
+        pm.test('only the suspended member', function () {
+            pm.expect(body.items.map(m => m.id)).to.eql([pm.collectionVariables.get('memberId')]);
+        });`,
+    }),
+    request('Approve a suspended member → 409', {
+      method: 'POST', path: '/api/v1/members/{{memberId}}/approve',
+      test: problem(409, `
+        pm.test('names the field status', function () {
+            pm.expect(problem.errors.map(e => e.field)).to.include('status');
+        });`),
+    }),
+    request('Resume a member', {
+      method: 'POST', path: '/api/v1/members/{{memberId}}/resume',
+      pre: `
+        // Reset the counter of the device loop that follows.
+        pm.collectionVariables.set('deviceCount', '0');`,
+      test: ok(200) + `
+        pm.test('active again', function () {
+            pm.expect(body.status).to.eql('active');
+        });`,
+    }),
+    request('Register a device (four times)', {
+      method: 'POST', path: '/api/v1/members/{{memberId}}/devices',
+      description: 'Runs four times (setNextRequest), each with a new token: a guardian holds up to four devices.',
+      pre: `
+        const n = Number(pm.collectionVariables.get('deviceCount') || '0') + 1;
+        pm.collectionVariables.set('deviceCount', String(n));
+        pm.collectionVariables.set('devicePlatform', n % 2 ? 'apns' : 'fcm');
+        pm.collectionVariables.set('deviceToken', 'f0e1d2c3b4a5968778695a4b3c2d1e0f' + Date.now().toString(16) + 'a' + n);`,
+      json: '{\n  "platform": "{{devicePlatform}}",\n  "token": "{{deviceToken}}",\n  "app_id": "jp.example.renrakumo"\n}',
+      test: ok(201) + `
+        pm.test('registered, token shown in full to contacts:read', function () {
+            pm.expect(body.id).to.be.a('string').and.not.be.empty;
+            pm.expect(body.platform).to.eql(pm.collectionVariables.get('devicePlatform'));
+            pm.expect(body.token).to.eql(pm.collectionVariables.get('deviceToken'));
+            pm.expect(body.app_id).to.eql('jp.example.renrakumo');
+        });
+        const n = Number(pm.collectionVariables.get('deviceCount'));
+        if (n === 1) {
+            pm.collectionVariables.set('deviceId', body.id);
+        }
+        if (n < 4) {
+            pm.execution.setNextRequest(pm.info.requestName);
+        }`,
+    }),
+    request('A fifth device → 409', {
+      method: 'POST', path: '/api/v1/members/{{memberId}}/devices',
+      json: { platform: 'fcm', token: 'fifth-device-token-0123456789' },
+      test: problem(409, `
+        pm.test('names the field devices', function () {
+            pm.expect(problem.errors.map(e => e.field)).to.include('devices');
+        });`),
+    }),
+    request('A device with a bad token → 422', {
+      method: 'POST', path: '/api/v1/members/{{memberId}}/devices',
+      json: { platform: 'apns', token: 'has spaces in it' },
+      test: problem(422, `
+        pm.test('names the field token', function () {
+            pm.expect(problem.errors.map(e => e.field)).to.include('token');
+        });`),
+    }),
+    request('List devices', {
+      method: 'GET', path: '/api/v1/members/{{memberId}}/devices',
+      test: ok(200) + `
+        pm.test('four devices', function () {
+            pm.expect(body).to.be.an('array').with.lengthOf(4);
+            pm.expect(body.map(d => d.id)).to.include(pm.collectionVariables.get('deviceId'));
+        });`,
+    }),
+    request('Remove a device', {
+      method: 'DELETE', path: '/api/v1/members/{{memberId}}/devices/{{deviceId}}',
+      test: noContent,
+    }),
+    request('Remove the same device again → 404', {
+      method: 'DELETE', path: '/api/v1/members/{{memberId}}/devices/{{deviceId}}',
+      test: problem(404),
+    }),
+    request('Create a read-only key (members:read) for the masked view', {
+      method: 'POST', path: '/api/v1/api-keys',
+      json: { name: 'masked view', scopes: ['lists:read', 'members:read'] },
+      test: ok(201) + `
+        pm.test('never expires', function () {
+            pm.expect(body.expires_at).to.eql(null);
+            pm.expect(body.status).to.eql('active');
+        });
+        pm.collectionVariables.set('readKey', body.key);
+        pm.collectionVariables.set('readKeyId', body.id);`,
+    }),
+    request('Without contacts:read addresses and tokens are masked', {
+      method: 'GET', path: '/api/v1/members/{{memberId}}', auth: NOAUTH,
+      headers: [{ key: 'X-API-Key', value: '{{readKey}}' }],
+      test: ok(200) + `
+        pm.test('addresses masked', function () {
+            pm.expect(body.emails.map(e => e.address)).to.eql(['h***@example.jp', 'T***@docomo.ne.jp']);
+        });
+        pm.test('device tokens masked', function () {
+            pm.expect(body.devices).to.have.lengthOf(3);
+            body.devices.forEach(d => pm.expect(d.token).to.match(/^….{4}$/));
+        });`,
+    }),
+    request('Without contacts:read q does not match addresses', {
+      method: 'GET', path: '/api/v1/members', query: [['q', 'ichiro.suzuki']], auth: NOAUTH,
+      headers: [{ key: 'X-API-Key', value: '{{readKey}}' }],
+      test: ok(200) + `
+        pm.test('no match', function () {
+            pm.expect(body.items).to.eql([]);
+        });`,
+    }),
+    request('A read-only key may not change members → 403', {
+      method: 'PATCH', path: '/api/v1/members/{{memberId}}', auth: NOAUTH,
+      headers: [{ key: 'X-API-Key', value: '{{readKey}}' }],
+      json: { name: 'x' },
+      test: problem(403),
+    }),
+    request('Revoke the read-only key', {
+      method: 'DELETE', path: '/api/v1/api-keys/{{readKeyId}}',
+      test: noContent,
+    }),
+    request('Promote grades, dry run', {
+      method: 'POST', path: '/api/v1/members/promote',
+      json: { attribute: 'grade', changes: { 1: '2', 2: '3', 6: null }, dry_run: true },
+      test: ok(200) + `
+        pm.test('counts per old value, changes nothing', function () {
+            pm.expect(body.dry_run).to.eql(true);
+            pm.expect(body.matched['1']).to.eql(1);
+            pm.expect(body.matched['2']).to.eql(1);
+            pm.expect(body.total).to.eql(2);
+        });`,
+    }),
+    request('The dry run changed nothing', {
+      method: 'GET', path: '/api/v1/members/{{memberId}}',
+      test: ok(200) + `
+        pm.test('still grade 1', function () {
+            pm.expect(body.attributes.grade).to.eql('1');
+        });`,
+    }),
+    request('Promote grades', {
+      method: 'POST', path: '/api/v1/members/promote',
+      json: { attribute: 'grade', changes: { 1: '2', 2: '3', 6: null } },
+      test: ok(200) + `
+        pm.test('applied at once (no cascade)', function () {
+            pm.expect(body.dry_run).to.eql(false);
+            pm.expect(body.total).to.eql(2);
+        });`,
+    }),
+    request('Each member moved up one grade', {
+      method: 'GET', path: '/api/v1/members', query: [['attr.grade', '3']],
+      test: ok(200) + `
+        pm.test('the second-grader is now in grade 3, the first-grader not', function () {
+            pm.expect(body.items.map(m => m.id)).to.eql([pm.collectionVariables.get('member2Id')]);
+        });`,
+    }),
+    request('Promote without changes → 422', {
+      method: 'POST', path: '/api/v1/members/promote',
+      json: { attribute: '', changes: {} },
+      test: problem(422, `
+        pm.test('names attribute and changes', function () {
+            pm.expect(problem.errors.map(e => e.field)).to.include.members(['attribute', 'changes']);
+        });`),
+    }),
+  ],
+};
+
+const membership = {
+  name: 'List membership',
+  description: 'Putting members in lists and taking them out, one by one or in bulk.',
+  item: [
+    request('Put a member in a list', {
+      method: 'PUT', path: '/api/v1/lists/{{list2Id}}/members/{{memberId}}',
+      test: noContent,
+    }),
+    request('Put the member in the list again (idempotent)', {
+      method: 'PUT', path: '/api/v1/lists/{{list2Id}}/members/{{memberId}}',
+      test: noContent,
+    }),
+    request('Members of a list', {
+      method: 'GET', path: '/api/v1/lists/{{list2Id}}/members',
+      test: ok(200) + `
+        pm.test('both members', function () {
+            pm.expect(body.items.map(m => m.id)).to.have.members([pm.collectionVariables.get('memberId'), pm.collectionVariables.get('member2Id')]);
+            pm.expect(body.next_cursor == null).to.be.true;
+        });`,
+    }),
+    request('member_count follows', {
+      method: 'GET', path: '/api/v1/lists/{{list2Id}}',
+      test: ok(200) + `
+        pm.test('two members', function () {
+            pm.expect(body.member_count).to.eql(2);
+        });`,
+    }),
+    request('Take a member out of a list', {
+      method: 'DELETE', path: '/api/v1/lists/{{list2Id}}/members/{{memberId}}',
+      test: noContent,
+    }),
+    request('Put an unknown member in a list → 404', {
+      method: 'PUT', path: '/api/v1/lists/{{list2Id}}/members/00000000-0000-7000-8000-000000000000',
+      test: problem(404),
+    }),
+    request('Bulk: copy members to another list', {
+      method: 'POST', path: '/api/v1/lists/{{listId}}/members/bulk',
+      json: '{\n  "action": "copy",\n  "member_ids": ["{{memberId}}", "{{member2Id}}"],\n  "to_list_id": "{{list2Id}}"\n}',
+      test: ok(200) + `
+        pm.test('only the member of the source list was copied', function () {
+            pm.expect(body.affected).to.eql(1);
+        });`,
+    }),
+    request('Bulk: move members to another list', {
+      method: 'POST', path: '/api/v1/lists/{{list2Id}}/members/bulk',
+      json: '{\n  "action": "move",\n  "member_ids": ["{{member2Id}}"],\n  "to_list_id": "{{listId}}"\n}',
+      test: ok(200) + `
+        pm.test('one moved', function () {
+            pm.expect(body.affected).to.eql(1);
+        });`,
+    }),
+    request('After the move', {
+      method: 'GET', path: '/api/v1/members/{{member2Id}}',
+      test: ok(200) + `
+        pm.test('in the target list only', function () {
+            pm.expect(body.list_ids).to.eql([pm.collectionVariables.get('listId')]);
+        });`,
+    }),
+    request('Bulk with an unknown member → 422', {
+      method: 'POST', path: '/api/v1/lists/{{listId}}/members/bulk',
+      json: '{\n  "action": "add",\n  "member_ids": ["{{memberId}}", "00000000-0000-7000-8000-000000000000"]\n}',
+      test: problem(422, `
+        pm.test('names the unknown member', function () {
+            pm.expect(problem.errors.map(e => e.field)).to.eql(['member_ids[1]']);
+        });`),
+    }),
+    request('Bulk copy without a target → 422', {
+      method: 'POST', path: '/api/v1/lists/{{listId}}/members/bulk',
+      json: '{\n  "action": "copy",\n  "member_ids": ["{{memberId}}"]\n}',
+      test: problem(422, `
+        pm.test('names the field to_list_id', function () {
+            pm.expect(problem.errors.map(e => e.field)).to.include('to_list_id');
+        });`),
+    }),
+    request('Delete a list', {
+      method: 'DELETE', path: '/api/v1/lists/{{list2Id}}',
+      test: noContent,
+    }),
+    request('The deleted list is gone → 404', {
+      method: 'GET', path: '/api/v1/lists/{{list2Id}}',
+      test: problem(404),
+    }),
+    request('Its members stay on the roster', {
+      method: 'GET', path: '/api/v1/members/{{memberId}}',
+      test: ok(200) + `
+        pm.test('still there, without the deleted list', function () {
+            pm.expect(body.list_ids).to.eql([pm.collectionVariables.get('listId')]);
+        });`,
+    }),
+    request('Delete a member', {
+      method: 'DELETE', path: '/api/v1/members/{{memberId}}',
+      test: noContent,
+    }),
+    request('The deleted member is gone → 404', {
+      method: 'GET', path: '/api/v1/members/{{memberId}}',
+      test: problem(404),
+    }),
+    request('The list counts one member less', {
+      method: 'GET', path: '/api/v1/lists/{{listId}}',
+      test: ok(200) + `
+        pm.test('one member left', function () {
+            pm.expect(body.member_count).to.eql(1);
+        });`,
+    }),
+  ],
+};
+
+const apiKeys = {
+  name: 'API keys',
+  description: 'Scoped, expiring keys for school-information systems; the key is shown once.',
+  item: [
+    request('Create an API key (lists:read)', {
+      method: 'POST', path: '/api/v1/api-keys',
+      pre: `
+        pm.collectionVariables.set('apiKeyExpiresAt', new Date(Date.now() + 30 * 24 * 3600 * 1000).toISOString());`,
+      json: '{\n  "name": "校務支援システム (Postman)",\n  "scopes": ["lists:read"],\n  "expires_at": "{{apiKeyExpiresAt}}"\n}',
+      test: ok(201) + FORMATS + `
+        pm.test('the key is shown once, with its prefix', function () {
+            pm.expect(body.key).to.be.a('string').and.match(/^rk_live_/);
+            pm.expect(body.prefix).to.eql(body.key.slice(0, 12));
+        });
+        pm.test('scopes, expiry and status', function () {
+            pm.expect(body.id).to.match(UUID_V7);
+            pm.expect(body.name).to.eql('校務支援システム (Postman)');
+            pm.expect(body.created_at).to.match(RFC3339_UTC);
+            pm.expect(body.expires_at).to.match(RFC3339_UTC);
+            pm.expect(body.scopes).to.eql(['lists:read']);
+            pm.expect(body.single_use).to.eql(false);
+            pm.expect(body.status).to.eql('active');
+            pm.expect(Date.parse(body.expires_at)).to.eql(Date.parse(pm.collectionVariables.get('apiKeyExpiresAt')));
+            pm.expect(body.revoked_at).to.eql(null);
+        });
+        pm.collectionVariables.set('apiKey', body.key);
+        pm.collectionVariables.set('apiKeyId', body.id);`,
+    }),
+    request('GET /me with X-API-Key', {
+      method: 'GET', path: '/api/v1/me', auth: NOAUTH,
+      headers: [{ key: 'X-API-Key', value: '{{apiKey}}' }],
+      test: ok(200) + `
+        pm.test('the key, with its scopes only', function () {
+            pm.expect(body.kind).to.eql('api_key');
+            pm.expect(body.id).to.eql(pm.collectionVariables.get('apiKeyId'));
+            pm.expect(body.name).to.eql('校務支援システム (Postman)');
+            pm.expect(body.scopes).to.eql(['lists:read']);
+            pm.expect(body).to.not.have.property('email');
+            pm.expect(body).to.not.have.property('role');
+        });`,
+    }),
+    request('The key reads lists (lists:read)', {
+      method: 'GET', path: '/api/v1/lists', auth: NOAUTH,
+      headers: [{ key: 'X-API-Key', value: '{{apiKey}}' }],
+      test: ok(200) + `
+        pm.test('a page of lists', function () {
+            pm.expect(body.items).to.be.an('array');
+            pm.expect(body).to.have.property('next_cursor');
+        });`,
+    }),
+    request('The key may not write lists → 403', {
+      method: 'POST', path: '/api/v1/lists', auth: NOAUTH,
+      headers: [{ key: 'X-API-Key', value: '{{apiKey}}' }],
+      json: { name: 'not allowed' },
+      test: problem(403),
+    }),
+    request('The key may not read members → 403', {
+      method: 'GET', path: '/api/v1/members', auth: NOAUTH,
+      headers: [{ key: 'X-API-Key', value: '{{apiKey}}' }],
+      test: problem(403),
+    }),
+    request('An API key may not manage API keys → 403', {
+      method: 'GET', path: '/api/v1/api-keys', auth: NOAUTH,
+      headers: [{ key: 'X-API-Key', value: '{{apiKey}}' }],
+      test: problem(403),
+    }),
+    request('List API keys', {
+      method: 'GET', path: '/api/v1/api-keys',
+      test: ok(200) + `
+        const mine = body.items.find(k => k.id === pm.collectionVariables.get('apiKeyId'));
+        pm.test('the new key is listed, without the key itself', function () {
+            pm.expect(mine).to.be.an('object');
+            pm.expect(mine.status).to.eql('active');
+            body.items.forEach(k => pm.expect(k).to.not.have.property('key'));
+        });
+        pm.test('last page', function () {
+            pm.expect(body.next_cursor == null).to.be.true;
+        });`,
+    }),
+    request('Get the API key', {
+      method: 'GET', path: '/api/v1/api-keys/{{apiKeyId}}',
+      test: ok(200) + `
+        pm.test('the key, used once, without the key itself', function () {
+            pm.expect(body.id).to.eql(pm.collectionVariables.get('apiKeyId'));
+            pm.expect(body.prefix).to.eql(pm.collectionVariables.get('apiKey').slice(0, 12));
+            pm.expect(body.status).to.eql('active');
+            pm.expect(body.last_used_at).to.be.a('string');
+            pm.expect(body).to.not.have.property('key');
+        });`,
+    }),
+    request('Single-use key expiring in 3 days → 422', {
+      method: 'POST', path: '/api/v1/api-keys',
+      pre: `
+        pm.collectionVariables.set('inThreeDays', new Date(Date.now() + 3 * 24 * 3600 * 1000).toISOString());`,
+      json: '{\n  "name": "one-day pass",\n  "scopes": ["messages:send"],\n  "single_use": true,\n  "expires_at": "{{inThreeDays}}"\n}',
+      test: problem(422, `
+        pm.test('names the field expires_at', function () {
+            pm.expect(problem.errors.map(e => e.field)).to.include('expires_at');
+        });`),
+    }),
+    request('Revoke the API key', {
+      method: 'DELETE', path: '/api/v1/api-keys/{{apiKeyId}}',
+      test: noContent,
+    }),
+    request('The revoked key → 401', {
+      method: 'GET', path: '/api/v1/me', auth: NOAUTH,
+      headers: [{ key: 'X-API-Key', value: '{{apiKey}}' }],
+      test: problem(401),
+    }),
+    request('The revoked key stays on record as revoked', {
+      method: 'GET', path: '/api/v1/api-keys/{{apiKeyId}}',
+      test: ok(200) + `
+        pm.test('status revoked, revoked_at set', function () {
+            pm.expect(body.status).to.eql('revoked');
+            pm.expect(body.revoked_at).to.be.a('string');
+        });`,
+    }),
+  ],
+};
+
+const sessions = {
+  name: 'Refresh and logout',
+  description: 'Refresh-token rotation with reuse detection, then logout.',
+  item: [
+    request('Refresh (rotation)', {
+      method: 'POST', path: '/api/v1/auth/refresh', auth: NOAUTH,
+      json: '{\n  "refresh_token": "{{refreshToken}}"\n}',
+      test: ok(200) + tokenPair() + `
+        pm.test('a new pair', function () {
+            pm.expect(body.refresh_token).to.not.eql(pm.collectionVariables.get('refreshToken'));
+            pm.expect(body.access_token).to.not.eql(pm.collectionVariables.get('accessToken'));
+        });
+        pm.collectionVariables.set('usedRefreshToken', pm.collectionVariables.get('refreshToken'));
+        pm.collectionVariables.set('accessToken', body.access_token);
+        pm.collectionVariables.set('refreshToken', body.refresh_token);`,
+    }),
+    request('GET /me with the rotated access token', {
+      method: 'GET', path: '/api/v1/me',
+      test: ok(200) + `
+        pm.test('still the admin', function () {
+            pm.expect(body.id).to.eql(pm.collectionVariables.get('adminId'));
+        });`,
+    }),
+    request('Reuse the old refresh token → 401', {
+      method: 'POST', path: '/api/v1/auth/refresh', auth: NOAUTH,
+      json: '{\n  "refresh_token": "{{usedRefreshToken}}"\n}',
+      test: problem(401),
+    }),
+    request('Reuse ended the session: the new access token → 401', {
+      method: 'GET', path: '/api/v1/me',
+      test: problem(401),
+    }),
+    request('Reuse ended the session: the new refresh token → 401', {
+      method: 'POST', path: '/api/v1/auth/refresh', auth: NOAUTH,
+      json: '{\n  "refresh_token": "{{refreshToken}}"\n}',
+      test: problem(401),
+    }),
+    request('Logout (the OAuth2 session)', {
+      method: 'POST', path: '/api/v1/auth/logout', auth: bearer('oauthAccessToken'),
+      test: noContent,
+    }),
+    request('After logout the access token → 401', {
+      method: 'GET', path: '/api/v1/me', auth: bearer('oauthAccessToken'),
+      test: problem(401),
+    }),
+    request('After logout the refresh token → 401', {
+      method: 'POST', path: '/api/v1/auth/refresh', auth: NOAUTH,
+      json: '{\n  "refresh_token": "{{oauthRefreshToken}}"\n}',
+      test: problem(401),
+    }),
+  ],
+};
+
+const variables = ['accessToken', 'refreshToken', 'usedRefreshToken', 'oauthAccessToken', 'oauthRefreshToken', 'adminId',
+  'senderEmail', 'senderPassword', 'senderId', 'senderAccessToken', 'usersCursor', 'usersSeen',
+  'listId', 'list2Id', 'listsCursor', 'listsFirst', 'memberId', 'member2Id', 'membersCursor', 'membersFirst',
+  'deviceCount', 'devicePlatform', 'deviceToken', 'deviceId', 'readKey', 'readKeyId',
+  'apiKey', 'apiKeyId', 'apiKeyExpiresAt', 'inThreeDays'];
+
+const collection = {
+  info: {
+    _postman_id: '5e1f0000-0000-4000-8000-000000000000',
+    name: 'renrakumo',
+    description: [
+      'renrakumo (連絡網) API: health, sign-in, staff, lists, members (guardians) and API keys.',
+      '',
+      'Runs green, in order, against a fresh database whose first admin was created with',
+      '`renrakumo create-admin --org \'Postman School\' --email {{adminEmail}} --password {{adminPassword}}`.',
+      '`scripts/postman.sh` does all of that and runs this collection with newman.',
+      '',
+      'Requests authenticate with `Authorization: Bearer {{accessToken}}` (collection auth) unless they say otherwise;',
+      'test scripts store tokens and ids in collection variables. Every error answer is checked to be',
+      'application/problem+json (RFC 9457).',
+    ].join('\n'),
+    schema: 'https://schema.getpostman.com/json/collection/v2.1.0/collection.json',
+  },
+  auth: bearer('accessToken'),
+  event: [
+    {
+      listen: 'test',
+      script: {
+        id: uid(), type: 'text/javascript',
+        exec: dedent(`
+          // Every answer of this API: errors are problem+json, nothing is a server error.
+          pm.test('[all] no server error', function () {
+              pm.expect(pm.response.code).to.be.below(500);
+          });
+          if (pm.response.code >= 400) {
+              pm.test('[all] error answer is application/problem+json', function () {
+                  pm.expect(pm.response.headers.get('Content-Type')).to.match(/^application\\/problem\\+json/);
+              });
+          }`),
+      },
+    },
+  ],
+  item: [health, signIn, users, lists, members, membership, apiKeys, sessions],
+  variable: variables.map((key) => ({ key, value: '', type: 'string' })),
+};
+
+const environment = {
+  id: '5e1f0000-0000-4000-8000-ffffffffffff',
+  name: 'renrakumo local',
+  values: [
+    { key: 'baseUrl', value: 'http://127.0.0.1:8080', type: 'default', enabled: true },
+    { key: 'adminEmail', value: 'admin@postman.example.jp', type: 'default', enabled: true },
+    { key: 'adminPassword', value: 'postman admin passphrase', type: 'secret', enabled: true },
+  ],
+  _postman_variable_scope: 'environment',
+};
+
+fs.mkdirSync(out, { recursive: true });
+fs.writeFileSync(path.join(out, 'renrakumo.postman_collection.json'), JSON.stringify(collection, null, '\t') + '\n');
+fs.writeFileSync(path.join(out, 'local.postman_environment.json'), JSON.stringify(environment, null, '\t') + '\n');
+console.log('written to', out);

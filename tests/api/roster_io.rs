@@ -1,0 +1,194 @@
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+use crate::lists::create_list;
+use crate::on_both_backends;
+
+on_both_backends!(
+    an_excel_shift_jis_roster_is_refused_whole_with_every_bad_row_named,
+    a_partial_import_takes_the_valid_rows_and_creates_lists,
+    utf8_with_bom_imports_the_same_as_shift_jis,
+    a_dry_run_counts_and_writes_nothing,
+    a_second_import_updates_by_external_id_and_first_address,
+    file_level_problems_are_named,
+    export_is_excel_ready_and_masks_without_contacts_read,
+    an_exported_file_imports_back_unchanged,
+);
+
+const SJIS: &[u8] = include_bytes!("../fixtures/roster-excel-sjis.csv");
+const UTF8_BOM: &[u8] = include_bytes!("../fixtures/roster-utf8-bom.csv");
+
+pub async fn import(app: &TestApp, token: &str, query: &str, body: &[u8]) -> Answer {
+    let response = app
+        .client
+        .post(app.url(&format!("/api/v1/members/import{query}")))
+        .bearer_auth(token)
+        .header("content-type", "text/csv")
+        .body(body.to_vec())
+        .send()
+        .await
+        .unwrap();
+    Answer::from(response).await
+}
+
+fn line_fields(answer: &Answer) -> Vec<(u64, String)> {
+    answer.body["errors"].as_array().unwrap().iter().map(|e| (e["line"].as_u64().unwrap(), e["field"].as_str().unwrap().to_string())).collect()
+}
+
+async fn members(app: &TestApp, token: &str, query: &str) -> Vec<Value> {
+    app.get(&format!("/api/v1/members?limit=200{query}"), token).await.ok(200)["items"].as_array().unwrap().clone()
+}
+
+async fn an_excel_shift_jis_roster_is_refused_whole_with_every_bad_row_named(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let admin = app.create_admin("Import School").await;
+    let answer = import(&app, &admin.access_token, "", SJIS).await;
+    answer.problem(422);
+    // Line 6: an address with a space; line 8: no guardian name; line 9: a repeated address.
+    assert_eq!(line_fields(&answer), [(6, "email2".to_string()), (8, "name".to_string()), (9, "email2".to_string())]);
+    assert!(members(&app, &admin.access_token, "").await.is_empty(), "nothing is written");
+    assert!(app.get("/api/v1/lists", &admin.access_token).await.ok(200)["items"].as_array().unwrap().is_empty());
+}
+
+async fn a_partial_import_takes_the_valid_rows_and_creates_lists(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let admin = app.create_admin("Partial School").await;
+    let token = &admin.access_token;
+    let existing = create_list(&app, token, "1年A組").await;
+    let answer = import(&app, token, "?partial=true", SJIS).await;
+    let report = answer.ok(200);
+    assert_eq!(report["created"], 6);
+    assert_eq!(report["updated"], 0);
+    assert_eq!(report["encoding"], "Shift_JIS");
+    assert_eq!(line_fields(&answer).len(), 3);
+    assert_eq!(report["lists_created"], json!(["2年B組", "3年C組", "5年B組", "6年A組", "サッカー部", "吹奏楽部"]));
+    let yamada = &members(&app, token, "&q=山田").await[0];
+    assert_eq!(yamada["name_kana"], "ヤマダ ハナコ");
+    assert_eq!(yamada["emails"][1]["address"], "taro..papa@docomo.ne.jp");
+    assert_eq!(yamada["attributes"], json!({"class": "A", "club": "サッカー部", "grade": "1", "route": "北ルート"}));
+    assert_eq!(yamada["list_ids"].as_array().unwrap().len(), 2);
+    assert!(yamada["list_ids"].as_array().unwrap().contains(&json!(existing)), "joins the existing list by name");
+    let cp932 = members(&app, token, "&q=髙橋").await;
+    assert_eq!(cp932[0]["student_name"], "髙橋 美咲");
+    assert_eq!(members(&app, token, "&q=ｹﾝﾀ").await.len(), 0, "line 6 was invalid");
+    let watanabe = &members(&app, token, "&q=渡邊").await[0];
+    assert_eq!(watanabe["emails"], json!([]), "a guardian reachable only through the app");
+    let formula = &members(&app, token, "&q=S0009").await[0];
+    assert_eq!(formula["name"], "=HYPERLINK(\"http://x\")", "kept as text");
+}
+
+async fn utf8_with_bom_imports_the_same_as_shift_jis(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let admin = app.create_admin("Encoding School").await;
+    let sjis = import(&app, &admin.access_token, "?dry_run=true", SJIS).await;
+    let utf8 = import(&app, &admin.access_token, "?dry_run=true", UTF8_BOM).await;
+    assert_eq!(utf8.ok(200)["encoding"], "UTF-8");
+    for key in ["created", "errors", "lists_created"] {
+        assert_eq!(sjis.body[key], utf8.body[key], "{key}");
+    }
+}
+
+async fn a_dry_run_counts_and_writes_nothing(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let admin = app.create_admin("Dry School").await;
+    let answer = import(&app, &admin.access_token, "?dry_run=true", SJIS).await;
+    let report = answer.ok(200);
+    assert_eq!(report["dry_run"], true);
+    assert_eq!(report["created"], 6);
+    assert_eq!(report["errors"].as_array().unwrap().len(), 3);
+    assert!(members(&app, &admin.access_token, "").await.is_empty());
+}
+
+async fn a_second_import_updates_by_external_id_and_first_address(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let admin = app.create_admin("Update School").await;
+    let token = &admin.access_token;
+    let first = "name,email1,grade,external_id\n山田 花子,hanako@example.jp,1,S0001\n鈴木 一郎,ichiro@example.jp,2,\n";
+    assert_eq!(import(&app, token, "", first.as_bytes()).await.ok(200)["created"], 2);
+    let again = import(&app, token, "", first.as_bytes()).await;
+    assert_eq!((again.body["created"].clone(), again.body["unchanged"].clone()), (json!(0), json!(2)));
+    // The same guardians a year later: found by external id, and by first address.
+    let second = "name,email1,grade,external_id\n山田 花子,hanako.new@example.jp,2,S0001\n鈴木 一郎,ICHIRO@example.jp,3,\n佐藤 新,arata@example.jp,1,S0010\n";
+    let report = import(&app, token, "", second.as_bytes()).await;
+    let report = report.ok(200);
+    assert_eq!((report["created"].clone(), report["updated"].clone()), (json!(1), json!(2)));
+    let all = members(&app, token, "").await;
+    assert_eq!(all.len(), 3);
+    let yamada = &members(&app, token, "&q=山田").await[0];
+    assert_eq!(yamada["emails"][0]["address"], "hanako.new@example.jp");
+    assert_eq!(yamada["attributes"]["grade"], "2");
+    // Columns the file lacks keep their values; an empty cell clears.
+    let third = "external_id,name,grade\nS0001,山田 花子,\n";
+    import(&app, token, "", third.as_bytes()).await.ok(200);
+    let yamada = &members(&app, token, "&q=山田").await[0];
+    assert_eq!(yamada["emails"][0]["address"], "hanako.new@example.jp");
+    assert!(yamada["attributes"].get("grade").is_none());
+    // Two rows for one guardian in one file: the second is refused.
+    let twice = "name,external_id\nA,S0001\nB,S0001\n";
+    assert_eq!(line_fields(&import(&app, token, "", twice.as_bytes()).await), [(3, "external_id".to_string())]);
+}
+
+async fn file_level_problems_are_named(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let admin = app.create_admin("File School").await;
+    let token = &admin.access_token;
+    let fifth = import(&app, token, "", b"name,email1,email5\nx,a@x.jp,b@x.jp\n").await;
+    assert_eq!(fifth.problem(422), ["email5"]);
+    assert_eq!(import(&app, token, "", b"email1\na@x.jp\n").await.problem(422), ["name"]);
+    assert_eq!(import(&app, token, "", b"").await.problem(422), ["header"]);
+    assert_eq!(import(&app, token, "?list_id=nope", b"name\nx\n").await.problem(422), ["list_id"]);
+    assert_eq!(import(&app, token, "", &[0x82, 0xa0, 0xff, 0xff, 0x81]).await.problem(422), ["body"]);
+    let mut big = b"name\n".to_vec();
+    for i in 0..50_001 {
+        big.extend(format!("guardian {i}\n").as_bytes());
+    }
+    assert_eq!(import(&app, token, "", &big).await.problem(413), ["rows"]);
+    let huge = vec![b'a'; 10 * 1024 * 1024 + 1];
+    assert_eq!(import(&app, token, "", &huge).await.problem(413), ["body"]);
+    let json = app.call(Method::POST, "/api/v1/members/import", Auth::Bearer(token), Some(json!({"name": "x"}))).await;
+    json.problem(415);
+}
+
+async fn export(app: &TestApp, auth: Auth<'_>) -> (reqwest::header::HeaderMap, Vec<u8>) {
+    let request = app.client.get(app.url("/api/v1/members/export"));
+    let request = match auth {
+        Auth::Bearer(token) => request.bearer_auth(token),
+        Auth::ApiKey(key) => request.header("X-API-Key", key),
+        Auth::None => request,
+    };
+    let response = request.send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let headers = response.headers().clone();
+    (headers, response.bytes().await.unwrap().to_vec())
+}
+
+async fn export_is_excel_ready_and_masks_without_contacts_read(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let admin = app.create_admin("Export School").await;
+    import(&app, &admin.access_token, "?partial=true", SJIS).await.ok(200);
+    let (headers, body) = export(&app, Auth::Bearer(&admin.access_token)).await;
+    assert!(headers["content-type"].to_str().unwrap().starts_with("text/csv"));
+    assert!(body.starts_with("\u{feff}".as_bytes()), "UTF-8 with BOM for Excel");
+    let text = String::from_utf8(body[3..].to_vec()).unwrap();
+    let mut lines = text.split("\r\n");
+    assert_eq!(lines.next().unwrap(), "name,name_kana,student_name,relation,email1,email2,email3,email4,grade,class,club,route,external_id,lists");
+    assert!(text.contains("taro..papa@docomo.ne.jp"));
+    assert!(text.contains("\"'=HYPERLINK(\"\"http://x\"\")\""), "formula neutralised: {text}");
+    assert!(text.contains("1年A組;サッカー部"));
+    let (_, sender) = app.create_staff(&admin, "sender").await;
+    let (_, masked) = export(&app, Auth::Bearer(&sender)).await;
+    let masked = String::from_utf8(masked).unwrap();
+    assert!(!masked.contains("hanako.yamada@"), "addresses masked without contacts:read");
+    assert!(masked.contains("h***@example.jp"));
+}
+
+async fn an_exported_file_imports_back_unchanged(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let admin = app.create_admin("Round School").await;
+    import(&app, &admin.access_token, "?partial=true", SJIS).await.ok(200);
+    let (_, body) = export(&app, Auth::Bearer(&admin.access_token)).await;
+    let again = import(&app, &admin.access_token, "", &body).await;
+    let report = again.ok(200);
+    assert_eq!((report["created"].clone(), report["updated"].clone(), report["unchanged"].clone()), (json!(0), json!(0), json!(6)));
+}
