@@ -1,5 +1,5 @@
-// Generates postman/renrakumo.postman_collection.json and postman/local.postman_environment.json.
-// Kept outside the repo: the JSON files are the deliverable.
+// The source of postman/renrakumo.postman_collection.json and postman/local.postman_environment.json:
+// edit this file, then run `node postman/build-collection.js postman` (CI checks the JSON matches).
 const fs = require('fs');
 const path = require('path');
 const out = process.argv[2];

@@ -160,6 +160,11 @@ impl From<RepoError> for ApiError {
                 }
                 None => ApiError::Conflict { detail: "conflicts with an existing record".into(), field: None },
             },
+            // PostgreSQL refuses U+0000 in text (SQLSTATE 22021); the extractors already refuse
+            // it in bodies and queries, so this is a path parameter the client wrote.
+            RepoError::Database(sqlx::Error::Database(db)) if db.code().as_deref() == Some("22021") => {
+                ApiError::BadRequest { detail: "text must not contain the NUL character (U+0000)".into(), field: None }
+            }
             RepoError::Database(e) => ApiError::Internal(anyhow::Error::new(e).context("database")),
         }
     }

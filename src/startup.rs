@@ -17,6 +17,7 @@ use crate::auth::{JwtKeys, tokens};
 use crate::config::Config;
 use crate::db::Db;
 use crate::db::repositories::{organizations, settings};
+use crate::delivery::email::Mailer;
 use crate::error::{ApiError, PROBLEM_JSON, Problem};
 use crate::state::AppState;
 use crate::telemetry::RequestSpan;
@@ -44,7 +45,8 @@ pub async fn prepare(config: Config) -> anyhow::Result<AppState> {
         None => settings::get_or_insert(&mut conn, "jwt_secret", &tokens::random_secret("")).await?,
     };
     drop(conn);
-    Ok(AppState { db, jwt: Arc::new(JwtKeys::new(secret.as_bytes())), config: Arc::new(config) })
+    let mailer = Arc::new(Mailer::from_config(&config)?);
+    Ok(AppState { db, jwt: Arc::new(JwtKeys::new(secret.as_bytes())), mailer, config: Arc::new(config) })
 }
 
 impl Application {

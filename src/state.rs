@@ -3,6 +3,7 @@ use std::sync::Arc;
 use crate::auth::JwtKeys;
 use crate::config::Config;
 use crate::db::Db;
+use crate::delivery::email::Mailer;
 
 /// What every request handler can reach. Cheap to clone.
 #[derive(Clone)]
@@ -10,4 +11,5 @@ pub struct AppState {
     pub db: Db,
     pub config: Arc<Config>,
     pub jwt: Arc<JwtKeys>,
+    pub mailer: Arc<Mailer>,
 }

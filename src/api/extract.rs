@@ -58,22 +58,58 @@ fn field_path<E: std::fmt::Display>(err: &serde_path_to_error::Error<E>) -> (Str
     (if parent.is_empty() { "body".into() } else { parent }, message)
 }
 
+/// PostgreSQL refuses U+0000 in text while SQLite stores it: no input may carry it.
+const NUL_MESSAGE: &str = "must not contain the NUL character (U+0000)";
+
+/// The path of the first string (or object key) in `value` that contains U+0000.
+fn nul_path(value: &serde_json::Value, path: &str) -> Option<String> {
+    use serde_json::Value;
+    match value {
+        Value::String(s) if s.contains('\0') => Some(if path.is_empty() { "body".into() } else { path.to_string() }),
+        Value::Array(items) => items.iter().enumerate().find_map(|(i, v)| nul_path(v, &format!("{path}[{i}]"))),
+        Value::Object(map) => map.iter().find_map(|(key, v)| {
+            let child = if path.is_empty() { key.clone() } else { format!("{path}.{key}") };
+            if key.contains('\0') { Some(child) } else { nul_path(v, &child) }
+        }),
+        _ => None,
+    }
+}
+
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
+    let malformed = |inner: &serde_json::Error| ApiError::BadRequest {
+        detail: format!("the body is not valid JSON (line {}, column {})", inner.line(), inner.column()),
+        field: Some("body".into()),
+    };
     let de = &mut serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(de).map_err(|err| {
-        if err.inner().is_syntax() || err.inner().is_eof() {
-            let inner = err.inner();
-            return ApiError::BadRequest {
-                detail: format!("the body is not valid JSON (line {}, column {})", inner.line(), inner.column()),
-                field: Some("body".into()),
-            };
+    let parsed: T = serde_path_to_error::deserialize(&mut *de).map_err(|err| {
+        // serde_json reports some wrong types (a number where an enum belongs) as syntax
+        // errors: only a body that is not well-formed JSON is a 400.
+        let syntax = err.inner().is_syntax() || err.inner().is_eof();
+        if syntax && serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_err() {
+            return malformed(err.inner());
         }
         let (field, message) = field_path(&err);
+        let message = if syntax { "has the wrong type".to_string() } else { message };
         ApiError::Validation(vec![FieldError::new(field, message)])
-    })
+    })?;
+    // Nothing but whitespace may follow the value.
+    de.end().map_err(|e| malformed(&e))?;
+    // JSON carries U+0000 only as the escape \u0000: look closer only when it is there.
+    if bytes.windows(6).any(|w| w == b"\\u0000")
+        && let Ok(value) = serde_json::from_slice::<serde_json::Value>(bytes)
+        && let Some(field) = nul_path(&value, "")
+    {
+        return Err(ApiError::field(field, NUL_MESSAGE));
+    }
+    Ok(parsed)
 }
 
 fn parse_urlencoded<T: DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
+    if let Some((key, _)) =
+        url::form_urlencoded::parse(bytes).find(|(key, value)| key.contains('\0') || value.contains('\0'))
+    {
+        return Err(ApiError::field(key.replace('\0', ""), NUL_MESSAGE));
+    }
     let de = serde_urlencoded::Deserializer::new(url::form_urlencoded::parse(bytes));
     serde_path_to_error::deserialize(de).map_err(|err| {
         let (field, message) = field_path(&err);
@@ -91,7 +127,8 @@ pub fn read_body(
 ) -> Pin<Box<dyn Future<Output = ApiResult<BytesMut>>>> {
     let content_type = req.content_type().to_ascii_lowercase();
     let mime = mimes[0];
-    let type_ok = mimes.contains(&content_type.as_str()) || (mime == "application/json" && content_type.ends_with("+json"));
+    let type_ok =
+        mimes.contains(&content_type.as_str()) || (mime == "application/json" && content_type.ends_with("+json"));
     let declared_length = req
         .headers()
         .get(actix_web::http::header::CONTENT_LENGTH)

@@ -2,7 +2,9 @@
 //! lines of each handler; SQL stays in `db::repositories`.
 
 pub mod api_keys;
+pub mod app;
 pub mod auth;
+pub mod confirmations;
 pub mod extract;
 pub mod health;
 pub mod lists;
@@ -18,7 +20,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 /// Every documented route. The server and `renrakumo openapi` both call this, so the
 /// served spec and the committed one come from the same registrations.
 pub fn configure(cfg: &mut ServiceConfig) {
-    cfg.service(health::healthz).service(health::readyz).service(
+    cfg.service(health::healthz).service(health::readyz).configure(confirmations::configure_pages).service(
         utoipa_actix_web::scope("/api/v1")
             .configure(auth::configure)
             .configure(me::configure)
@@ -26,7 +28,9 @@ pub fn configure(cfg: &mut ServiceConfig) {
             .configure(api_keys::configure)
             .configure(lists::configure)
             .configure(roster_io::configure)
-                .configure(members::configure),
+            .configure(members::configure)
+            .configure(app::configure)
+            .configure(confirmations::configure),
     );
 }
 

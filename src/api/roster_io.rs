@@ -11,8 +11,8 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use crate::api::extract::{QueryParams, read_body};
 use crate::auth::Caller;
 use crate::db::new_id;
-use crate::db::repositories::members::{self, MemberFilter, MemberRecord, MemberWrite};
 use crate::db::repositories::lists;
+use crate::db::repositories::members::{self, MemberFilter, MemberRecord, MemberWrite};
 use crate::domain::member::{EmailStatus, MemberProfile, MemberStatus, RawProfile};
 use crate::domain::roster_csv::{self, Column, EXPORT_COLUMNS, MAX_BYTES, Roster, Row, neutralise};
 use crate::domain::{EmailAddress, Scope};
@@ -25,7 +25,8 @@ pub fn configure(cfg: &mut ServiceConfig) {
 
 /// Types a browser or client may send a .csv as (Windows with Excel installed says
 /// `application/vnd.ms-excel`).
-const CSV_TYPES: &[&str] = &["text/csv", "application/csv", "application/vnd.ms-excel", "text/plain", "application/octet-stream"];
+const CSV_TYPES: &[&str] =
+    &["text/csv", "application/csv", "application/vnd.ms-excel", "text/plain", "application/octet-stream"];
 
 /// The raw CSV upload.
 pub struct CsvUpload(pub Vec<u8>);
@@ -102,9 +103,15 @@ fn merged_profile(roster: &Roster, row: &Row, stored: Option<&MemberRecord>) -> 
     let external_id = text(Column::ExternalId, base.as_ref().map(|b| &b.external_id));
     let has_email_columns = roster.columns.iter().any(|c| matches!(c, Column::Email(_)));
     let emails: Vec<(String, String)> = if has_email_columns {
-        (0..4).filter_map(|i| cell(roster, row, &Column::Email(i)).map(|v| (format!("email{}", i + 1), v.to_string()))).collect()
+        (0..4)
+            .filter_map(|i| cell(roster, row, &Column::Email(i)).map(|v| (format!("email{}", i + 1), v.to_string())))
+            .collect()
     } else {
-        base.iter().flat_map(|b| b.emails.iter()).enumerate().map(|(i, e)| (format!("email{}", i + 1), e.as_str().to_string())).collect()
+        base.iter()
+            .flat_map(|b| b.emails.iter())
+            .enumerate()
+            .map(|(i, e)| (format!("email{}", i + 1), e.as_str().to_string()))
+            .collect()
     };
     let mut attributes: BTreeMap<String, String> = base.as_ref().map(|b| b.attributes.clone()).unwrap_or_default();
     for (i, column) in roster.columns.iter().enumerate() {
@@ -157,7 +164,12 @@ fn list_names(roster: &Roster, row: &Row) -> Vec<String> {
     (status = 422, description = "Invalid rows (each with `line` and `field`); nothing was written", body = Problem, content_type = "application/problem+json"),
 ))]
 #[post("/members/import")]
-pub async fn import_members(state: web::Data<AppState>, caller: Caller, query: QueryParams<ImportQuery>, upload: CsvUpload) -> ApiResult<web::Json<ImportReport>> {
+pub async fn import_members(
+    state: web::Data<AppState>,
+    caller: Caller,
+    query: QueryParams<ImportQuery>,
+    upload: CsvUpload,
+) -> ApiResult<web::Json<ImportReport>> {
     caller.require(Scope::MembersWrite)?;
     let query = query.0;
     let (text, encoding) = roster_csv::decode(&upload.0).map_err(|message| ApiError::field("body", message))?;
@@ -176,9 +188,19 @@ pub async fn import_members(state: web::Data<AppState>, caller: Caller, query: Q
     }
 
     // Find who each row is, with two lookups for the whole file.
-    let external_ids: Vec<String> = roster.rows.iter().filter_map(|r| cell(&roster, r, &Column::ExternalId)).filter(|v| !v.is_empty()).map(str::to_string).collect();
+    let external_ids: Vec<String> = roster
+        .rows
+        .iter()
+        .filter_map(|r| cell(&roster, r, &Column::ExternalId))
+        .filter(|v| !v.is_empty())
+        .map(str::to_string)
+        .collect();
     let first_email = |row: &Row| -> Option<String> {
-        (0..4).filter_map(|i| cell(&roster, row, &Column::Email(i))).find(|v| !v.trim().is_empty()).and_then(|v| EmailAddress::parse(v).ok()).map(|e| e.key())
+        (0..4)
+            .filter_map(|i| cell(&roster, row, &Column::Email(i)))
+            .find(|v| !v.trim().is_empty())
+            .and_then(|v| EmailAddress::parse(v).ok())
+            .map(|e| e.key())
     };
     let email_keys: Vec<String> = roster.rows.iter().filter_map(first_email).collect();
     let by_external_id = members::ids_by_external_id(&mut tx, &caller.org_id, &external_ids).await?;
@@ -209,7 +231,11 @@ pub async fn import_members(state: web::Data<AppState>, caller: Caller, query: Q
         } else if let Some(key) = &email_key
             && let Some(first) = seen_email.insert(key.clone(), row.line)
         {
-            errors.push(FieldError::at_line(row.line, "email1", format!("the same guardian as line {first} (same first address)")));
+            errors.push(FieldError::at_line(
+                row.line,
+                "email1",
+                format!("the same guardian as line {first} (same first address)"),
+            ));
             continue;
         }
         let existing_id = match external_id {
@@ -228,7 +254,11 @@ pub async fn import_members(state: web::Data<AppState>, caller: Caller, query: Q
         for name in &row_lists {
             if !known_lists.contains_key(name) {
                 if name.chars().count() > 100 {
-                    errors.push(FieldError::at_line(row.line, "lists", format!("list names are at most 100 characters: {name}")));
+                    errors.push(FieldError::at_line(
+                        row.line,
+                        "lists",
+                        format!("list names are at most 100 characters: {name}"),
+                    ));
                 }
                 new_list_names.insert(name.clone());
             }
@@ -237,8 +267,10 @@ pub async fn import_members(state: web::Data<AppState>, caller: Caller, query: Q
         let plan = match record {
             None => Plan::Create(profile),
             Some(record) => {
-                let wanted: Vec<&String> = row_lists.iter().filter_map(|n| known_lists.get(n)).chain(query.list_id.as_ref()).collect();
-                let new_memberships = row_lists.iter().any(|n| !known_lists.contains_key(n)) || wanted.iter().any(|id| !record.list_ids.contains(id));
+                let wanted: Vec<&String> =
+                    row_lists.iter().filter_map(|n| known_lists.get(n)).chain(query.list_id.as_ref()).collect();
+                let new_memberships = row_lists.iter().any(|n| !known_lists.contains_key(n))
+                    || wanted.iter().any(|id| !record.list_ids.contains(id));
                 if record.profile() == profile && !new_memberships {
                     Plan::Unchanged(record.row.id.clone())
                 } else {
@@ -313,7 +345,13 @@ pub async fn import_members(state: web::Data<AppState>, caller: Caller, query: Q
     let pairs: Vec<(&str, &str)> = memberships.iter().map(|(l, m)| (l.as_str(), m.as_str())).collect();
     lists::add_memberships(&mut tx, &caller.org_id, &pairs).await?;
     tx.commit().await?;
-    tracing::info!(created = report.created, updated = report.updated, unchanged = report.unchanged, rejected = report.errors.len(), "roster imported");
+    tracing::info!(
+        created = report.created,
+        updated = report.updated,
+        unchanged = report.unchanged,
+        rejected = report.errors.len(),
+        "roster imported"
+    );
     Ok(web::Json(report))
 }
 
@@ -333,12 +371,17 @@ pub struct ExportQuery {
     (status = 403, body = Problem, content_type = "application/problem+json"),
 ))]
 #[get("/members/export")]
-pub async fn export_members(state: web::Data<AppState>, caller: Caller, query: QueryParams<ExportQuery>) -> ApiResult<HttpResponse> {
+pub async fn export_members(
+    state: web::Data<AppState>,
+    caller: Caller,
+    query: QueryParams<ExportQuery>,
+) -> ApiResult<HttpResponse> {
     caller.require(Scope::MembersRead)?;
     let unmasked = caller.has(Scope::ContactsRead);
     let filter = MemberFilter { list_id: query.0.list_id, status: query.0.status, ..Default::default() };
     let mut conn = state.db.pool.acquire().await?;
-    let list_names: HashMap<String, String> = lists::names(&mut conn, &caller.org_id).await?.into_iter().map(|(name, id)| (id, name)).collect();
+    let list_names: HashMap<String, String> =
+        lists::names(&mut conn, &caller.org_id).await?.into_iter().map(|(name, id)| (id, name)).collect();
     let mut records = Vec::new();
     let mut after: Option<String> = None;
     loop {
@@ -363,7 +406,8 @@ pub async fn export_members(state: web::Data<AppState>, caller: Caller, query: Q
                 _ => e.address.clone(),
             })
         };
-        let mut row_lists: Vec<&str> = record.list_ids.iter().filter_map(|id| list_names.get(id)).map(String::as_str).collect();
+        let mut row_lists: Vec<&str> =
+            record.list_ids.iter().filter_map(|id| list_names.get(id)).map(String::as_str).collect();
         row_lists.sort();
         let attribute = |key: &str| record.attributes.get(key).cloned();
         let mut cells: Vec<Option<String>> = vec![
@@ -383,7 +427,8 @@ pub async fn export_members(state: web::Data<AppState>, caller: Caller, query: Q
             Some(row_lists.join(";")),
         ];
         cells.extend(extra_keys.iter().map(|k| attribute(k)));
-        let cells: Vec<String> = cells.iter().map(|c| neutralise(c.as_deref().unwrap_or_default()).into_owned()).collect();
+        let cells: Vec<String> =
+            cells.iter().map(|c| neutralise(c.as_deref().unwrap_or_default()).into_owned()).collect();
         writer.write_record(&cells).map_err(|e| ApiError::Internal(e.into()))?;
     }
     let mut body = "\u{feff}".as_bytes().to_vec();

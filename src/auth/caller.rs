@@ -68,7 +68,7 @@ impl Caller {
     }
 }
 
-fn bearer(req: &HttpRequest) -> Option<&str> {
+pub fn bearer(req: &HttpRequest) -> Option<&str> {
     let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then_some(token.trim())
@@ -84,7 +84,7 @@ async fn authenticate(
         let claims = state
             .jwt
             .verify(&token)
-            .filter(|c| c.typ == "staff")
+            .filter(|c| c.typ == tokens::STAFF)
             .ok_or(ApiError::Unauthorized("invalid or expired access token"))?;
         let principal = sessions::principal(&mut conn, &claims.sid, &claims.sub)
             .await?

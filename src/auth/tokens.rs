@@ -12,6 +12,10 @@ use sha2::{Digest, Sha256};
 /// every request also checks the session row.
 pub const ACCESS_TTL_SECS: i64 = 15 * 60;
 pub const REFRESH_TTL_MS: i64 = 30 * 24 * 3600 * 1000;
+pub const GUARDIAN_TTL_SECS: i64 = 180 * 24 * 3600;
+/// The `typ` claim: staff tokens and guardian-app tokens are never accepted for each other.
+pub const STAFF: &str = "staff";
+pub const GUARDIAN: &str = "guardian";
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct AccessClaims {
@@ -39,16 +43,26 @@ impl JwtKeys {
     }
 
     pub fn issue(&self, user_id: &str, org_id: &str, role: &str, session_id: &str) -> anyhow::Result<String> {
+        self.sign(user_id, org_id, role, session_id, STAFF, ACCESS_TTL_SECS)
+    }
+
+    /// A guardian-app token for a member: long-lived, because a phone app cannot ask for a
+    /// password; it stays revocable because every request checks its session row.
+    pub fn issue_guardian(&self, member_id: &str, org_id: &str, session_id: &str) -> anyhow::Result<String> {
+        self.sign(member_id, org_id, "guardian", session_id, GUARDIAN, GUARDIAN_TTL_SECS)
+    }
+
+    fn sign(&self, sub: &str, org: &str, role: &str, sid: &str, typ: &str, ttl: i64) -> anyhow::Result<String> {
         let now = chrono::Utc::now().timestamp();
         let claims = AccessClaims {
-            sub: user_id.into(),
-            org: org_id.into(),
+            sub: sub.into(),
+            org: org.into(),
             role: role.into(),
-            sid: session_id.into(),
+            sid: sid.into(),
             jti: uuid::Uuid::new_v4().to_string(),
             iat: now,
-            exp: now + ACCESS_TTL_SECS,
-            typ: "staff".into(),
+            exp: now + ttl,
+            typ: typ.into(),
         };
         Ok(jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)?)
     }

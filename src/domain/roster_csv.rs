@@ -48,7 +48,11 @@ pub enum Column {
 pub fn decode(bytes: &[u8]) -> Result<(Cow<'_, str>, &'static Encoding), String> {
     if let Some((encoding, bom_length)) = Encoding::for_bom(bytes) {
         let (text, had_errors) = encoding.decode_without_bom_handling(&bytes[bom_length..]);
-        return if had_errors { Err(format!("the file is not valid {}", encoding.name())) } else { Ok((text, encoding)) };
+        return if had_errors {
+            Err(format!("the file is not valid {}", encoding.name()))
+        } else {
+            Ok((text, encoding))
+        };
     }
     if let Ok(text) = std::str::from_utf8(bytes) {
         return Ok((Cow::Borrowed(text), UTF_8));
@@ -89,7 +93,11 @@ fn restore(cell: &str) -> String {
 /// (or a tab or carriage return) would run as a formula when the file is opened; a leading
 /// `'` makes it text.
 pub fn neutralise(cell: &str) -> Cow<'_, str> {
-    if cell.starts_with(['=', '+', '-', '@', '\t', '\r']) { Cow::Owned(format!("'{cell}")) } else { Cow::Borrowed(cell) }
+    if cell.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        Cow::Owned(format!("'{cell}"))
+    } else {
+        Cow::Borrowed(cell)
+    }
 }
 
 fn column_of(name: &str) -> Result<Column, String> {
@@ -105,7 +113,9 @@ fn column_of(name: &str) -> Result<Column, String> {
         k if k.starts_with("email") && k[5..].parse::<usize>().is_ok() => {
             let n: usize = k[5..].parse().unwrap_or(0);
             if !(1..=4).contains(&n) {
-                return Err(format!("a guardian has at most 4 e-mail addresses (email1 to email4); {name} is not imported"));
+                return Err(format!(
+                    "a guardian has at most 4 e-mail addresses (email1 to email4); {name} is not imported"
+                ));
             }
             Column::Email(n - 1)
         }
@@ -129,7 +139,9 @@ pub fn parse(text: &str) -> Result<Roster, Vec<FieldError>> {
     let mut columns = Vec::new();
     for name in &names {
         match column_of(name) {
-            Ok(column) if columns.contains(&column) => errors.push(FieldError::at_line(1, name.clone(), "appears twice in the header")),
+            Ok(column) if columns.contains(&column) => {
+                errors.push(FieldError::at_line(1, name.clone(), "appears twice in the header"))
+            }
             Ok(column) => columns.push(column),
             Err(message) => errors.push(FieldError::at_line(1, name.clone(), message)),
         }

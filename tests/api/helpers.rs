@@ -106,6 +106,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub state: AppState,
     pub database_url: String,
+    /// Where e-mails go without an SMTP server (the outbox transport writes .eml files).
+    pub outbox: tempfile::TempDir,
     _database: DatabaseGuard,
 }
 
@@ -148,6 +150,8 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
     let (database_url, guard) = fresh_database(backend).await;
     let mut config = Config::for_database(&database_url).unwrap();
     config.bind = "127.0.0.1:0".parse().unwrap();
+    let outbox = tempfile::tempdir().unwrap();
+    config.outbox_dir = outbox.path().to_path_buf();
     let app = Application::build(config).await.expect("the application starts");
     let port = app.port();
     let state = app.state.clone();
@@ -159,6 +163,7 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
         client: reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap(),
         state,
         database_url,
+        outbox,
         _database: guard,
     }
 }
@@ -284,6 +289,13 @@ impl TestApp {
         let created = self.post("/api/v1/api-keys", &admin.access_token, body).await;
         let created = created.ok(201);
         (created["id"].as_str().unwrap().into(), created["key"].as_str().unwrap().into())
+    }
+
+    /// The .eml files the outbox transport wrote, oldest first.
+    pub fn outbox_messages(&self) -> Vec<String> {
+        let mut files: Vec<_> = std::fs::read_dir(self.outbox.path()).unwrap().map(|e| e.unwrap().path()).collect();
+        files.sort_by_key(|f| std::fs::metadata(f).unwrap().modified().unwrap());
+        files.iter().map(|f| std::fs::read_to_string(f).unwrap()).collect()
     }
 
     /// The secret the server signs access tokens with, for forging tokens in tests.

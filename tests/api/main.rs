@@ -4,11 +4,14 @@
 mod helpers;
 
 mod api_keys;
+mod app;
 mod auth;
 mod cli;
 mod errors;
 mod lists;
+mod mailer;
 mod members;
 mod operations;
 mod roster_io;
+mod smtp_server;
 mod users;

@@ -33,7 +33,12 @@ pub async fn import(app: &TestApp, token: &str, query: &str, body: &[u8]) -> Ans
 }
 
 fn line_fields(answer: &Answer) -> Vec<(u64, String)> {
-    answer.body["errors"].as_array().unwrap().iter().map(|e| (e["line"].as_u64().unwrap(), e["field"].as_str().unwrap().to_string())).collect()
+    answer.body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["line"].as_u64().unwrap(), e["field"].as_str().unwrap().to_string()))
+        .collect()
 }
 
 async fn members(app: &TestApp, token: &str, query: &str) -> Vec<Value> {
@@ -172,7 +177,10 @@ async fn export_is_excel_ready_and_masks_without_contacts_read(backend: Backend)
     assert!(body.starts_with("\u{feff}".as_bytes()), "UTF-8 with BOM for Excel");
     let text = String::from_utf8(body[3..].to_vec()).unwrap();
     let mut lines = text.split("\r\n");
-    assert_eq!(lines.next().unwrap(), "name,name_kana,student_name,relation,email1,email2,email3,email4,grade,class,club,route,external_id,lists");
+    assert_eq!(
+        lines.next().unwrap(),
+        "name,name_kana,student_name,relation,email1,email2,email3,email4,grade,class,club,route,external_id,lists"
+    );
     assert!(text.contains("taro..papa@docomo.ne.jp"));
     assert!(text.contains("\"'=HYPERLINK(\"\"http://x\"\")\""), "formula neutralised: {text}");
     assert!(text.contains("1年A組;サッカー部"));
@@ -190,5 +198,8 @@ async fn an_exported_file_imports_back_unchanged(backend: Backend) {
     let (_, body) = export(&app, Auth::Bearer(&admin.access_token)).await;
     let again = import(&app, &admin.access_token, "", &body).await;
     let report = again.ok(200);
-    assert_eq!((report["created"].clone(), report["updated"].clone(), report["unchanged"].clone()), (json!(0), json!(0), json!(6)));
+    assert_eq!(
+        (report["created"].clone(), report["updated"].clone(), report["unchanged"].clone()),
+        (json!(0), json!(0), json!(6))
+    );
 }

@@ -130,7 +130,12 @@ pub async fn set_join_code(conn: &mut AnyConnection, org_id: &str, id: &str, cod
 }
 
 /// Adds members to a list; members already in it are left as they are.
-pub async fn add_members(conn: &mut AnyConnection, org_id: &str, list_id: &str, member_ids: &[String]) -> RepoResult<u64> {
+pub async fn add_members(
+    conn: &mut AnyConnection,
+    org_id: &str,
+    list_id: &str,
+    member_ids: &[String],
+) -> RepoResult<u64> {
     let pairs: Vec<(&str, &str)> = member_ids.iter().map(|m| (list_id, m.as_str())).collect();
     add_memberships(conn, org_id, &pairs).await
 }
@@ -170,4 +175,9 @@ pub async fn members_in(conn: &mut AnyConnection, list_id: &str, member_ids: &[S
         found.extend(sql.query_scalar::<String>().fetch_all(&mut *conn).await?);
     }
     Ok(found)
+}
+
+/// (organisation id, list id) of the list with this join code.
+pub async fn find_by_join_code(conn: &mut AnyConnection, join_code: &str) -> RepoResult<Option<(String, String)>> {
+    Ok(sqlx::query_as("SELECT org_id, id FROM lists WHERE join_code = $1").bind(join_code).fetch_optional(conn).await?)
 }

@@ -79,14 +79,24 @@ pub struct MemberWrite<'a> {
 /// enough that an import spends its time in the database, not in round trips.
 const CHUNK: usize = 250;
 
-pub async fn insert(conn: &mut AnyConnection, org_id: &str, profile: &MemberProfile, status: MemberStatus) -> RepoResult<String> {
+pub async fn insert(
+    conn: &mut AnyConnection,
+    org_id: &str,
+    profile: &MemberProfile,
+    status: MemberStatus,
+) -> RepoResult<String> {
     let id = new_id();
     insert_many(conn, org_id, &[MemberWrite { id: &id, profile }], status).await?;
     Ok(id)
 }
 
 /// Inserts members with their addresses (as `active`) and attributes, a chunk per statement.
-pub async fn insert_many(conn: &mut AnyConnection, org_id: &str, members: &[MemberWrite<'_>], status: MemberStatus) -> RepoResult<()> {
+pub async fn insert_many(
+    conn: &mut AnyConnection,
+    org_id: &str,
+    members: &[MemberWrite<'_>],
+    status: MemberStatus,
+) -> RepoResult<()> {
     let now = now_ms();
     for chunk in members.chunks(CHUNK) {
         let mut sql = Sql::new(
@@ -95,9 +105,28 @@ pub async fn insert_many(conn: &mut AnyConnection, org_id: &str, members: &[Memb
         for (i, m) in chunk.iter().enumerate() {
             let p = m.profile;
             sql.push(if i == 0 { "(" } else { ", (" });
-            sql.bind(m.id).push(", ").bind(org_id).push(", ").bind(&p.name).push(", ").bind(p.name_kana.clone()).push(", ");
-            sql.bind(p.student_name.clone()).push(", ").bind(p.relation.clone()).push(", ").bind(p.locale.clone()).push(", ");
-            sql.bind(p.external_id.clone()).push(", ").bind(status.as_str()).push(", ").bind(now).push(", ").bind(now).push(")");
+            sql.bind(m.id)
+                .push(", ")
+                .bind(org_id)
+                .push(", ")
+                .bind(&p.name)
+                .push(", ")
+                .bind(p.name_kana.clone())
+                .push(", ");
+            sql.bind(p.student_name.clone())
+                .push(", ")
+                .bind(p.relation.clone())
+                .push(", ")
+                .bind(p.locale.clone())
+                .push(", ");
+            sql.bind(p.external_id.clone())
+                .push(", ")
+                .bind(status.as_str())
+                .push(", ")
+                .bind(now)
+                .push(", ")
+                .bind(now)
+                .push(")");
         }
         sql.query().execute(&mut *conn).await.map_err(RepoError::from_sqlx)?;
         write_children(conn, org_id, chunk, &HashMap::new(), EmailStatus::Active).await?;
@@ -107,7 +136,13 @@ pub async fn insert_many(conn: &mut AnyConnection, org_id: &str, members: &[Memb
 
 /// Overwrites one member's profile. Addresses that stay keep their status and bounce
 /// count; new ones start as `new_email_status`.
-pub async fn update_profile(conn: &mut AnyConnection, org_id: &str, id: &str, profile: &MemberProfile, new_email_status: EmailStatus) -> RepoResult<()> {
+pub async fn update_profile(
+    conn: &mut AnyConnection,
+    org_id: &str,
+    id: &str,
+    profile: &MemberProfile,
+    new_email_status: EmailStatus,
+) -> RepoResult<()> {
     if existing(conn, org_id, &[id.to_string()]).await?.is_empty() {
         return Err(RepoError::NotFound);
     }
@@ -115,25 +150,45 @@ pub async fn update_profile(conn: &mut AnyConnection, org_id: &str, id: &str, pr
 }
 
 /// Overwrites the profiles of existing members of the organisation, a chunk per statement.
-pub async fn update_many(conn: &mut AnyConnection, org_id: &str, members: &[MemberWrite<'_>], new_email_status: EmailStatus) -> RepoResult<()> {
+pub async fn update_many(
+    conn: &mut AnyConnection,
+    org_id: &str,
+    members: &[MemberWrite<'_>],
+    new_email_status: EmailStatus,
+) -> RepoResult<()> {
     let now = now_ms();
     for chunk in members.chunks(CHUNK) {
         // UPDATE … FROM (VALUES …): one statement for the chunk on both engines, which both
         // name the columns of an unaliased VALUES list column1, column2, ….
-        let mut sql = Sql::new("UPDATE members SET name = v.column2, name_kana = v.column3, student_name = v.column4, \
-             relation = v.column5, locale = v.column6, external_id = v.column7, updated_at = ");
+        let mut sql = Sql::new(
+            "UPDATE members SET name = v.column2, name_kana = v.column3, student_name = v.column4, \
+             relation = v.column5, locale = v.column6, external_id = v.column7, updated_at = ",
+        );
         sql.bind(now).push(" FROM (VALUES ");
         for (i, m) in chunk.iter().enumerate() {
             let p = m.profile;
             sql.push(if i == 0 { "(" } else { ", (" });
-            sql.bind(m.id).push(", ").bind(&p.name).push(", ").bind(p.name_kana.clone()).push(", ").bind(p.student_name.clone()).push(", ");
-            sql.bind(p.relation.clone()).push(", ").bind(p.locale.clone()).push(", ").bind(p.external_id.clone()).push(")");
+            sql.bind(m.id)
+                .push(", ")
+                .bind(&p.name)
+                .push(", ")
+                .bind(p.name_kana.clone())
+                .push(", ")
+                .bind(p.student_name.clone())
+                .push(", ");
+            sql.bind(p.relation.clone())
+                .push(", ")
+                .bind(p.locale.clone())
+                .push(", ")
+                .bind(p.external_id.clone())
+                .push(")");
         }
         sql.push(") AS v WHERE members.id = v.column1 AND members.org_id = ").bind(org_id);
         sql.query().execute(&mut *conn).await.map_err(RepoError::from_sqlx)?;
 
         let ids: Vec<&str> = chunk.iter().map(|m| m.id).collect();
-        let mut kept = Sql::new("SELECT member_id, address_key, status, bounce_count FROM member_emails WHERE member_id IN (");
+        let mut kept =
+            Sql::new("SELECT member_id, address_key, status, bounce_count FROM member_emails WHERE member_id IN (");
         kept.bind_list(ids.iter().copied()).push(")");
         let kept: HashMap<(String, String), (String, i64)> = kept
             .query_as::<(String, String, String, i64)>()
@@ -163,15 +218,35 @@ async fn write_children(
     new_status: EmailStatus,
 ) -> RepoResult<()> {
     let now = now_ms();
-    let mut emails = Sql::new("INSERT INTO member_emails (id, member_id, org_id, position, address, address_key, status, bounce_count, created_at) VALUES ");
+    let mut emails = Sql::new(
+        "INSERT INTO member_emails (id, member_id, org_id, position, address, address_key, status, bounce_count, created_at) VALUES ",
+    );
     let mut attributes = Sql::new("INSERT INTO member_attributes (member_id, org_id, key, value) VALUES ");
     for m in members {
         for (i, email) in m.profile.emails.iter().enumerate() {
             let (status, bounces) =
                 kept.get(&(m.id.to_string(), email.key())).cloned().unwrap_or((new_status.as_str().to_string(), 0));
             emails.push(if emails.bind_count() == 0 { "(" } else { ", (" });
-            emails.bind(new_id()).push(", ").bind(m.id).push(", ").bind(org_id).push(", ").bind(i as i64 + 1).push(", ");
-            emails.bind(email.as_str()).push(", ").bind(email.key()).push(", ").bind(status).push(", ").bind(bounces).push(", ").bind(now).push(")");
+            emails
+                .bind(new_id())
+                .push(", ")
+                .bind(m.id)
+                .push(", ")
+                .bind(org_id)
+                .push(", ")
+                .bind(i as i64 + 1)
+                .push(", ");
+            emails
+                .bind(email.as_str())
+                .push(", ")
+                .bind(email.key())
+                .push(", ")
+                .bind(status)
+                .push(", ")
+                .bind(bounces)
+                .push(", ")
+                .bind(now)
+                .push(")");
         }
         for (key, value) in &m.profile.attributes {
             attributes.push(if attributes.bind_count() == 0 { "(" } else { ", (" });
@@ -352,7 +427,11 @@ pub async fn existing(conn: &mut AnyConnection, org_id: &str, ids: &[String]) ->
 }
 
 /// Members of the organisation by external id, for the ids given.
-pub async fn ids_by_external_id(conn: &mut AnyConnection, org_id: &str, external_ids: &[String]) -> RepoResult<HashMap<String, String>> {
+pub async fn ids_by_external_id(
+    conn: &mut AnyConnection,
+    org_id: &str,
+    external_ids: &[String],
+) -> RepoResult<HashMap<String, String>> {
     let mut found = HashMap::new();
     for chunk in external_ids.chunks(500) {
         let mut sql = Sql::new("SELECT external_id, id FROM members WHERE org_id = ");
@@ -364,7 +443,11 @@ pub async fn ids_by_external_id(conn: &mut AnyConnection, org_id: &str, external
 
 /// Members of the organisation that have one of these addresses (case-folded keys); where
 /// several share an address, the oldest.
-pub async fn ids_by_email_key(conn: &mut AnyConnection, org_id: &str, keys: &[String]) -> RepoResult<HashMap<String, String>> {
+pub async fn ids_by_email_key(
+    conn: &mut AnyConnection,
+    org_id: &str,
+    keys: &[String],
+) -> RepoResult<HashMap<String, String>> {
     let mut found = HashMap::new();
     for chunk in keys.chunks(500) {
         let mut sql = Sql::new("SELECT address_key, member_id FROM member_emails WHERE org_id = ");

@@ -2,6 +2,7 @@
 //! runs alone or inside their transaction.
 
 pub mod api_keys;
+pub mod guardians;
 pub mod lists;
 pub mod login_failures;
 pub mod members;

@@ -1,0 +1,474 @@
+//! Guardian self-service through the official app, and the staff side of it: invitations,
+//! join codes (self-registration, approved by staff) and the double opt-in of addresses
+//! that guardians add themselves.
+
+use actix_web::{HttpResponse, delete, get, patch, post, put, web};
+use chrono::{DateTime, Duration, Utc};
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_actix_web::service_config::ServiceConfig;
+
+use crate::api::confirmations;
+use crate::api::extract::JsonBody;
+use crate::api::members::{DeviceResponse, EmailResponse, RegisterDeviceRequest, member_response, register_device_for};
+use crate::auth::tokens::{self, GUARDIAN_TTL_SECS};
+use crate::auth::{Caller, Guardian};
+use crate::db::now_ms;
+use crate::db::repositories::members::MemberRecord;
+use crate::db::repositories::{guardians, lists, members, organizations};
+use crate::domain::member::{EmailStatus, MAX_EMAILS, MemberStatus, RawProfile};
+use crate::domain::{EmailAddress, Scope};
+use crate::error::{ApiError, ApiResult, OrNotFound, Problem};
+use crate::state::AppState;
+
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(create_invitation)
+        .service(set_join_code)
+        .service(remove_join_code)
+        .service(open_session)
+        .service(register)
+        .service(logout)
+        .service(get_profile)
+        .service(update_profile)
+        .service(add_email)
+        .service(remove_email)
+        .service(add_device)
+        .service(remove_device);
+}
+
+/// Crockford's base32 without I, L, O, U: codes people read off paper and type.
+const CODE_ALPHABET: &[u8] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+const INVITATION_TTL: Duration = Duration::days(14);
+
+fn random_code(length: usize) -> String {
+    let mut rng = rand::rng();
+    (0..length).map(|_| CODE_ALPHABET[rng.random_range(0..CODE_ALPHABET.len())] as char).collect()
+}
+
+/// Upper-cases and drops separators, so `abcd-efgh-jkmn` and `ABCDEFGHJKMN` are one code.
+fn normalise_code(code: &str) -> String {
+    code.chars().filter(|c| c.is_ascii_alphanumeric()).map(|c| c.to_ascii_uppercase()).collect()
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct InvitationResponse {
+    /// For the guardian to type into the app, once; valid 14 days.
+    #[schema(example = "7KQ2-M9XD-4HTA")]
+    pub code: String,
+    /// The same as a link the app opens.
+    pub url: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Invite a guardian to the app. Print or send the code; it works once.
+#[utoipa::path(tag = "app", params(("id" = String, Path)), security(("bearer" = []), ("oauth2" = []), ("api_key" = [])), responses(
+    (status = 201, body = InvitationResponse),
+    (status = 404, body = Problem, content_type = "application/problem+json"),
+))]
+#[post("/members/{id}/invitations")]
+pub async fn create_invitation(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    caller.require(Scope::MembersWrite)?;
+    let mut conn = state.db.pool.acquire().await?;
+    members::find(&mut conn, &caller.org_id, &id).await?.ok_or_else(|| ApiError::not_found("member"))?;
+    let code = random_code(12);
+    let expires_at = Utc::now() + INVITATION_TTL;
+    guardians::create_invitation(
+        &mut conn,
+        &caller.org_id,
+        &id,
+        &tokens::digest(&code),
+        expires_at.timestamp_millis(),
+        caller.user_id(),
+    )
+    .await?;
+    let display = format!("{}-{}-{}", &code[..4], &code[4..8], &code[8..]);
+    let url = state.config.public_url.join(&format!("invite/{display}")).map_err(|e| ApiError::Internal(e.into()))?;
+    Ok(HttpResponse::Created().json(InvitationResponse { code: display, url: url.to_string(), expires_at }))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct JoinCodeResponse {
+    /// Guardians who register in the app with this code join the list as pending.
+    #[schema(example = "R8K2QW4N")]
+    pub join_code: String,
+}
+
+/// Give the list a new join code (the old one stops working).
+#[utoipa::path(tag = "app", params(("id" = String, Path)), security(("bearer" = []), ("oauth2" = []), ("api_key" = [])), responses(
+    (status = 200, body = JoinCodeResponse),
+    (status = 404, body = Problem, content_type = "application/problem+json"),
+))]
+#[put("/lists/{id}/join-code")]
+pub async fn set_join_code(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<String>,
+) -> ApiResult<web::Json<JoinCodeResponse>> {
+    caller.require(Scope::ListsWrite)?;
+    let join_code = random_code(8);
+    let mut conn = state.db.pool.acquire().await?;
+    lists::set_join_code(&mut conn, &caller.org_id, &id, Some(&join_code)).await.or_not_found("list")?;
+    Ok(web::Json(JoinCodeResponse { join_code }))
+}
+
+/// Stop self-registration for the list.
+#[utoipa::path(tag = "app", params(("id" = String, Path)), security(("bearer" = []), ("oauth2" = []), ("api_key" = [])), responses(
+    (status = 204, description = "The list has no join code"),
+    (status = 404, body = Problem, content_type = "application/problem+json"),
+))]
+#[delete("/lists/{id}/join-code")]
+pub async fn remove_join_code(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    caller.require(Scope::ListsWrite)?;
+    let mut conn = state.db.pool.acquire().await?;
+    lists::set_join_code(&mut conn, &caller.org_id, &id, None).await.or_not_found("list")?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// A guardian's own view of themselves: everything unmasked, nothing of other guardians.
+#[derive(Serialize, ToSchema)]
+pub struct AppProfile {
+    pub id: String,
+    pub org_name: String,
+    pub name: String,
+    pub name_kana: Option<String>,
+    pub student_name: Option<String>,
+    pub relation: Option<String>,
+    pub locale: Option<String>,
+    /// `pending` until staff approve a self-registration.
+    pub status: MemberStatus,
+    pub emails: Vec<EmailResponse>,
+    pub devices: Vec<DeviceResponse>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AppSessionResponse {
+    /// Send as `Authorization: Bearer …` to `/api/v1/app/…`.
+    pub access_token: String,
+    #[schema(example = "Bearer")]
+    pub token_type: &'static str,
+    pub expires_in: i64,
+    pub profile: AppProfile,
+}
+
+async fn profile(conn: &mut sqlx::AnyConnection, org_id: &str, member_id: &str) -> ApiResult<AppProfile> {
+    let record: MemberRecord =
+        members::find(conn, org_id, member_id).await?.ok_or_else(|| ApiError::not_found("member"))?;
+    let org = organizations::find(conn, org_id).await?.ok_or_else(|| ApiError::not_found("organisation"))?;
+    let member = member_response(record, true);
+    Ok(AppProfile {
+        id: member.id,
+        org_name: org.name,
+        name: member.name,
+        name_kana: member.name_kana,
+        student_name: member.student_name,
+        relation: member.relation,
+        locale: member.locale,
+        status: member.status,
+        emails: member.emails,
+        devices: member.devices,
+    })
+}
+
+async fn start_session(
+    state: &AppState,
+    conn: &mut sqlx::AnyConnection,
+    org_id: &str,
+    member_id: &str,
+) -> ApiResult<AppSessionResponse> {
+    let expires_at = now_ms() + GUARDIAN_TTL_SECS * 1000;
+    let session_id = guardians::create_session(conn, org_id, member_id, expires_at).await?;
+    Ok(AppSessionResponse {
+        access_token: state.jwt.issue_guardian(member_id, org_id, &session_id)?,
+        token_type: "Bearer",
+        expires_in: GUARDIAN_TTL_SECS,
+        profile: profile(conn, org_id, member_id).await?,
+    })
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OpenSessionRequest {
+    /// The invitation code, with or without dashes.
+    #[schema(example = "7KQ2-M9XD-4HTA")]
+    pub code: String,
+}
+
+/// Sign the app in with an invitation code (once per code).
+#[utoipa::path(tag = "app", request_body = OpenSessionRequest, responses(
+    (status = 201, body = AppSessionResponse),
+    (status = 401, description = "Unknown, used or expired code", body = Problem, content_type = "application/problem+json"),
+))]
+#[post("/app/session")]
+pub async fn open_session(state: web::Data<AppState>, body: JsonBody<OpenSessionRequest>) -> ApiResult<HttpResponse> {
+    let code = normalise_code(&body.0.code);
+    let mut tx = state.db.pool.begin().await?;
+    let (org_id, member_id) = guardians::redeem_invitation(&mut tx, &tokens::digest(&code))
+        .await?
+        .ok_or(ApiError::Unauthorized("this invitation code is unknown, used or expired"))?;
+    let session = start_session(&state, &mut tx, &org_id, &member_id).await?;
+    tx.commit().await?;
+    Ok(HttpResponse::Created().json(session))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterRequest {
+    /// The list's join code.
+    pub join_code: String,
+    #[schema(example = "山田 花子")]
+    pub name: String,
+    pub name_kana: Option<String>,
+    pub student_name: Option<String>,
+    pub relation: Option<String>,
+    pub locale: Option<String>,
+    /// Optional; receives a confirmation link and nothing else until confirmed.
+    pub email: Option<String>,
+}
+
+/// Register in the app with a list's join code. The guardian is `pending` and receives
+/// nothing until staff approve.
+#[utoipa::path(tag = "app", request_body = RegisterRequest, responses(
+    (status = 201, body = AppSessionResponse),
+    (status = 401, description = "Unknown join code", body = Problem, content_type = "application/problem+json"),
+    (status = 422, body = Problem, content_type = "application/problem+json"),
+))]
+#[post("/app/register")]
+pub async fn register(state: web::Data<AppState>, body: JsonBody<RegisterRequest>) -> ApiResult<HttpResponse> {
+    let body = body.0;
+    let emails: Vec<(String, &str)> = body.email.iter().map(|e| ("email".to_string(), e.as_str())).collect();
+    let profile = RawProfile {
+        name: Some(&body.name),
+        name_kana: body.name_kana.as_deref(),
+        student_name: body.student_name.as_deref(),
+        relation: body.relation.as_deref(),
+        locale: body.locale.as_deref(),
+        external_id: None,
+        emails,
+        attributes: vec![],
+    }
+    .parse()
+    .map_err(ApiError::Validation)?;
+    let join_code = normalise_code(&body.join_code);
+    let mut tx = state.db.pool.begin().await?;
+    let (org_id, list_id) = lists::find_by_join_code(&mut tx, &join_code)
+        .await?
+        .ok_or(ApiError::Unauthorized("this join code is unknown; ask the school for the current one"))?;
+    let addresses = profile.emails.clone();
+    let without_emails = crate::domain::member::MemberProfile { emails: vec![], ..profile };
+    // Inserted without addresses first: an address a guardian gives starts unconfirmed.
+    let member_id = members::insert(&mut tx, &org_id, &without_emails, MemberStatus::Pending).await?;
+    lists::add_members(&mut tx, &org_id, &list_id, std::slice::from_ref(&member_id)).await?;
+    let mut confirmations = Vec::new();
+    if !addresses.is_empty() {
+        let profile = crate::domain::member::MemberProfile { emails: addresses.clone(), ..without_emails };
+        members::update_profile(&mut tx, &org_id, &member_id, &profile, EmailStatus::Unconfirmed).await?;
+        for address in addresses {
+            let token = confirmations::prepare(&mut tx, &org_id, &member_id, &address).await?;
+            confirmations.push((address, token));
+        }
+    }
+    let session = start_session(&state, &mut tx, &org_id, &member_id).await?;
+    tx.commit().await?;
+    for (address, token) in confirmations {
+        confirmations::send(&state, &address, &token).await;
+    }
+    tracing::info!(member_id = %member_id, "guardian registered with a join code; pending approval");
+    Ok(HttpResponse::Created().json(session))
+}
+
+/// End this app session.
+#[utoipa::path(tag = "app", security(("bearer" = [])), responses(
+    (status = 204, description = "Signed out"),
+    (status = 401, body = Problem, content_type = "application/problem+json"),
+))]
+#[post("/app/logout")]
+pub async fn logout(state: web::Data<AppState>, guardian: Guardian) -> ApiResult<HttpResponse> {
+    let mut conn = state.db.pool.acquire().await?;
+    guardians::revoke_session(&mut conn, &guardian.session_id).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[utoipa::path(tag = "app", security(("bearer" = [])), responses(
+    (status = 200, body = AppProfile),
+    (status = 401, body = Problem, content_type = "application/problem+json"),
+))]
+#[get("/app/me")]
+pub async fn get_profile(state: web::Data<AppState>, guardian: Guardian) -> ApiResult<web::Json<AppProfile>> {
+    let mut conn = state.db.pool.acquire().await?;
+    Ok(web::Json(profile(&mut conn, &guardian.org_id, &guardian.member_id).await?))
+}
+
+/// Only the fields present change; an empty string clears. Attributes, lists and the
+/// external id belong to the school and are not changed here.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateProfileRequest {
+    pub name: Option<String>,
+    pub name_kana: Option<String>,
+    pub student_name: Option<String>,
+    pub relation: Option<String>,
+    pub locale: Option<String>,
+}
+
+#[utoipa::path(tag = "app", request_body = UpdateProfileRequest, security(("bearer" = [])), responses(
+    (status = 200, body = AppProfile),
+    (status = 422, body = Problem, content_type = "application/problem+json"),
+))]
+#[patch("/app/me")]
+pub async fn update_profile(
+    state: web::Data<AppState>,
+    guardian: Guardian,
+    body: JsonBody<UpdateProfileRequest>,
+) -> ApiResult<web::Json<AppProfile>> {
+    let body = body.0;
+    let mut tx = state.db.pool.begin().await?;
+    let current = members::find(&mut tx, &guardian.org_id, &guardian.member_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("member"))?;
+    let stored = current.profile();
+    let pick = |new: &Option<String>, old: &Option<String>| new.clone().or_else(|| old.clone());
+    let name_kana = pick(&body.name_kana, &stored.name_kana);
+    let student_name = pick(&body.student_name, &stored.student_name);
+    let relation = pick(&body.relation, &stored.relation);
+    let locale = pick(&body.locale, &stored.locale);
+    let emails: Vec<(String, &str)> =
+        stored.emails.iter().enumerate().map(|(i, e)| (format!("emails[{i}]"), e.as_str())).collect();
+    let profile = RawProfile {
+        name: Some(body.name.as_deref().unwrap_or(&stored.name)),
+        name_kana: name_kana.as_deref(),
+        student_name: student_name.as_deref(),
+        relation: relation.as_deref(),
+        locale: locale.as_deref(),
+        external_id: stored.external_id.as_deref(),
+        emails,
+        attributes: stored.attributes.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect(),
+    }
+    .parse()
+    .map_err(ApiError::Validation)?;
+    members::update_profile(&mut tx, &guardian.org_id, &guardian.member_id, &profile, EmailStatus::Unconfirmed).await?;
+    let answer = profile_of(&mut tx, &guardian).await?;
+    tx.commit().await?;
+    Ok(web::Json(answer))
+}
+
+async fn profile_of(conn: &mut sqlx::AnyConnection, guardian: &Guardian) -> ApiResult<AppProfile> {
+    profile(conn, &guardian.org_id, &guardian.member_id).await
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AddEmailRequest {
+    #[schema(example = "hanako.yamada@example.jp")]
+    pub address: String,
+}
+
+/// Add an address (at most 4). It receives a confirmation link and nothing else until the
+/// link is opened.
+#[utoipa::path(tag = "app", request_body = AddEmailRequest, security(("bearer" = [])), responses(
+    (status = 201, body = AppProfile),
+    (status = 409, description = "Already one of the guardian's addresses", body = Problem, content_type = "application/problem+json"),
+    (status = 422, description = "Not an address, or a fifth one", body = Problem, content_type = "application/problem+json"),
+))]
+#[post("/app/me/emails")]
+pub async fn add_email(
+    state: web::Data<AppState>,
+    guardian: Guardian,
+    body: JsonBody<AddEmailRequest>,
+) -> ApiResult<HttpResponse> {
+    let address = EmailAddress::parse(&body.0.address).map_err(|e| ApiError::field("address", e.to_string()))?;
+    let mut tx = state.db.pool.begin().await?;
+    let current = members::find(&mut tx, &guardian.org_id, &guardian.member_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("member"))?;
+    let mut profile = current.profile();
+    if profile.emails.iter().any(|e| e.key() == address.key()) {
+        return Err(ApiError::Conflict {
+            detail: "this address is already yours".into(),
+            field: Some("address".into()),
+        });
+    }
+    if profile.emails.len() >= MAX_EMAILS {
+        return Err(ApiError::field(
+            "address",
+            format!("a guardian has at most {MAX_EMAILS} e-mail addresses; remove one first"),
+        ));
+    }
+    profile.emails.push(address.clone());
+    members::update_profile(&mut tx, &guardian.org_id, &guardian.member_id, &profile, EmailStatus::Unconfirmed).await?;
+    let token = confirmations::prepare(&mut tx, &guardian.org_id, &guardian.member_id, &address).await?;
+    let answer = profile_of(&mut tx, &guardian).await?;
+    tx.commit().await?;
+    // Not sent: the address stays unconfirmed and the app can ask again (…/confirmation).
+    confirmations::send(&state, &address, &token).await;
+    Ok(HttpResponse::Created().json(answer))
+}
+
+#[utoipa::path(tag = "app", params(("address" = String, Path)), security(("bearer" = [])), responses(
+    (status = 204, description = "Removed"),
+    (status = 404, body = Problem, content_type = "application/problem+json"),
+))]
+#[delete("/app/me/emails/{address}")]
+pub async fn remove_email(
+    state: web::Data<AppState>,
+    guardian: Guardian,
+    address: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    let key = address.trim().to_lowercase();
+    let mut tx = state.db.pool.begin().await?;
+    let current = members::find(&mut tx, &guardian.org_id, &guardian.member_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("member"))?;
+    let mut profile = current.profile();
+    let before = profile.emails.len();
+    profile.emails.retain(|e| e.key() != key);
+    if profile.emails.len() == before {
+        return Err(ApiError::NotFound("no such address among yours".into()));
+    }
+    members::update_profile(&mut tx, &guardian.org_id, &guardian.member_id, &profile, EmailStatus::Unconfirmed).await?;
+    tx.commit().await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Register this phone for push (at most 4 devices).
+#[utoipa::path(tag = "app", request_body = RegisterDeviceRequest, security(("bearer" = [])), responses(
+    (status = 201, body = DeviceResponse),
+    (status = 409, description = "Four devices already", body = Problem, content_type = "application/problem+json"),
+    (status = 422, body = Problem, content_type = "application/problem+json"),
+))]
+#[post("/app/me/devices")]
+pub async fn add_device(
+    state: web::Data<AppState>,
+    guardian: Guardian,
+    body: JsonBody<RegisterDeviceRequest>,
+) -> ApiResult<HttpResponse> {
+    let mut tx = state.db.pool.begin().await?;
+    let device = register_device_for(&mut tx, &guardian.org_id, &guardian.member_id, &body.0, true).await?;
+    tx.commit().await?;
+    Ok(HttpResponse::Created().json(device))
+}
+
+#[utoipa::path(tag = "app", params(("device_id" = String, Path)), security(("bearer" = [])), responses(
+    (status = 204, description = "Removed"),
+    (status = 404, body = Problem, content_type = "application/problem+json"),
+))]
+#[delete("/app/me/devices/{device_id}")]
+pub async fn remove_device(
+    state: web::Data<AppState>,
+    guardian: Guardian,
+    device_id: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    let mut conn = state.db.pool.acquire().await?;
+    members::delete_device(&mut conn, &guardian.org_id, &guardian.member_id, &device_id)
+        .await
+        .or_not_found("device")?;
+    Ok(HttpResponse::NoContent().finish())
+}

@@ -1,0 +1,128 @@
+//! Double opt-in for addresses guardians add themselves: the confirmation e-mail, and the
+//! page its link opens.
+
+use actix_web::{HttpResponse, get, post, web};
+use chrono::{Duration, Utc};
+use utoipa_actix_web::service_config::ServiceConfig;
+
+use crate::auth::{Guardian, tokens};
+use crate::db::repositories::{guardians, members};
+use crate::delivery::email::{OutgoingEmail, SendOutcome};
+use crate::domain::EmailAddress;
+use crate::domain::member::EmailStatus;
+use crate::error::{ApiError, ApiResult, Problem};
+use crate::state::AppState;
+
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(resend_confirmation);
+}
+
+/// The page is outside /api/v1: it is opened from a mail client, not called by the app.
+pub fn configure_pages(cfg: &mut ServiceConfig) {
+    cfg.service(confirm_page);
+}
+
+const CONFIRMATION_TTL: Duration = Duration::days(3);
+
+/// Stores a new confirmation token for the address; returns the token for the link.
+pub async fn prepare(
+    conn: &mut sqlx::AnyConnection,
+    org_id: &str,
+    member_id: &str,
+    address: &EmailAddress,
+) -> ApiResult<String> {
+    let token = tokens::random_secret("");
+    let expires_at = (Utc::now() + CONFIRMATION_TTL).timestamp_millis();
+    guardians::create_confirmation(conn, org_id, member_id, &address.key(), &tokens::digest(&token), expires_at)
+        .await?;
+    Ok(token)
+}
+
+/// Sends the link. Called after the address is committed, so that no database lock is held
+/// during SMTP; a failure leaves the address unconfirmed, and the app can ask again.
+pub async fn send(state: &AppState, address: &EmailAddress, token: &str) -> bool {
+    let link =
+        state.config.public_url.join(&format!("confirm-email/{token}")).map(|u| u.to_string()).unwrap_or_default();
+    let email = OutgoingEmail {
+        to: address.clone(),
+        subject: "メールアドレスの確認 / Please confirm your e-mail address".into(),
+        text_body: format!(
+            "連絡網アプリでこのメールアドレスが登録されました。\n\
+             学校からの連絡をこのアドレスで受け取るには、3日以内に次のリンクを開いてください。\n\n{link}\n\n\
+             心当たりがない場合は、このメールを無視してください。このアドレスには何も届きません。\n\n\
+             This address was added in the school contact app. Open the link above within 3 days to receive \
+             messages here; if you did not add it, ignore this e-mail.\n"
+        ),
+        message_id: format!("<confirm.{}@renrakumo>", &tokens::digest(token)[..24]),
+        attachments: vec![],
+    };
+    match state.mailer.send(&email).await {
+        SendOutcome::Delivered => true,
+        outcome => {
+            tracing::warn!(outcome = outcome.kind(), "confirmation e-mail not sent");
+            false
+        }
+    }
+}
+
+/// Send the confirmation link for one of the guardian's unconfirmed addresses again.
+#[utoipa::path(tag = "app", params(("address" = String, Path)), security(("bearer" = [])), responses(
+    (status = 202, description = "Sent"),
+    (status = 404, description = "Not an unconfirmed address of yours", body = Problem, content_type = "application/problem+json"),
+    (status = 503, description = "The mail server did not take it; try later", body = Problem, content_type = "application/problem+json"),
+))]
+#[post("/app/me/emails/{address}/confirmation")]
+pub async fn resend_confirmation(
+    state: web::Data<AppState>,
+    guardian: Guardian,
+    address: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    let key = address.trim().to_lowercase();
+    let mut conn = state.db.pool.acquire().await?;
+    let record = members::find(&mut conn, &guardian.org_id, &guardian.member_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("member"))?;
+    let email = record
+        .emails
+        .iter()
+        .find(|e| e.address.to_lowercase() == key && e.status == EmailStatus::Unconfirmed.as_str())
+        .and_then(|e| EmailAddress::parse(&e.address).ok())
+        .ok_or_else(|| ApiError::NotFound("no unconfirmed address of yours with that value".into()))?;
+    let token = prepare(&mut conn, &guardian.org_id, &guardian.member_id, &email).await?;
+    drop(conn);
+    if send(&state, &email, &token).await {
+        Ok(HttpResponse::Accepted().finish())
+    } else {
+        Err(ApiError::Unavailable("the mail server did not take the message; try again later".into()))
+    }
+}
+
+fn page(title: &str, text: &str) -> HttpResponse {
+    // Fixed texts only: nothing from the request is echoed into the page.
+    HttpResponse::Ok().content_type("text/html; charset=utf-8").body(format!(
+        "<!doctype html><html lang=\"ja\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{title}</title></head>\
+         <body style=\"font-family: sans-serif; max-width: 32em; margin: 2em auto; padding: 0 1em\">\
+         <h1 style=\"font-size: 1.3em\">{title}</h1><p>{text}</p></body></html>"
+    ))
+}
+
+/// Confirms the address the link was sent to (double opt-in).
+#[utoipa::path(tag = "app", params(("token" = String, Path)), responses(
+    (status = 200, description = "A page saying whether the address is confirmed", body = String, content_type = "text/html"),
+))]
+#[get("/confirm-email/{token}")]
+pub async fn confirm_page(state: web::Data<AppState>, token: web::Path<String>) -> ApiResult<HttpResponse> {
+    let mut tx = state.db.pool.begin().await?;
+    let confirmed = guardians::confirm_email(&mut tx, &tokens::digest(&token)).await?;
+    tx.commit().await?;
+    Ok(if confirmed {
+        page("メールアドレスを確認しました", "このアドレスで学校からの連絡を受け取ります。Your address is confirmed.")
+    } else {
+        page(
+            "このリンクは使えません",
+            "リンクの期限が切れたか、すでに使われています。アプリから確認メールを再送してください。\
+             This link has expired or was used already.",
+        )
+    })
+}

@@ -1,0 +1,8 @@
+//! Delivery channels: how one job (one recipient address or device) leaves the building.
+//!
+//! Each channel answers with an outcome the engine can act on without knowing the
+//! protocol: delivered, try again later, or give up on this address.
+
+pub mod email;
+
+pub use email::{Attachment, Mailer, OutgoingEmail, SendOutcome};

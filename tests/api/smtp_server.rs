@@ -1,0 +1,335 @@
+//! A real SMTP server over TCP for tests: enough ESMTP for lettre (EHLO with 8BITMIME,
+//! SMTPUTF8, PIPELINING; optional AUTH PLAIN/LOGIN; MAIL, RCPT, DATA with dot-unstuffing,
+//! RSET, NOOP, QUIT). It records every accepted message, counts connections, and answers a
+//! chosen code for a chosen recipient, so tests see exactly what a relay would.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use base64::Engine as _;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+/// One message the server accepted (2xx after the data).
+#[derive(Debug, Clone)]
+pub struct ReceivedMail {
+    /// The MAIL FROM path without angle brackets.
+    pub from: String,
+    /// The RCPT TO paths without angle brackets, exactly as the client wrote them.
+    pub to: Vec<String>,
+    /// The message as sent, dot-unstuffed, CRLF line ends, without the final `.` line.
+    pub data: Vec<u8>,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Stage {
+    Rcpt,
+    Data,
+}
+
+#[derive(Default)]
+struct State {
+    received: Mutex<Vec<ReceivedMail>>,
+    /// Recipient path → (reply code, when to answer it).
+    rules: Mutex<HashMap<String, (u16, Stage)>>,
+    credentials: Mutex<Option<(String, String)>>,
+    connections: std::sync::atomic::AtomicUsize,
+}
+
+pub struct SmtpServer {
+    pub addr: SocketAddr,
+    state: Arc<State>,
+    /// Counts accepted messages; waiters watch it instead of sleeping.
+    accepted: watch::Receiver<usize>,
+    /// Bumped by `disconnect_all`: every open connection says 421 and closes.
+    kick: Arc<watch::Sender<u64>>,
+    /// Sessions currently open.
+    open: watch::Receiver<usize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for SmtpServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl SmtpServer {
+    /// Listens on 127.0.0.1 at a free port.
+    pub async fn start() -> SmtpServer {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind the test SMTP server");
+        let addr = listener.local_addr().unwrap();
+        let state = Arc::new(State::default());
+        let (accepted_tx, accepted) = watch::channel(0usize);
+        let accepted_tx = Arc::new(accepted_tx);
+        let kick = Arc::new(watch::channel(0u64).0);
+        let (open_tx, open) = watch::channel(0usize);
+        let open_tx = Arc::new(open_tx);
+        let task = tokio::spawn({
+            let state = Arc::clone(&state);
+            let accepted_tx = Arc::clone(&accepted_tx);
+            let kick = Arc::clone(&kick);
+            async move {
+                while let Ok((stream, _)) = listener.accept().await {
+                    state.connections.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    open_tx.send_modify(|open| *open += 1);
+                    let session = Session {
+                        state: Arc::clone(&state),
+                        accepted: Arc::clone(&accepted_tx),
+                        kick: kick.subscribe(),
+                    };
+                    let open_tx = Arc::clone(&open_tx);
+                    tokio::spawn(async move {
+                        session.run(stream).await;
+                        open_tx.send_modify(|open| *open -= 1);
+                    });
+                }
+            }
+        });
+        SmtpServer { addr, state, accepted, kick, open, task }
+    }
+
+    /// `smtp://127.0.0.1:PORT` for `Config::smtp_url`.
+    pub fn url(&self) -> url::Url {
+        url::Url::parse(&format!("smtp://{}", self.addr)).unwrap()
+    }
+
+    /// Answer `code` (5xx) to RCPT for this recipient path (as the client writes it).
+    pub fn reject(&self, recipient: &str, code: u16) {
+        self.state.rules.lock().unwrap().insert(recipient.to_string(), (code, Stage::Rcpt));
+    }
+
+    /// Answer `code` (4xx) to RCPT for this recipient path.
+    pub fn defer(&self, recipient: &str, code: u16) {
+        self.reject(recipient, code);
+    }
+
+    /// Accept RCPT but answer `code` after the data (content refused, e.g. 554).
+    pub fn reject_data(&self, recipient: &str, code: u16) {
+        self.state.rules.lock().unwrap().insert(recipient.to_string(), (code, Stage::Data));
+    }
+
+    /// Offer AUTH PLAIN/LOGIN and refuse MAIL (530) until the client logs in with these.
+    pub fn require_auth(&self, username: &str, password: &str) {
+        *self.state.credentials.lock().unwrap() = Some((username.to_string(), password.to_string()));
+    }
+
+    /// Every open connection answers 421 and closes, as a server does on idle timeout;
+    /// returns once all of them are closed.
+    pub async fn disconnect_all(&self) {
+        self.kick.send_modify(|generation| *generation += 1);
+        let mut open = self.open.clone();
+        tokio::time::timeout(Duration::from_secs(10), open.wait_for(|open| *open == 0))
+            .await
+            .expect("connections close after 421")
+            .expect("the server is running");
+    }
+
+    /// TCP connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.state.connections.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// The messages accepted so far.
+    pub fn received(&self) -> Vec<ReceivedMail> {
+        self.state.received.lock().unwrap().clone()
+    }
+
+    /// Waits (up to 10 s) until at least `n` messages were accepted, then returns them all.
+    pub async fn wait_for(&self, n: usize) -> Vec<ReceivedMail> {
+        let mut accepted = self.accepted.clone();
+        tokio::time::timeout(Duration::from_secs(10), accepted.wait_for(|count| *count >= n))
+            .await
+            .unwrap_or_else(|_| panic!("expected {n} messages, got {}", self.received().len()))
+            .expect("the server is running");
+        self.received()
+    }
+}
+
+struct Session {
+    state: Arc<State>,
+    accepted: Arc<watch::Sender<usize>>,
+    kick: watch::Receiver<u64>,
+}
+
+#[derive(Default)]
+struct Envelope {
+    from: Option<String>,
+    to: Vec<String>,
+    data_rule: Option<u16>,
+}
+
+/// The path inside `<…>` after `MAIL FROM:` / `RCPT TO:`, parameters dropped.
+fn path(argument: &str) -> Option<String> {
+    let start = argument.find('<')?;
+    let end = argument.rfind('>')?;
+    (end > start).then(|| argument[start + 1..end].to_string())
+}
+
+impl Session {
+    async fn run(mut self, stream: TcpStream) {
+        let (read, mut write) = stream.into_split();
+        let mut reader = BufReader::new(read);
+        let mut envelope = Envelope::default();
+        let mut authenticated = false;
+        let auth_required = self.state.credentials.lock().unwrap().is_some();
+        macro_rules! reply {
+            ($($arg:tt)*) => {
+                if write.write_all(format!($($arg)*).as_bytes()).await.is_err() {
+                    return;
+                }
+            };
+        }
+        reply!("220 localhost ESMTP renrakumo-test\r\n");
+        loop {
+            let mut line = Vec::new();
+            tokio::select! {
+                read = reader.read_until(b'\n', &mut line) => {
+                    if read.unwrap_or(0) == 0 {
+                        return;
+                    }
+                }
+                _ = self.kick.changed() => {
+                    reply!("421 4.4.2 localhost closing idle connection\r\n");
+                    return;
+                }
+            }
+            let line = String::from_utf8_lossy(&line).trim_end_matches(['\r', '\n']).to_string();
+            let (verb, argument) = line.split_once(' ').unwrap_or((&line, ""));
+            match verb.to_ascii_uppercase().as_str() {
+                "EHLO" => {
+                    reply!("250-localhost\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250-PIPELINING\r\n");
+                    if auth_required {
+                        reply!("250-AUTH PLAIN LOGIN\r\n");
+                    }
+                    reply!("250 SIZE 20971520\r\n");
+                }
+                "HELO" => reply!("250 localhost\r\n"),
+                "AUTH" => {
+                    let expected = self.state.credentials.lock().unwrap().clone();
+                    let (mechanism, initial) = argument.split_once(' ').unwrap_or((argument, ""));
+                    let given = match mechanism.to_ascii_uppercase().as_str() {
+                        "PLAIN" => {
+                            let decoded = base64::engine::general_purpose::STANDARD.decode(initial).unwrap_or_default();
+                            let parts: Vec<String> =
+                                decoded.split(|b| *b == 0).map(|p| String::from_utf8_lossy(p).into_owned()).collect();
+                            (parts.len() == 3).then(|| (parts[1].clone(), parts[2].clone()))
+                        }
+                        "LOGIN" => {
+                            let user = login_prompt(&mut write, &mut reader, "VXNlcm5hbWU6").await;
+                            let pass = login_prompt(&mut write, &mut reader, "UGFzc3dvcmQ6").await;
+                            user.zip(pass)
+                        }
+                        _ => None,
+                    };
+                    if given.is_some() && given == expected {
+                        authenticated = true;
+                        reply!("235 2.7.0 authenticated\r\n");
+                    } else {
+                        reply!("535 5.7.8 authentication failed\r\n");
+                    }
+                }
+                "MAIL" if auth_required && !authenticated => reply!("530 5.7.0 authentication required\r\n"),
+                "MAIL" => match path(argument) {
+                    Some(from) => {
+                        envelope = Envelope { from: Some(from), ..Envelope::default() };
+                        reply!("250 2.1.0 ok\r\n");
+                    }
+                    None => reply!("501 5.5.4 syntax: MAIL FROM:<address>\r\n"),
+                },
+                "RCPT" => {
+                    let Some(to) = path(argument) else {
+                        reply!("501 5.5.4 syntax: RCPT TO:<address>\r\n");
+                        continue;
+                    };
+                    if envelope.from.is_none() {
+                        reply!("503 5.5.1 MAIL first\r\n");
+                        continue;
+                    }
+                    let rule = self.state.rules.lock().unwrap().get(&to).copied();
+                    match rule {
+                        Some((code, Stage::Rcpt)) => {
+                            reply!("{code} {} <{to}>: recipient refused by test rule\r\n", enhanced(code));
+                        }
+                        Some((code, Stage::Data)) => {
+                            envelope.data_rule = Some(code);
+                            envelope.to.push(to);
+                            reply!("250 2.1.5 ok\r\n");
+                        }
+                        None => {
+                            envelope.to.push(to);
+                            reply!("250 2.1.5 ok\r\n");
+                        }
+                    }
+                }
+                "DATA" => {
+                    if envelope.to.is_empty() {
+                        reply!("503 5.5.1 RCPT first\r\n");
+                        continue;
+                    }
+                    reply!("354 end data with <CR><LF>.<CR><LF>\r\n");
+                    let mut data = Vec::new();
+                    loop {
+                        let mut line = Vec::new();
+                        match reader.read_until(b'\n', &mut line).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(_) => {}
+                        }
+                        if line == b".\r\n" || line == b".\n" {
+                            break;
+                        }
+                        // RFC 5321 §4.5.2: a leading dot was doubled by the client.
+                        let line = if line.starts_with(b".") { &line[1..] } else { &line[..] };
+                        data.extend_from_slice(line);
+                    }
+                    let envelope = std::mem::take(&mut envelope);
+                    match envelope.data_rule {
+                        Some(code) => reply!("{code} {} message refused by test rule\r\n", enhanced(code)),
+                        None => {
+                            let mail = ReceivedMail { from: envelope.from.unwrap_or_default(), to: envelope.to, data };
+                            self.state.received.lock().unwrap().push(mail);
+                            self.accepted.send_modify(|count| *count += 1);
+                            reply!("250 2.0.0 ok: queued\r\n");
+                        }
+                    }
+                }
+                "RSET" => {
+                    envelope = Envelope::default();
+                    reply!("250 2.0.0 ok\r\n");
+                }
+                "NOOP" => reply!("250 2.0.0 ok\r\n"),
+                "QUIT" => {
+                    reply!("221 2.0.0 bye\r\n");
+                    return;
+                }
+                _ => reply!("502 5.5.2 command not recognised\r\n"),
+            }
+        }
+    }
+}
+
+/// One AUTH LOGIN round: prompt (base64), read the base64 answer.
+async fn login_prompt(
+    write: &mut tokio::net::tcp::OwnedWriteHalf,
+    reader: &mut BufReader<tokio::net::tcp::OwnedReadHalf>,
+    prompt: &str,
+) -> Option<String> {
+    write.write_all(format!("334 {prompt}\r\n").as_bytes()).await.ok()?;
+    let mut answer = String::new();
+    reader.read_line(&mut answer).await.ok()?;
+    let bytes = base64::engine::general_purpose::STANDARD.decode(answer.trim_end()).ok()?;
+    String::from_utf8(bytes).ok()
+}
+
+/// A plausible enhanced status code (RFC 3463) for the reply text.
+fn enhanced(code: u16) -> &'static str {
+    match code {
+        550 | 551 | 553 => "5.1.1",
+        552 => "5.3.4",
+        500..=599 => "5.7.1",
+        _ => "4.2.0",
+    }
+}
