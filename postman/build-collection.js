@@ -44,6 +44,12 @@ function request(name, opts) {
     item.request.header.push(JSON_HEADER);
     item.request.body = { mode: 'raw', raw: typeof opts.json === 'string' ? opts.json : JSON.stringify(opts.json, null, 2), options: { raw: { language: 'json' } } };
   }
+  if (opts.text !== undefined) {
+    // A raw, non-JSON body (CSV): { type: 'text/csv', raw: '…' }.
+    item.request.header.push({ key: 'Content-Type', value: opts.text.type });
+    item.request.body = { mode: 'raw', raw: opts.text.raw, options: { raw: { language: 'text' } } };
+  }
+  if (opts.noRedirects) item.protocolProfileBehavior = { followRedirects: false };
   if (opts.form) {
     item.request.header.push({ key: 'Content-Type', value: 'application/x-www-form-urlencoded' });
     item.request.body = { mode: 'urlencoded', urlencoded: opts.form.map(([key, value]) => ({ key, value, type: 'text' })) };
@@ -121,6 +127,41 @@ const health = {
         pm.test('the database answers: ready', function () {
             pm.expect(body.status).to.eql('ready');
         });`,
+    }),
+  ],
+};
+
+const docs = {
+  name: 'Documentation',
+  description: 'The OpenAPI document and Swagger UI the server serves; no credentials.',
+  item: [
+    request('GET /api-docs/openapi.json', {
+      method: 'GET', path: '/api-docs/openapi.json', auth: NOAUTH,
+      test: ok(200) + `
+        pm.test('OpenAPI 3 with the roster and app paths', function () {
+            pm.expect(body.openapi).to.match(/^3\\./);
+            pm.expect(body.paths).to.include.keys('/api/v1/members/import', '/api/v1/members/export', '/api/v1/app/session', '/confirm-email/{token}');
+        });`,
+    }),
+    request('GET / redirects to Swagger UI', {
+      method: 'GET', path: '/', auth: NOAUTH, noRedirects: true,
+      test: `
+        pm.test('status is 302 to /swagger-ui/', function () {
+            pm.response.to.have.status(302);
+            pm.expect(pm.response.headers.get('Location')).to.eql('/swagger-ui/');
+        });`,
+    }),
+    request('GET /swagger-ui/', {
+      method: 'GET', path: '/swagger-ui/', auth: NOAUTH,
+      test: `
+        pm.test('status is 200, an HTML page', function () {
+            pm.response.to.have.status(200);
+            pm.expect(pm.response.headers.get('Content-Type')).to.match(/^text\\/html/);
+        });`,
+    }),
+    request('An unknown path → 404', {
+      method: 'GET', path: '/api/v1/no-such-thing', auth: NOAUTH,
+      test: problem(404),
     }),
   ],
 };
@@ -356,6 +397,7 @@ const lists = {
             pm.expect(body.name).to.eql('1年A組');
             pm.expect(body.description).to.eql('2026年度 1年A組の保護者');
             pm.expect(body.member_count).to.eql(0);
+            pm.expect(body.join_code).to.eql(null);
             pm.expect(body.created_at).to.match(RFC3339_UTC);
         });
         pm.collectionVariables.set('listId', body.id);`,
@@ -938,6 +980,11 @@ const apiKeys = {
       headers: [{ key: 'X-API-Key', value: '{{apiKey}}' }],
       test: problem(403),
     }),
+    request('The key may not export the roster → 403', {
+      method: 'GET', path: '/api/v1/members/export', auth: NOAUTH,
+      headers: [{ key: 'X-API-Key', value: '{{apiKey}}' }],
+      test: problem(403),
+    }),
     request('An API key may not manage API keys → 403', {
       method: 'GET', path: '/api/v1/api-keys', auth: NOAUTH,
       headers: [{ key: 'X-API-Key', value: '{{apiKey}}' }],
@@ -1050,24 +1097,745 @@ const sessions = {
   ],
 };
 
+// ---- Roster CSV -------------------------------------------------------------------------
+// Small inline rosters in UTF-8, as a school's system or Excel ("CSV UTF-8") writes them.
+// The S0002 row is the guardian the Members folder created (鈴木 一郎, grade 3): an update.
+const CSV_HEADER = 'name,name_kana,student_name,relation,email1,email2,grade,class,club,external_id,lists';
+const CSV_ROWS = [
+  '山田 花子,ヤマダ ハナコ,山田 太郎,母,hanako.yamada@example.jp,taro..papa@docomo.ne.jp,1,A,サッカー部,C1001,1年A組;サッカー部',
+  '髙橋 一郎,タカハシ イチロウ,髙橋 美咲,父,ichiro.takahashi@example.jp,,1,A,,C1002,1年A組',
+  '山﨑 由美,ヤマザキ ユミ,山﨑 蓮,母,yumi.@ezweb.ne.jp,yamazaki.home@example.jp,2,B,サッカー部,C1003,サッカー部',
+  '鈴木 一郎,スズキ イチロウ,鈴木 翔太,父,ichiro.suzuki@example.jp,,3,B,,S0002,',
+];
+// Line 4 (the header is line 1): an address with a space in it.
+const CSV_BAD_ROW = '佐藤 ｹﾝﾀ,サトウ ケンタ,佐藤 陽菜,父,kenta sato@example.jp,,1,B,,C1004,1年B組';
+const GOOD_CSV = [CSV_HEADER, ...CSV_ROWS].join('\n') + '\n';
+// The same rows with the bad one in the middle, CRLF as Excel writes.
+const BAD_CSV = [CSV_HEADER, CSV_ROWS[0], CSV_ROWS[1], CSV_BAD_ROW, CSV_ROWS[2], CSV_ROWS[3]].join('\r\n') + '\r\n';
+// A guardian reachable only through the app, with a spreadsheet formula for a student name.
+const LIST_CSV = 'name,student_name,external_id\n伊藤 結衣の母,"=HYPERLINK(""http://x"")",C1005\n';
+const CSV = (raw) => ({ type: 'text/csv', raw });
+const EXPORT_HEADER = 'name,name_kana,student_name,relation,email1,email2,email3,email4,grade,class,club,route,external_id,lists';
+
+// An import report with these counts and no errors.
+const report = (counts, listsCreated, dryRun = false) => `
+  pm.test('report: ${Object.entries(counts).map(([k, v]) => `${k} ${v}`).join(', ')}', function () {
+      pm.expect(body.created).to.eql(${counts.created});
+      pm.expect(body.updated).to.eql(${counts.updated});
+      pm.expect(body.unchanged).to.eql(${counts.unchanged});
+  });
+  pm.test('read as UTF-8, dry_run ${dryRun}', function () {
+      pm.expect(body.encoding).to.eql('UTF-8');
+      pm.expect(body.dry_run).to.eql(${dryRun});
+  });
+  pm.test('lists created: ${listsCreated.length ? listsCreated.join(', ') : 'none'}', function () {
+      pm.expect(body.lists_created).to.eql(${JSON.stringify(listsCreated)});
+  });
+`;
+// The export's body: the BOM is checked on the bytes (newman's text() drops a BOM), the
+// header and rows on the text (CRLF lines).
+const csvAnswer = `
+  pm.test('status is 200', function () {
+      pm.response.to.have.status(200);
+  });
+  pm.test('answer is text/csv; charset=utf-8', function () {
+      pm.expect(pm.response.headers.get('Content-Type')).to.match(/^text\\/csv/);
+      pm.expect(pm.response.headers.get('Content-Type').toLowerCase()).to.include('charset=utf-8');
+  });
+  const bytes = pm.response.stream;
+  const text = pm.response.text();
+  const lines = text.replace(/^\\uFEFF/, '').split('\\r\\n');
+  pm.test('starts with the UTF-8 BOM (EF BB BF), for Excel', function () {
+      pm.expect([bytes[0], bytes[1], bytes[2]]).to.eql([0xEF, 0xBB, 0xBF]);
+  });
+  pm.test('header line as documented, CRLF line ends', function () {
+      pm.expect(lines[0]).to.eql('${EXPORT_HEADER}');
+      pm.expect(lines[lines.length - 1]).to.eql('');
+  });
+  const rows = lines.slice(1, -1);
+`;
+
+const roster = {
+  name: 'Roster CSV',
+  description: 'Import (UTF-8 or Shift_JIS, dry run, all-or-nothing or partial, upsert by external_id or first address) and Excel-ready export of the roster.',
+  item: [
+    request('Import, dry run (counts, writes nothing)', {
+      method: 'POST', path: '/api/v1/members/import', query: [['dry_run', 'true']],
+      text: CSV(GOOD_CSV),
+      test: ok(200) + report({ created: 3, updated: 1, unchanged: 0 }, ['1年A組', 'サッカー部'], true) + `
+        pm.test('no errors', function () {
+            pm.expect(body.errors).to.eql([]);
+        });`,
+    }),
+    request('The dry run wrote no member', {
+      method: 'GET', path: '/api/v1/members', query: [['q', 'C1001']],
+      test: ok(200) + `
+        pm.test('no match', function () {
+            pm.expect(body.items).to.eql([]);
+        });`,
+    }),
+    request('The dry run created no list', {
+      method: 'GET', path: '/api/v1/lists', query: [['q', 'サッカー部']],
+      test: ok(200) + `
+        pm.test('no match', function () {
+            pm.expect(body.items).to.eql([]);
+        });`,
+    }),
+    request('Import a file with one bad row → 422, nothing written', {
+      method: 'POST', path: '/api/v1/members/import',
+      text: CSV(BAD_CSV),
+      test: problem(422, `
+        pm.test('one error, with the line (header = line 1) and the column', function () {
+            pm.expect(problem.errors).to.have.lengthOf(1);
+            pm.expect(problem.errors[0].line).to.eql(4);
+            pm.expect(problem.errors[0].field).to.eql('email1');
+            pm.expect(problem.errors[0].message).to.be.a('string').and.not.be.empty;
+        });`),
+    }),
+    request('The refused file wrote nothing', {
+      method: 'GET', path: '/api/v1/members/{{member2Id}}',
+      test: ok(200) + `
+        pm.test('鈴木 一郎 not updated', function () {
+            pm.expect(body.name_kana).to.eql(null);
+            pm.expect(body.student_name).to.eql(null);
+        });`,
+    }),
+    request('Import the same file with partial=true', {
+      method: 'POST', path: '/api/v1/members/import', query: [['partial', 'true']],
+      text: CSV(BAD_CSV),
+      test: ok(200) + report({ created: 3, updated: 1, unchanged: 0 }, ['1年A組', 'サッカー部']) + `
+        pm.test('the bad row is reported, with line and field', function () {
+            pm.expect(body.errors).to.have.lengthOf(1);
+            pm.expect(body.errors[0].line).to.eql(4);
+            pm.expect(body.errors[0].field).to.eql('email1');
+        });`,
+    }),
+    request('An imported guardian (q=C1001)', {
+      method: 'GET', path: '/api/v1/members', query: [['q', 'C1001']],
+      test: ok(200) + `
+        const m = body.items[0];
+        pm.test('one guardian, as in the file', function () {
+            pm.expect(body.items).to.have.lengthOf(1);
+            pm.expect(m.name).to.eql('山田 花子');
+            pm.expect(m.name_kana).to.eql('ヤマダ ハナコ');
+            pm.expect(m.student_name).to.eql('山田 太郎');
+            pm.expect(m.relation).to.eql('母');
+            pm.expect(m.external_id).to.eql('C1001');
+            pm.expect(m.status).to.eql('active');
+            pm.expect(m.attributes).to.eql({ grade: '1', class: 'A', club: 'サッカー部' });
+        });
+        pm.test('the carrier address is kept as written, active', function () {
+            pm.expect(m.emails).to.eql([
+                { address: 'hanako.yamada@example.jp', status: 'active' },
+                { address: 'taro..papa@docomo.ne.jp', status: 'active' },
+            ]);
+        });
+        pm.test('in the two lists of the lists column', function () {
+            pm.expect(m.list_ids).to.have.lengthOf(2);
+        });
+        pm.collectionVariables.set('importedMemberId', m.id);`,
+    }),
+    request('The lists column created the lists', {
+      method: 'GET', path: '/api/v1/lists', query: [['q', 'サッカー部']],
+      test: ok(200) + `
+        pm.test('サッカー部, with its two guardians', function () {
+            pm.expect(body.items).to.have.lengthOf(1);
+            pm.expect(body.items[0].name).to.eql('サッカー部');
+            pm.expect(body.items[0].member_count).to.eql(2);
+        });`,
+    }),
+    request('The existing guardian was updated by external_id', {
+      method: 'GET', path: '/api/v1/members/{{member2Id}}',
+      test: ok(200) + `
+        pm.test('鈴木 一郎 with the columns of the file', function () {
+            pm.expect(body.external_id).to.eql('S0002');
+            pm.expect(body.name_kana).to.eql('スズキ イチロウ');
+            pm.expect(body.student_name).to.eql('鈴木 翔太');
+            pm.expect(body.attributes).to.eql({ grade: '3', class: 'B' });
+            pm.expect(body.list_ids).to.eql([pm.collectionVariables.get('listId')]);
+        });`,
+    }),
+    request('The bad row was not imported', {
+      method: 'GET', path: '/api/v1/members', query: [['q', 'C1004']],
+      test: ok(200) + `
+        pm.test('no match', function () {
+            pm.expect(body.items).to.eql([]);
+        });`,
+    }),
+    request('Import the good rows again → all unchanged', {
+      method: 'POST', path: '/api/v1/members/import',
+      text: CSV(GOOD_CSV),
+      test: ok(200) + report({ created: 0, updated: 0, unchanged: 4 }, []) + `
+        pm.test('no errors', function () {
+            pm.expect(body.errors).to.eql([]);
+        });`,
+    }),
+    request('Import into a list (list_id); a formula stays text', {
+      method: 'POST', path: '/api/v1/members/import', query: [['list_id', '{{listId}}']],
+      text: CSV(LIST_CSV),
+      test: ok(200) + report({ created: 1, updated: 0, unchanged: 0 }, []),
+    }),
+    request('The guardian joined the list', {
+      method: 'GET', path: '/api/v1/lists/{{listId}}/members',
+      test: ok(200) + `
+        const m = body.items.find(m => m.external_id === 'C1005');
+        pm.test('鈴木 一郎 and the new guardian, without addresses', function () {
+            pm.expect(body.items).to.have.lengthOf(2);
+            pm.expect(m.name).to.eql('伊藤 結衣の母');
+            pm.expect(m.student_name).to.eql('=HYPERLINK("http://x")');
+            pm.expect(m.emails).to.eql([]);
+        });`,
+    }),
+    request('Import into an unknown list → 422', {
+      method: 'POST', path: '/api/v1/members/import', query: [['list_id', '00000000-0000-7000-8000-000000000000']],
+      text: CSV(LIST_CSV),
+      test: problem(422, `
+        pm.test('names the parameter list_id', function () {
+            pm.expect(problem.errors.map(e => e.field)).to.eql(['list_id']);
+        });`),
+    }),
+    request('Import a file without a name column → 422 at line 1', {
+      method: 'POST', path: '/api/v1/members/import',
+      text: CSV('email1,grade\nsomeone@example.jp,1\n'),
+      test: problem(422, `
+        pm.test('the header (line 1) lacks name', function () {
+            pm.expect(problem.errors).to.have.lengthOf(1);
+            pm.expect(problem.errors[0].field).to.eql('name');
+            pm.expect(problem.errors[0].line).to.eql(1);
+        });`),
+    }),
+    request('Import with an unknown parameter → 422', {
+      method: 'POST', path: '/api/v1/members/import', query: [['mode', 'replace']],
+      text: CSV(LIST_CSV),
+      test: problem(422, `
+        pm.test('names the parameter', function () {
+            pm.expect(problem.errors.map(e => e.field)).to.include('mode');
+        });`),
+    }),
+    request('Import JSON instead of CSV → 415', {
+      method: 'POST', path: '/api/v1/members/import',
+      json: { name: '山田 花子' },
+      test: problem(415),
+    }),
+    request('Export the roster (CSV for Excel)', {
+      method: 'GET', path: '/api/v1/members/export',
+      test: csvAnswer + `
+        pm.test('a download named members.csv', function () {
+            pm.expect(pm.response.headers.get('Content-Disposition')).to.match(/^attachment;\\s*filename="members\\.csv"/);
+        });
+        pm.test('five guardians', function () {
+            pm.expect(rows).to.have.lengthOf(5);
+        });
+        pm.test('the imported row comes back in the documented columns, addresses unmasked (contacts:read)', function () {
+            pm.expect(rows).to.include('山田 花子,ヤマダ ハナコ,山田 太郎,母,hanako.yamada@example.jp,taro..papa@docomo.ne.jp,,,1,A,サッカー部,,C1001,1年A組;サッカー部');
+        });
+        pm.test('a formula is neutralised with a leading quote', function () {
+            pm.expect(rows).to.include('伊藤 結衣の母,,"\\'=HYPERLINK(""http://x"")",,,,,,,,,,C1005,1年A組（2026）');
+        });
+        // For the round trip below, with its BOM.
+        pm.collectionVariables.set('exportCsv', '\\uFEFF' + text.replace(/^\\uFEFF/, ''));`,
+    }),
+    request('Export one list (list_id)', {
+      method: 'GET', path: '/api/v1/members/export', query: [['list_id', '{{listId}}']],
+      test: csvAnswer + `
+        pm.test('the two guardians of the list', function () {
+            pm.expect(rows).to.have.lengthOf(2);
+            pm.expect(rows.map(r => r.split(',')[12]).sort()).to.eql(['C1005', 'S0002']);
+        });`,
+    }),
+    request('Export with an unknown parameter → 422', {
+      method: 'GET', path: '/api/v1/members/export', query: [['format', 'xlsx']],
+      test: problem(422, `
+        pm.test('names the parameter', function () {
+            pm.expect(problem.errors.map(e => e.field)).to.include('format');
+        });`),
+    }),
+    request('Import the export back (UTF-8 with BOM) → all unchanged', {
+      method: 'POST', path: '/api/v1/members/import',
+      text: CSV('{{exportCsv}}'),
+      test: ok(200) + report({ created: 0, updated: 0, unchanged: 5 }, []) + `
+        pm.test('no errors', function () {
+            pm.expect(body.errors).to.eql([]);
+        });`,
+    }),
+    request('Create a read-only key (members:read) for the masked export', {
+      method: 'POST', path: '/api/v1/api-keys',
+      json: { name: 'masked export', scopes: ['members:read'] },
+      test: ok(201) + `
+        pm.test('active', function () {
+            pm.expect(body.status).to.eql('active');
+            pm.expect(body.scopes).to.eql(['members:read']);
+        });
+        pm.collectionVariables.set('exportKey', body.key);
+        pm.collectionVariables.set('exportKeyId', body.id);`,
+    }),
+    request('Without contacts:read the export masks addresses', {
+      method: 'GET', path: '/api/v1/members/export', auth: NOAUTH,
+      headers: [{ key: 'X-API-Key', value: '{{exportKey}}' }],
+      test: csvAnswer + `
+        pm.test('masked addresses only', function () {
+            pm.expect(text).to.not.include('hanako.yamada@');
+            pm.expect(text).to.not.include('taro..papa@');
+            pm.expect(rows.find(r => r.startsWith('山田 花子,'))).to.include(',h***@example.jp,t***@docomo.ne.jp,');
+        });`,
+    }),
+    request('A read-only key may not import → 403', {
+      method: 'POST', path: '/api/v1/members/import', auth: NOAUTH,
+      headers: [{ key: 'X-API-Key', value: '{{exportKey}}' }],
+      text: CSV(GOOD_CSV),
+      test: problem(403),
+    }),
+    request('Revoke the export key', {
+      method: 'DELETE', path: '/api/v1/api-keys/{{exportKeyId}}',
+      test: noContent,
+    }),
+  ],
+};
+
+// ---- Guardian app -----------------------------------------------------------------------
+const appSession = `
+  pm.test('an app session: Bearer token, expires_in, the profile', function () {
+      pm.expect(body.token_type).to.eql('Bearer');
+      pm.expect(body.expires_in).to.be.a('number').and.above(0);
+      pm.expect(body.access_token).to.be.a('string').and.match(/^[\\w-]+\\.[\\w-]+\\.[\\w-]+$/);
+      pm.expect(body).to.not.have.property('refresh_token');
+      pm.expect(body.profile.org_name).to.eql('Postman School');
+  });
+`;
+
+const guardianApp = {
+  name: 'Guardian app',
+  description: 'The official app: invitation codes, the guardian\'s own profile, double opt-in addresses and devices; join codes, self-registration and approval by staff.',
+  item: [
+    request('Invite a guardian to the app (staff)', {
+      method: 'POST', path: '/api/v1/members/{{importedMemberId}}/invitations',
+      test: ok(201) + FORMATS + `
+        pm.test('a code to type, its link, 14 days', function () {
+            pm.expect(body.code).to.match(/^[0-9A-HJKMNP-TV-Z]{4}-[0-9A-HJKMNP-TV-Z]{4}-[0-9A-HJKMNP-TV-Z]{4}$/);
+            pm.expect(body.url).to.match(/^https?:\\/\\//);
+            pm.expect(body.url.endsWith('/invite/' + body.code)).to.be.true;
+            pm.expect(body.expires_at).to.match(RFC3339_UTC);
+            const days = (Date.parse(body.expires_at) - Date.now()) / 86400000;
+            pm.expect(days).to.be.within(13.9, 14.1);
+        });
+        pm.collectionVariables.set('invitationCode', body.code);`,
+    }),
+    request('Invite an unknown member → 404', {
+      method: 'POST', path: '/api/v1/members/00000000-0000-7000-8000-000000000000/invitations',
+      test: problem(404),
+    }),
+    request('Open an app session with the code (typed lower case, without dashes)', {
+      method: 'POST', path: '/api/v1/app/session', auth: NOAUTH,
+      pre: `
+        pm.collectionVariables.set('typedCode', pm.collectionVariables.get('invitationCode').replace(/-/g, '').toLowerCase());`,
+      json: '{\n  "code": "{{typedCode}}"\n}',
+      test: ok(201) + appSession + `
+        pm.test('the invited guardian, who sees their own addresses', function () {
+            pm.expect(body.profile.id).to.eql(pm.collectionVariables.get('importedMemberId'));
+            pm.expect(body.profile.name).to.eql('山田 花子');
+            pm.expect(body.profile.status).to.eql('active');
+            pm.expect(body.profile.emails.map(e => e.address)).to.eql(['hanako.yamada@example.jp', 'taro..papa@docomo.ne.jp']);
+            pm.expect(body.profile.devices).to.eql([]);
+        });
+        pm.collectionVariables.set('guardianToken', body.access_token);`,
+    }),
+    request('The same code again → 401', {
+      method: 'POST', path: '/api/v1/app/session', auth: NOAUTH,
+      json: '{\n  "code": "{{invitationCode}}"\n}',
+      test: problem(401),
+    }),
+    request('An unknown code → 401', {
+      method: 'POST', path: '/api/v1/app/session', auth: NOAUTH,
+      json: { code: 'ZZZZ-ZZZZ-ZZZZ' },
+      test: problem(401),
+    }),
+    request('GET /app/me', {
+      method: 'GET', path: '/api/v1/app/me', auth: bearer('guardianToken'),
+      test: ok(200) + `
+        pm.test('the guardian, unmasked, nothing of the school\\'s', function () {
+            pm.expect(body.id).to.eql(pm.collectionVariables.get('importedMemberId'));
+            pm.expect(body.org_name).to.eql('Postman School');
+            pm.expect(body.name_kana).to.eql('ヤマダ ハナコ');
+            pm.expect(body.student_name).to.eql('山田 太郎');
+            pm.expect(body.emails).to.have.lengthOf(2);
+            pm.expect(body).to.not.have.property('attributes');
+            pm.expect(body).to.not.have.property('external_id');
+            pm.expect(body).to.not.have.property('list_ids');
+        });`,
+    }),
+    request('GET /app/me without credentials → 401', {
+      method: 'GET', path: '/api/v1/app/me', auth: NOAUTH,
+      test: problem(401),
+    }),
+    request('A staff token on /app/me → 401', {
+      method: 'GET', path: '/api/v1/app/me',
+      test: problem(401),
+    }),
+    request('The guardian token on /me → 401', {
+      method: 'GET', path: '/api/v1/me', auth: bearer('guardianToken'),
+      test: problem(401),
+    }),
+    request('The guardian token on the roster → 401', {
+      method: 'GET', path: '/api/v1/members', auth: bearer('guardianToken'),
+      test: problem(401),
+    }),
+    request('Change the own profile (an empty string clears)', {
+      method: 'PATCH', path: '/api/v1/app/me', auth: bearer('guardianToken'),
+      json: { name_kana: 'ヤマダ ハナ', relation: '' },
+      test: ok(200) + `
+        pm.test('only the fields present changed', function () {
+            pm.expect(body.name_kana).to.eql('ヤマダ ハナ');
+            pm.expect(body.relation).to.eql(null);
+            pm.expect(body.name).to.eql('山田 花子');
+            pm.expect(body.student_name).to.eql('山田 太郎');
+        });`,
+    }),
+    request("The school's fields are not the guardian's → 422", {
+      method: 'PATCH', path: '/api/v1/app/me', auth: bearer('guardianToken'),
+      json: { attributes: { grade: '6' } },
+      test: problem(422, `
+        pm.test('names the field attributes', function () {
+            pm.expect(problem.errors.map(e => e.field)).to.eql(['attributes']);
+        });`),
+    }),
+    request('An empty name → 422', {
+      method: 'PATCH', path: '/api/v1/app/me', auth: bearer('guardianToken'),
+      json: { name: '' },
+      test: problem(422, `
+        pm.test('names the field name', function () {
+            pm.expect(problem.errors.map(e => e.field)).to.eql(['name']);
+        });`),
+    }),
+    request('Staff see the change; attributes and lists kept', {
+      method: 'GET', path: '/api/v1/members/{{importedMemberId}}',
+      test: ok(200) + `
+        pm.test('changed by the guardian, the rest as imported', function () {
+            pm.expect(body.name_kana).to.eql('ヤマダ ハナ');
+            pm.expect(body.relation).to.eql(null);
+            pm.expect(body.external_id).to.eql('C1001');
+            pm.expect(body.attributes).to.eql({ grade: '1', class: 'A', club: 'サッカー部' });
+            pm.expect(body.list_ids).to.have.lengthOf(2);
+            pm.expect(body.emails.map(e => e.status)).to.eql(['active', 'active']);
+        });`,
+    }),
+    request('Add an address (unconfirmed until its link is opened)', {
+      method: 'POST', path: '/api/v1/app/me/emails', auth: bearer('guardianToken'),
+      json: { address: 'hanako.mobile@ezweb.ne.jp' },
+      test: ok(201) + `
+        pm.test('the third address, unconfirmed', function () {
+            pm.expect(body.emails).to.have.lengthOf(3);
+            pm.expect(body.emails[2]).to.eql({ address: 'hanako.mobile@ezweb.ne.jp', status: 'unconfirmed' });
+            pm.expect(body.emails[0].status).to.eql('active');
+        });`,
+    }),
+    request('Add one of the own addresses again (other case) → 409', {
+      method: 'POST', path: '/api/v1/app/me/emails', auth: bearer('guardianToken'),
+      json: { address: 'Hanako.Yamada@example.jp' },
+      test: problem(409, `
+        pm.test('names the field address', function () {
+            pm.expect(problem.errors.map(e => e.field)).to.eql(['address']);
+        });`),
+    }),
+    request('Add something that is not an address → 422', {
+      method: 'POST', path: '/api/v1/app/me/emails', auth: bearer('guardianToken'),
+      json: { address: 'not an address' },
+      test: problem(422, `
+        pm.test('names the field address', function () {
+            pm.expect(problem.errors.map(e => e.field)).to.eql(['address']);
+        });`),
+    }),
+    request('Add a fourth address', {
+      method: 'POST', path: '/api/v1/app/me/emails', auth: bearer('guardianToken'),
+      json: { address: 'yamada.family@example.jp' },
+      test: ok(201) + `
+        pm.test('four addresses, the new one unconfirmed', function () {
+            pm.expect(body.emails).to.have.lengthOf(4);
+            pm.expect(body.emails[3]).to.eql({ address: 'yamada.family@example.jp', status: 'unconfirmed' });
+        });`,
+    }),
+    request('A fifth address → 422', {
+      method: 'POST', path: '/api/v1/app/me/emails', auth: bearer('guardianToken'),
+      json: { address: 'fifth@example.jp' },
+      test: problem(422, `
+        pm.test('names the field address', function () {
+            pm.expect(problem.errors.map(e => e.field)).to.eql(['address']);
+        });`),
+    }),
+    request('Staff see which addresses are unconfirmed', {
+      method: 'GET', path: '/api/v1/members/{{importedMemberId}}',
+      test: ok(200) + `
+        pm.test('two active, two unconfirmed', function () {
+            pm.expect(body.emails.map(e => e.status)).to.eql(['active', 'active', 'unconfirmed', 'unconfirmed']);
+        });`,
+    }),
+    request('Send the confirmation link again → 202', {
+      method: 'POST', path: '/api/v1/app/me/emails/hanako.mobile@ezweb.ne.jp/confirmation', auth: bearer('guardianToken'),
+      test: `
+        pm.test('status is 202', function () {
+            pm.response.to.have.status(202);
+        });`,
+    }),
+    request('A confirmation link for a confirmed address → 404', {
+      method: 'POST', path: '/api/v1/app/me/emails/hanako.yamada@example.jp/confirmation', auth: bearer('guardianToken'),
+      test: problem(404),
+    }),
+    request('Remove an address', {
+      method: 'DELETE', path: '/api/v1/app/me/emails/yamada.family@example.jp', auth: bearer('guardianToken'),
+      test: noContent,
+    }),
+    request('Remove the same address again → 404', {
+      method: 'DELETE', path: '/api/v1/app/me/emails/yamada.family@example.jp', auth: bearer('guardianToken'),
+      test: problem(404),
+    }),
+    request('A made-up confirmation link → a page saying it cannot be used', {
+      method: 'GET', path: '/confirm-email/made-up-token-{{$timestamp}}', auth: NOAUTH,
+      description: 'The real token travels only by e-mail (the outbox); a forged or used one gets this page.',
+      test: `
+        pm.test('status is 200', function () {
+            pm.response.to.have.status(200);
+        });
+        pm.test('answer is text/html', function () {
+            pm.expect(pm.response.headers.get('Content-Type')).to.match(/^text\\/html/);
+        });
+        pm.test('says the link cannot be used, echoes nothing', function () {
+            pm.expect(pm.response.text()).to.include('使えません');
+            pm.expect(pm.response.text()).to.not.include('made-up-token');
+        });`,
+    }),
+    request('The address is still unconfirmed', {
+      method: 'GET', path: '/api/v1/app/me', auth: bearer('guardianToken'),
+      pre: `
+        // Reset the counter of the device loop that follows.
+        pm.collectionVariables.set('appDeviceCount', '0');`,
+      test: ok(200) + `
+        pm.test('three addresses, the added one unconfirmed', function () {
+            pm.expect(body.emails.map(e => e.status)).to.eql(['active', 'active', 'unconfirmed']);
+        });`,
+    }),
+    request('Register this phone (four times)', {
+      method: 'POST', path: '/api/v1/app/me/devices', auth: bearer('guardianToken'),
+      description: 'Runs four times (setNextRequest), each with a new token: a guardian holds up to four devices.',
+      pre: `
+        const n = Number(pm.collectionVariables.get('appDeviceCount') || '0') + 1;
+        pm.collectionVariables.set('appDeviceCount', String(n));
+        pm.collectionVariables.set('devicePlatform', n % 2 ? 'fcm' : 'apns');
+        pm.collectionVariables.set('deviceToken', 'app-' + Date.now().toString(16) + '-' + Math.floor(Math.random() * 1e9).toString(16) + '-' + n);`,
+      json: '{\n  "platform": "{{devicePlatform}}",\n  "token": "{{deviceToken}}",\n  "app_id": "jp.example.renrakumo"\n}',
+      test: ok(201) + `
+        pm.test('registered, the own token unmasked', function () {
+            pm.expect(body.id).to.be.a('string').and.not.be.empty;
+            pm.expect(body.platform).to.eql(pm.collectionVariables.get('devicePlatform'));
+            pm.expect(body.token).to.eql(pm.collectionVariables.get('deviceToken'));
+            pm.expect(body.app_id).to.eql('jp.example.renrakumo');
+        });
+        const n = Number(pm.collectionVariables.get('appDeviceCount'));
+        if (n === 1) {
+            pm.collectionVariables.set('appDeviceId', body.id);
+        }
+        if (n < 4) {
+            pm.execution.setNextRequest(pm.info.requestName);
+        }`,
+    }),
+    request('A fifth phone → 409', {
+      method: 'POST', path: '/api/v1/app/me/devices', auth: bearer('guardianToken'),
+      json: { platform: 'fcm', token: 'fifth-app-device-{{$timestamp}}' },
+      test: problem(409, `
+        pm.test('names the field devices', function () {
+            pm.expect(problem.errors.map(e => e.field)).to.eql(['devices']);
+        });`),
+    }),
+    request('A phone with a bad token → 422', {
+      method: 'POST', path: '/api/v1/app/me/devices', auth: bearer('guardianToken'),
+      json: { platform: 'apns', token: 'has spaces in it' },
+      test: problem(422, `
+        pm.test('names the field token', function () {
+            pm.expect(problem.errors.map(e => e.field)).to.include('token');
+        });`),
+    }),
+    request('Remove a phone', {
+      method: 'DELETE', path: '/api/v1/app/me/devices/{{appDeviceId}}', auth: bearer('guardianToken'),
+      test: noContent,
+    }),
+    request('Remove the same phone again → 404', {
+      method: 'DELETE', path: '/api/v1/app/me/devices/{{appDeviceId}}', auth: bearer('guardianToken'),
+      test: problem(404),
+    }),
+    request("Staff register a device for another guardian", {
+      method: 'POST', path: '/api/v1/members/{{member2Id}}/devices',
+      pre: `
+        pm.collectionVariables.set('deviceToken', 'staff-' + Date.now().toString(16) + '-' + Math.floor(Math.random() * 1e9).toString(16));`,
+      json: '{\n  "platform": "apns",\n  "token": "{{deviceToken}}"\n}',
+      test: ok(201) + `
+        pm.collectionVariables.set('otherDeviceId', body.id);`,
+    }),
+    request("Another guardian's device cannot be removed from the app → 404", {
+      method: 'DELETE', path: '/api/v1/app/me/devices/{{otherDeviceId}}', auth: bearer('guardianToken'),
+      test: problem(404),
+    }),
+    request('Three phones left', {
+      method: 'GET', path: '/api/v1/app/me', auth: bearer('guardianToken'),
+      test: ok(200) + `
+        pm.test('three devices, without the removed one', function () {
+            pm.expect(body.devices).to.have.lengthOf(3);
+            pm.expect(body.devices.map(d => d.id)).to.not.include(pm.collectionVariables.get('appDeviceId'));
+        });`,
+    }),
+    request('Give a list a join code', {
+      method: 'PUT', path: '/api/v1/lists/{{listId}}/join-code',
+      test: ok(200) + `
+        pm.test('an 8-character code', function () {
+            pm.expect(body.join_code).to.match(/^[0-9A-HJKMNP-TV-Z]{8}$/);
+        });
+        pm.collectionVariables.set('oldJoinCode', body.join_code);`,
+    }),
+    request('A new join code replaces the old one', {
+      method: 'PUT', path: '/api/v1/lists/{{listId}}/join-code',
+      test: ok(200) + `
+        pm.test('another code', function () {
+            pm.expect(body.join_code).to.match(/^[0-9A-HJKMNP-TV-Z]{8}$/);
+            pm.expect(body.join_code).to.not.eql(pm.collectionVariables.get('oldJoinCode'));
+        });
+        pm.collectionVariables.set('joinCode', body.join_code);`,
+    }),
+    request('The list shows its join code', {
+      method: 'GET', path: '/api/v1/lists/{{listId}}',
+      test: ok(200) + `
+        pm.test('the current code', function () {
+            pm.expect(body.join_code).to.eql(pm.collectionVariables.get('joinCode'));
+        });`,
+    }),
+    request('A join code for an unknown list → 404', {
+      method: 'PUT', path: '/api/v1/lists/00000000-0000-7000-8000-000000000000/join-code',
+      test: problem(404),
+    }),
+    request('Register with the old join code → 401', {
+      method: 'POST', path: '/api/v1/app/register', auth: NOAUTH,
+      json: '{\n  "join_code": "{{oldJoinCode}}",\n  "name": "古い コード"\n}',
+      test: problem(401),
+    }),
+    request('Register in the app with the join code (typed lower case)', {
+      method: 'POST', path: '/api/v1/app/register', auth: NOAUTH,
+      pre: `
+        pm.collectionVariables.set('typedJoinCode', pm.collectionVariables.get('joinCode').toLowerCase());`,
+      json: '{\n  "join_code": "{{typedJoinCode}}",\n  "name": "小林 真理",\n  "student_name": "小林 悠真",\n  "relation": "母",\n  "email": "mari.kobayashi@example.jp"\n}',
+      test: ok(201) + appSession + `
+        pm.test('pending until staff approve; the address unconfirmed', function () {
+            pm.expect(body.profile.name).to.eql('小林 真理');
+            pm.expect(body.profile.student_name).to.eql('小林 悠真');
+            pm.expect(body.profile.status).to.eql('pending');
+            pm.expect(body.profile.emails).to.eql([{ address: 'mari.kobayashi@example.jp', status: 'unconfirmed' }]);
+        });
+        pm.collectionVariables.set('pendingMemberId', body.profile.id);
+        pm.collectionVariables.set('pendingToken', body.access_token);`,
+    }),
+    request('Register without a name → 422', {
+      method: 'POST', path: '/api/v1/app/register', auth: NOAUTH,
+      json: '{\n  "join_code": "{{joinCode}}",\n  "name": ""\n}',
+      test: problem(422, `
+        pm.test('names the field name', function () {
+            pm.expect(problem.errors.map(e => e.field)).to.eql(['name']);
+        });`),
+    }),
+    request('The pending guardian uses the app', {
+      method: 'GET', path: '/api/v1/app/me', auth: bearer('pendingToken'),
+      test: ok(200) + `
+        pm.test('pending', function () {
+            pm.expect(body.id).to.eql(pm.collectionVariables.get('pendingMemberId'));
+            pm.expect(body.status).to.eql('pending');
+        });`,
+    }),
+    request('Staff find the pending guardian (status=pending)', {
+      method: 'GET', path: '/api/v1/members', query: [['status', 'pending']],
+      test: ok(200) + `
+        pm.test('only the new guardian, in the list of the join code', function () {
+            pm.expect(body.items.map(m => m.id)).to.eql([pm.collectionVariables.get('pendingMemberId')]);
+            pm.expect(body.items[0].list_ids).to.eql([pm.collectionVariables.get('listId')]);
+        });`,
+    }),
+    request('A pending guardian is approved, not suspended → 409', {
+      method: 'POST', path: '/api/v1/members/{{pendingMemberId}}/suspend',
+      test: problem(409, `
+        pm.test('names the field status', function () {
+            pm.expect(problem.errors.map(e => e.field)).to.include('status');
+        });`),
+    }),
+    request('Approve the guardian (承認)', {
+      method: 'POST', path: '/api/v1/members/{{pendingMemberId}}/approve',
+      test: ok(200) + `
+        pm.test('active', function () {
+            pm.expect(body.id).to.eql(pm.collectionVariables.get('pendingMemberId'));
+            pm.expect(body.status).to.eql('active');
+        });`,
+    }),
+    request('The app sees the approval', {
+      method: 'GET', path: '/api/v1/app/me', auth: bearer('pendingToken'),
+      test: ok(200) + `
+        pm.test('active', function () {
+            pm.expect(body.status).to.eql('active');
+        });`,
+    }),
+    request('Stop self-registration (remove the join code)', {
+      method: 'DELETE', path: '/api/v1/lists/{{listId}}/join-code',
+      test: noContent,
+    }),
+    request('The list has no join code', {
+      method: 'GET', path: '/api/v1/lists/{{listId}}',
+      test: ok(200) + `
+        pm.test('join_code is null', function () {
+            pm.expect(body.join_code).to.eql(null);
+        });`,
+    }),
+    request('Register with the removed join code → 401', {
+      method: 'POST', path: '/api/v1/app/register', auth: NOAUTH,
+      json: '{\n  "join_code": "{{joinCode}}",\n  "name": "遅れた 保護者"\n}',
+      test: problem(401),
+    }),
+    request('Removing the guardian ends their app session', {
+      method: 'DELETE', path: '/api/v1/members/{{pendingMemberId}}',
+      test: noContent,
+    }),
+    request("The removed guardian's app token → 401", {
+      method: 'GET', path: '/api/v1/app/me', auth: bearer('pendingToken'),
+      test: problem(401),
+    }),
+    request('App logout', {
+      method: 'POST', path: '/api/v1/app/logout', auth: bearer('guardianToken'),
+      test: noContent,
+    }),
+    request('After app logout the token → 401', {
+      method: 'GET', path: '/api/v1/app/me', auth: bearer('guardianToken'),
+      test: problem(401),
+    }),
+    request('App logout again → 401', {
+      method: 'POST', path: '/api/v1/app/logout', auth: bearer('guardianToken'),
+      test: problem(401),
+    }),
+  ],
+};
+
 const variables = ['accessToken', 'refreshToken', 'usedRefreshToken', 'oauthAccessToken', 'oauthRefreshToken', 'adminId',
   'senderEmail', 'senderPassword', 'senderId', 'senderAccessToken', 'usersCursor', 'usersSeen',
   'listId', 'list2Id', 'listsCursor', 'listsFirst', 'memberId', 'member2Id', 'membersCursor', 'membersFirst',
   'deviceCount', 'devicePlatform', 'deviceToken', 'deviceId', 'readKey', 'readKeyId',
-  'apiKey', 'apiKeyId', 'apiKeyExpiresAt', 'inThreeDays'];
+  'apiKey', 'apiKeyId', 'apiKeyExpiresAt', 'inThreeDays',
+  'importedMemberId', 'exportCsv', 'exportKey', 'exportKeyId',
+  'invitationCode', 'typedCode', 'guardianToken', 'appDeviceCount', 'appDeviceId', 'otherDeviceId',
+  'oldJoinCode', 'joinCode', 'typedJoinCode', 'pendingMemberId', 'pendingToken'];
 
 const collection = {
   info: {
     _postman_id: '5e1f0000-0000-4000-8000-000000000000',
     name: 'renrakumo',
     description: [
-      'renrakumo (連絡網) API: health, sign-in, staff, lists, members (guardians) and API keys.',
+      'renrakumo (連絡網) API: health, documentation, sign-in, staff, lists, members (guardians), roster CSV',
+      'import/export, the guardian app (invitations, join codes, own profile, addresses, devices) and API keys.',
       '',
       'Runs green, in order, against a fresh database whose first admin was created with',
       '`renrakumo create-admin --org \'Postman School\' --email {{adminEmail}} --password {{adminPassword}}`.',
       '`scripts/postman.sh` does all of that and runs this collection with newman.',
       '',
-      'Requests authenticate with `Authorization: Bearer {{accessToken}}` (collection auth) unless they say otherwise;',
+      'Requests authenticate with `Authorization: Bearer {{accessToken}}` (collection auth) unless they say otherwise',
+      '(the guardian app uses `{{guardianToken}}`);',
       'test scripts store tokens and ids in collection variables. Every error answer is checked to be',
       'application/problem+json (RFC 9457).',
     ].join('\n'),
@@ -1092,7 +1860,7 @@ const collection = {
       },
     },
   ],
-  item: [health, signIn, users, lists, members, membership, apiKeys, sessions],
+  item: [health, docs, signIn, users, lists, members, membership, roster, guardianApp, apiKeys, sessions],
   variable: variables.map((key) => ({ key, value: '', type: 'string' })),
 };
 

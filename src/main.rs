@@ -18,8 +18,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the HTTP API (and, from the delivery issue on, the delivery workers).
+    /// Run the HTTP API and the delivery workers (RENRAKUMO_WORKERS of them).
     Serve,
+    /// Run delivery workers only (no HTTP API); stops cleanly on SIGINT/SIGTERM.
+    Worker,
     /// Apply database migrations and exit.
     Migrate,
     /// Print the OpenAPI document (openapi/openapi.json must equal it).
@@ -69,6 +71,17 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             tracing::info!(%bind, "serving; Swagger UI at http://{bind}/swagger-ui/");
             app.run_until_stopped().await?;
         }
+        Command::Worker => {
+            if config.workers == 0 {
+                anyhow::bail!("RENRAKUMO_WORKERS is 0: a worker instance needs at least one delivery task");
+            }
+            let state = renrakumo::startup::prepare(config).await?;
+            let workers = renrakumo::startup::Workers::start(&state);
+            tracing::info!(tasks = state.config.workers, "delivery workers running");
+            shutdown_signal().await;
+            tracing::info!("stopping: finishing the deliveries in flight");
+            workers.stop().await;
+        }
         Command::Migrate => {
             Db::connect(&config.database_url).await?.migrate().await?;
             tracing::info!("migrations applied");
@@ -82,4 +95,20 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Openapi => unreachable!("answered before configuration is read"),
     }
     Ok(())
+}
+
+/// SIGINT or SIGTERM (what a container orchestrator sends).
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
 }

@@ -18,6 +18,7 @@ use crate::config::Config;
 use crate::db::Db;
 use crate::db::repositories::{organizations, settings};
 use crate::delivery::email::Mailer;
+use crate::delivery::worker::{Worker, WorkerSettings};
 use crate::error::{ApiError, PROBLEM_JSON, Problem};
 use crate::state::AppState;
 use crate::telemetry::RequestSpan;
@@ -25,7 +26,36 @@ use crate::telemetry::RequestSpan;
 pub struct Application {
     port: u16,
     server: Server,
+    workers: Workers,
     pub state: AppState,
+}
+
+/// The delivery tasks of this instance and the switch that stops them.
+pub struct Workers {
+    shutdown: tokio::sync::watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Workers {
+    /// Starts `config.workers` delivery tasks (none when 0: an API-only instance).
+    pub fn start(state: &AppState) -> Workers {
+        let (shutdown, receiver) = tokio::sync::watch::channel(false);
+        let tasks = (0..state.config.workers)
+            .map(|_| {
+                let worker = Arc::new(Worker::new(state.clone(), WorkerSettings::default()));
+                tokio::spawn(worker.run(receiver.clone()))
+            })
+            .collect();
+        Workers { shutdown, tasks }
+    }
+
+    /// Stops claiming; waits for the rounds in flight to record their outcomes.
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(true);
+        for task in self.tasks {
+            let _ = task.await;
+        }
+    }
 }
 
 /// Connects, migrates and loads the shared secret; used by `serve` and by tests.
@@ -55,16 +85,20 @@ impl Application {
         let state = prepare(config).await?;
         let port = listener.local_addr()?.port();
         let server = run(listener, state.clone())?;
-        Ok(Application { port, server, state })
+        let workers = Workers::start(&state);
+        Ok(Application { port, server, workers, state })
     }
 
     pub fn port(&self) -> u16 {
         self.port
     }
 
-    /// Runs until SIGINT/SIGTERM; actix finishes requests in flight before it returns.
+    /// Runs until SIGINT/SIGTERM: actix finishes the requests in flight, then the delivery
+    /// workers finish theirs (nothing is left claimed).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let served = self.server.await;
+        self.workers.stop().await;
+        served
     }
 }
 

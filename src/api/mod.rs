@@ -10,6 +10,7 @@ pub mod health;
 pub mod lists;
 pub mod me;
 pub mod members;
+pub mod messages;
 pub mod pagination;
 pub mod roster_io;
 pub mod users;
@@ -30,6 +31,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
             .configure(roster_io::configure)
             .configure(members::configure)
             .configure(app::configure)
+            .configure(messages::configure)
             .configure(confirmations::configure),
     );
 }

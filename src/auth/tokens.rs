@@ -2,6 +2,7 @@
 //! which are stored only as SHA-256 digests.
 
 use base64::Engine;
+use hmac::{Hmac, Mac};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
@@ -35,11 +36,55 @@ pub struct AccessClaims {
 pub struct JwtKeys {
     encoding: EncodingKey,
     decoding: DecodingKey,
+    /// Signs personal links; derived from the same secret, so every instance agrees.
+    link_key: [u8; 32],
+}
+
+type HmacSha256 = Hmac<Sha256>;
+
+fn mac(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
+    let mut mac = <HmacSha256 as Mac>::new_from_slice(key).expect("HMAC takes keys of any length");
+    for part in parts {
+        mac.update(part);
+    }
+    mac.finalize().into_bytes().into()
 }
 
 impl JwtKeys {
     pub fn new(secret: &[u8]) -> JwtKeys {
-        JwtKeys { encoding: EncodingKey::from_secret(secret), decoding: DecodingKey::from_secret(secret) }
+        JwtKeys {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+            link_key: mac(secret, &[b"renrakumo personal links v1"]),
+        }
+    }
+
+    /// The token of a guardian's personal link for one message: both ids and a 128-bit
+    /// HMAC over them, so it cannot be guessed or altered, and needs no table to look up.
+    pub fn receipt_token(&self, message_id: &str, member_id: &str) -> String {
+        let (Ok(message), Ok(member)) = (uuid::Uuid::parse_str(message_id), uuid::Uuid::parse_str(member_id)) else {
+            return String::new();
+        };
+        let tag = mac(&self.link_key, &[message.as_bytes(), member.as_bytes()]);
+        let mut bytes = Vec::with_capacity(48);
+        bytes.extend_from_slice(message.as_bytes());
+        bytes.extend_from_slice(member.as_bytes());
+        bytes.extend_from_slice(&tag[..16]);
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    }
+
+    /// (message id, member id) of a genuine token; None for anything forged or altered.
+    pub fn verify_receipt_token(&self, token: &str) -> Option<(String, String)> {
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(token).ok().filter(|b| b.len() == 48)?;
+        let tag = mac(&self.link_key, &[&bytes[..16], &bytes[16..32]]);
+        // Constant-time comparison: no timing hint about how much of a forgery was right.
+        let diff = tag[..16].iter().zip(&bytes[32..]).fold(0u8, |acc, (a, b)| acc | (a ^ b));
+        if diff != 0 {
+            return None;
+        }
+        let message = uuid::Uuid::from_slice(&bytes[..16]).ok()?;
+        let member = uuid::Uuid::from_slice(&bytes[16..32]).ok()?;
+        Some((message.to_string(), member.to_string()))
     }
 
     pub fn issue(&self, user_id: &str, org_id: &str, role: &str, session_id: &str) -> anyhow::Result<String> {
@@ -87,4 +132,29 @@ pub fn random_secret(prefix: &str) -> String {
 /// Secrets are high-entropy, so a plain SHA-256 (not a slow password hash) is enough.
 pub fn digest(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_receipt_token_round_trips_and_any_change_breaks_it() {
+        let keys = JwtKeys::new(b"a secret of at least thirty-two characters");
+        let message = uuid::Uuid::now_v7().to_string();
+        let member = uuid::Uuid::now_v7().to_string();
+        let token = keys.receipt_token(&message, &member);
+        assert_eq!(keys.verify_receipt_token(&token), Some((message.clone(), member.clone())));
+        for i in 0..token.len() {
+            let mut altered: Vec<u8> = token.bytes().collect();
+            altered[i] = if altered[i] == b'A' { b'B' } else { b'A' };
+            let altered = String::from_utf8(altered).unwrap();
+            if altered != token {
+                assert_eq!(keys.verify_receipt_token(&altered), None, "position {i}");
+            }
+        }
+        let other = JwtKeys::new(b"another secret of thirty-two characters!!");
+        assert_eq!(other.verify_receipt_token(&token), None);
+        assert_eq!(keys.verify_receipt_token("not-a-token"), None);
+    }
 }

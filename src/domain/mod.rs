@@ -3,6 +3,7 @@
 
 pub mod email;
 pub mod member;
+pub mod message;
 pub mod roster_csv;
 pub mod staff;
 

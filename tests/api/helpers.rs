@@ -143,6 +143,18 @@ pub async fn fresh_database(backend: Backend) -> (String, DatabaseGuard) {
 }
 
 pub async fn spawn_app(backend: Backend) -> TestApp {
+    spawn_app_with(backend, |_| {}).await
+}
+
+/// The application with its mail going to a real SMTP server on loopback.
+pub async fn spawn_app_with_smtp(backend: Backend) -> (TestApp, crate::smtp_server::SmtpServer) {
+    let smtp = crate::smtp_server::SmtpServer::start().await;
+    let url = smtp.url();
+    let app = spawn_app_with(backend, move |config| config.smtp_url = Some(url)).await;
+    (app, smtp)
+}
+
+pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Config)) -> TestApp {
     renrakumo::install_crypto_provider();
     if std::env::var("TEST_LOG").is_ok() {
         renrakumo::telemetry::init(false);
@@ -150,8 +162,11 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
     let (database_url, guard) = fresh_database(backend).await;
     let mut config = Config::for_database(&database_url).unwrap();
     config.bind = "127.0.0.1:0".parse().unwrap();
+    // Tests drive delivery themselves through `deliver_all`, deterministically.
+    config.workers = 0;
     let outbox = tempfile::tempdir().unwrap();
     config.outbox_dir = outbox.path().to_path_buf();
+    adjust(&mut config);
     let app = Application::build(config).await.expect("the application starts");
     let port = app.port();
     let state = app.state.clone();
@@ -289,6 +304,28 @@ impl TestApp {
         let created = self.post("/api/v1/api-keys", &admin.access_token, body).await;
         let created = created.ok(201);
         (created["id"].as_str().unwrap().into(), created["key"].as_str().unwrap().into())
+    }
+
+    /// A delivery worker as `serve` runs it, but retrying at once instead of backing off.
+    pub fn worker(&self) -> renrakumo::delivery::worker::Worker {
+        let settings = renrakumo::delivery::worker::WorkerSettings {
+            retry_base: std::time::Duration::ZERO,
+            max_attempts: 3,
+            ..Default::default()
+        };
+        renrakumo::delivery::worker::Worker::new(self.state.clone(), settings)
+    }
+
+    /// Runs delivery rounds until there is nothing left to do; returns the work done.
+    pub async fn deliver_all(&self) -> usize {
+        let worker = self.worker();
+        let mut total = 0;
+        loop {
+            match worker.run_once().await.unwrap() {
+                0 => return total,
+                n => total += n,
+            }
+        }
     }
 
     /// The .eml files the outbox transport wrote, oldest first.

@@ -11,6 +11,7 @@ mod errors;
 mod lists;
 mod mailer;
 mod members;
+mod messages;
 mod operations;
 mod roster_io;
 mod smtp_server;

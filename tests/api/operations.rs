@@ -165,7 +165,13 @@ async fn every_api_operation_but_sign_in_requires_security() {
     let app = spawn_app(Backend::Sqlite).await;
     let spec = served_spec(&app).await;
     // Sign-in, and the guardian app's ways in (an invitation or a join code).
-    let public = ["/api/v1/auth/login", "/api/v1/auth/token", "/api/v1/auth/refresh", "/api/v1/app/session", "/api/v1/app/register"];
+    let public = [
+        "/api/v1/auth/login",
+        "/api/v1/auth/token",
+        "/api/v1/auth/refresh",
+        "/api/v1/app/session",
+        "/api/v1/app/register",
+    ];
     let schemes = spec["components"]["securitySchemes"].as_object().unwrap();
     let mut unsecured = Vec::new();
     let mut checked = 0;

@@ -102,6 +102,11 @@ impl SmtpServer {
         self.state.rules.lock().unwrap().insert(recipient.to_string(), (code, Stage::Rcpt));
     }
 
+    /// Accept this recipient again (drops a reject or defer rule).
+    pub fn accept(&self, recipient: &str) {
+        self.state.rules.lock().unwrap().remove(recipient);
+    }
+
     /// Answer `code` (4xx) to RCPT for this recipient path.
     pub fn defer(&self, recipient: &str, code: u16) {
         self.reject(recipient, code);

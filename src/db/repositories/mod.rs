@@ -6,6 +6,7 @@ pub mod guardians;
 pub mod lists;
 pub mod login_failures;
 pub mod members;
+pub mod messages;
 pub mod organizations;
 pub mod sessions;
 pub mod settings;

@@ -1,0 +1,425 @@
+//! Messages, their recipients and attachments.
+
+use sqlx::AnyConnection;
+
+use crate::db::sql::Sql;
+use crate::db::{RepoError, RepoResult, new_id, now_ms};
+use crate::domain::message::Targets;
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct MessageRow {
+    pub id: String,
+    pub org_id: String,
+    pub created_by: Option<String>,
+    pub api_key_id: Option<String>,
+    pub subject: String,
+    pub body: String,
+    pub from_name: Option<String>,
+    pub priority: String,
+    pub answer_required: i64,
+    pub answer_deadline: Option<i64>,
+    pub survey: Option<String>,
+    pub targets: String,
+    pub channels: String,
+    pub copy_to_sender: i64,
+    pub status: String,
+    pub send_at: Option<i64>,
+    pub sent_at: Option<i64>,
+    pub completed_at: Option<i64>,
+    pub recipient_count: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+const COLUMNS: &str = "id, org_id, created_by, api_key_id, subject, body, from_name, priority, answer_required, answer_deadline, \
+     survey, targets, channels, copy_to_sender, status, send_at, sent_at, completed_at, recipient_count, created_at, updated_at";
+
+/// The fields staff edit, already checked and serialised.
+pub struct MessageContent {
+    pub subject: String,
+    pub body: String,
+    pub from_name: Option<String>,
+    pub priority: String,
+    pub answer_required: bool,
+    pub answer_deadline: Option<i64>,
+    pub survey: Option<String>,
+    pub targets: String,
+    pub channels: String,
+    pub copy_to_sender: bool,
+}
+
+pub async fn create(
+    conn: &mut AnyConnection,
+    org_id: &str,
+    created_by: Option<&str>,
+    api_key_id: Option<&str>,
+    content: &MessageContent,
+) -> RepoResult<MessageRow> {
+    let id = new_id();
+    let now = now_ms();
+    sqlx::query(
+        "INSERT INTO messages (id, org_id, created_by, api_key_id, subject, body, from_name, priority, answer_required, answer_deadline, \
+         survey, targets, channels, copy_to_sender, status, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, 'draft', $15, $15)",
+    )
+    .bind(&id)
+    .bind(org_id)
+    .bind(created_by)
+    .bind(api_key_id)
+    .bind(&content.subject)
+    .bind(&content.body)
+    .bind(&content.from_name)
+    .bind(&content.priority)
+    .bind(content.answer_required as i64)
+    .bind(content.answer_deadline)
+    .bind(&content.survey)
+    .bind(&content.targets)
+    .bind(&content.channels)
+    .bind(content.copy_to_sender as i64)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    find(conn, org_id, &id).await?.ok_or(RepoError::NotFound)
+}
+
+pub async fn find(conn: &mut AnyConnection, org_id: &str, id: &str) -> RepoResult<Option<MessageRow>> {
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM messages WHERE org_id = $1 AND id = $2")))
+        .bind(org_id)
+        .bind(id)
+        .fetch_optional(conn)
+        .await?)
+}
+
+/// For the delivery workers, which serve every organisation.
+pub async fn find_any(conn: &mut AnyConnection, id: &str) -> RepoResult<Option<MessageRow>> {
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM messages WHERE id = $1")))
+        .bind(id)
+        .fetch_optional(conn)
+        .await?)
+}
+
+/// Rewrites the content of a draft or scheduled message; false when it is in another state.
+pub async fn update_content(
+    conn: &mut AnyConnection,
+    org_id: &str,
+    id: &str,
+    content: &MessageContent,
+) -> RepoResult<bool> {
+    let done = sqlx::query(
+        "UPDATE messages SET subject = $3, body = $4, from_name = $5, priority = $6, answer_required = $7, answer_deadline = $8, \
+         survey = $9, targets = $10, channels = $11, copy_to_sender = $12, updated_at = $13 \
+         WHERE org_id = $1 AND id = $2 AND status IN ('draft', 'scheduled')",
+    )
+    .bind(org_id)
+    .bind(id)
+    .bind(&content.subject)
+    .bind(&content.body)
+    .bind(&content.from_name)
+    .bind(&content.priority)
+    .bind(content.answer_required as i64)
+    .bind(content.answer_deadline)
+    .bind(&content.survey)
+    .bind(&content.targets)
+    .bind(&content.channels)
+    .bind(content.copy_to_sender as i64)
+    .bind(now_ms())
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Deletes drafts among `ids`; returns how many.
+pub async fn delete_drafts(conn: &mut AnyConnection, org_id: &str, ids: &[String]) -> RepoResult<u64> {
+    let mut sql = Sql::new("DELETE FROM messages WHERE status = 'draft' AND org_id = ");
+    sql.bind(org_id).push(" AND id IN (").bind_list(ids).push(")");
+    Ok(sql.query().execute(conn).await?.rows_affected())
+}
+
+#[derive(Debug, Default)]
+pub struct MessageFilter {
+    pub status: Option<String>,
+    pub created_by: Option<String>,
+    pub from: Option<i64>,
+    pub to: Option<i64>,
+    /// Lower-cased partial match on subject and body.
+    pub q: Option<String>,
+}
+
+/// Newest first: a page of history.
+pub async fn list(
+    conn: &mut AnyConnection,
+    org_id: &str,
+    filter: &MessageFilter,
+    before: Option<&str>,
+    limit: i64,
+) -> RepoResult<Vec<MessageRow>> {
+    let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM messages WHERE org_id = "));
+    sql.bind(org_id);
+    if let Some(before) = before {
+        sql.push(" AND id < ").bind(before);
+    }
+    if let Some(status) = &filter.status {
+        sql.push(" AND status = ").bind(status.as_str());
+    }
+    if let Some(user) = &filter.created_by {
+        sql.push(" AND created_by = ").bind(user.as_str());
+    }
+    if let Some(from) = filter.from {
+        sql.push(" AND COALESCE(sent_at, send_at, created_at) >= ").bind(from);
+    }
+    if let Some(to) = filter.to {
+        sql.push(" AND COALESCE(sent_at, send_at, created_at) < ").bind(to);
+    }
+    if let Some(q) = &filter.q {
+        let pattern = super::like_pattern(q);
+        sql.push(" AND (LOWER(subject) LIKE ")
+            .bind(&pattern)
+            .push(" ESCAPE '\\' OR LOWER(body) LIKE ")
+            .bind(&pattern)
+            .push(" ESCAPE '\\')");
+    }
+    sql.push(" ORDER BY id DESC LIMIT ").bind(limit);
+    Ok(sql.query_as().fetch_all(conn).await?)
+}
+
+/// The members a message's targets select: active members of the organisation.
+fn select_members(sql: &mut Sql, org_id: &str, targets: &Targets) {
+    sql.push(" FROM members m WHERE m.org_id = ").bind(org_id).push(" AND m.status = 'active'");
+    if !targets.list_ids.is_empty() || !targets.member_ids.is_empty() {
+        sql.push(" AND (");
+        if !targets.list_ids.is_empty() {
+            sql.push("EXISTS (SELECT 1 FROM list_members lm WHERE lm.member_id = m.id AND lm.list_id IN (")
+                .bind_list(&targets.list_ids)
+                .push("))");
+        } else {
+            sql.push("1 = 0");
+        }
+        if !targets.member_ids.is_empty() {
+            sql.push(" OR m.id IN (").bind_list(&targets.member_ids).push(")");
+        }
+        sql.push(")");
+    }
+    for (key, values) in &targets.attributes {
+        sql.push(" AND EXISTS (SELECT 1 FROM member_attributes a WHERE a.member_id = m.id AND a.key = ")
+            .bind(key)
+            .push(" AND a.value IN (")
+            .bind_list(values)
+            .push("))");
+    }
+}
+
+/// What a send would reach now: guardians, and their addresses and devices that receive.
+pub async fn preview(conn: &mut AnyConnection, org_id: &str, targets: &Targets) -> RepoResult<(i64, i64, i64)> {
+    let mut members = Sql::new("SELECT COUNT(*)");
+    select_members(&mut members, org_id, targets);
+    let recipients: i64 = members.query_scalar().fetch_one(&mut *conn).await?;
+    let mut emails = Sql::new(
+        "SELECT COUNT(*) FROM member_emails e WHERE e.status IN ('active', 'bounced') AND e.member_id IN (SELECT m.id",
+    );
+    select_members(&mut emails, org_id, targets);
+    emails.push(")");
+    let emails: i64 = emails.query_scalar().fetch_one(&mut *conn).await?;
+    let mut devices = Sql::new("SELECT COUNT(*) FROM member_devices d WHERE d.member_id IN (SELECT m.id");
+    select_members(&mut devices, org_id, targets);
+    devices.push(")");
+    let devices: i64 = devices.query_scalar().fetch_one(&mut *conn).await?;
+    Ok((recipients, emails, devices))
+}
+
+/// Fan-out, inside the caller's transaction: one recipient per selected guardian (however
+/// many targets name them) and one queued job per receiving address and device, written
+/// by the database from the roster itself rather than row by row from here.
+pub async fn fan_out(
+    conn: &mut AnyConnection,
+    org_id: &str,
+    message_id: &str,
+    targets: &Targets,
+    email: bool,
+    push: bool,
+    priority: i64,
+) -> RepoResult<i64> {
+    let now = now_ms();
+    let mut recipients = Sql::new("INSERT INTO recipients (message_id, member_id, org_id, created_at) SELECT ");
+    recipients.bind(message_id).push(", m.id, m.org_id, ").bind(now);
+    select_members(&mut recipients, org_id, targets);
+    let count = recipients.query().execute(&mut *conn).await?.rows_affected() as i64;
+    if email {
+        // Disabled and unconfirmed addresses receive nothing; bounced ones are tried again
+        // until the third bounce in a row disables them.
+        sqlx::query(
+            "INSERT INTO delivery_jobs (message_id, member_id, org_id, channel, address, priority, status, attempts, run_after, created_at, updated_at) \
+             SELECT r.message_id, r.member_id, r.org_id, 'email', e.address, $2, 0, 0, $3, $3, $3 \
+             FROM recipients r JOIN member_emails e ON e.member_id = r.member_id \
+             WHERE r.message_id = $1 AND e.status IN ('active', 'bounced') ORDER BY r.member_id, e.position",
+        )
+        .bind(message_id)
+        .bind(priority)
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+    }
+    if push {
+        sqlx::query(
+            "INSERT INTO delivery_jobs (message_id, member_id, org_id, channel, address, platform, device_id, priority, status, attempts, run_after, created_at, updated_at) \
+             SELECT r.message_id, r.member_id, r.org_id, 'push', d.token, d.platform, d.id, $2, 0, 0, $3, $3, $3 \
+             FROM recipients r JOIN member_devices d ON d.member_id = r.member_id \
+             WHERE r.message_id = $1 ORDER BY r.member_id, d.id",
+        )
+        .bind(message_id)
+        .bind(priority)
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+    }
+    sqlx::query("UPDATE messages SET recipient_count = $2, updated_at = $3 WHERE id = $1")
+        .bind(message_id)
+        .bind(count)
+        .bind(now)
+        .execute(conn)
+        .await?;
+    Ok(count)
+}
+
+/// Moves a message between states when it is in one of `from`; false otherwise.
+pub async fn transition(
+    conn: &mut AnyConnection,
+    org_id: &str,
+    id: &str,
+    from: &[&str],
+    to: &str,
+    send_at: Option<i64>,
+) -> RepoResult<bool> {
+    let now = now_ms();
+    let mut sql = Sql::new("UPDATE messages SET status = ");
+    sql.bind(to).push(", updated_at = ").bind(now);
+    match to {
+        "scheduled" => {
+            sql.push(", send_at = ").bind(send_at);
+        }
+        "sending" => {
+            sql.push(", sent_at = ").bind(now).push(", send_at = NULL");
+        }
+        _ => {}
+    }
+    sql.push(" WHERE org_id = ")
+        .bind(org_id)
+        .push(" AND id = ")
+        .bind(id)
+        .push(" AND status IN (")
+        .bind_list(from.iter().copied())
+        .push(")");
+    Ok(sql.query().execute(conn).await?.rows_affected() == 1)
+}
+
+/// Delivery counts of one message: (channel, job status, count).
+pub async fn delivery_counts(conn: &mut AnyConnection, message_id: &str) -> RepoResult<Vec<(String, i64, i64)>> {
+    Ok(sqlx::query_as(
+        "SELECT channel, status, COUNT(*) FROM delivery_jobs WHERE message_id = $1 GROUP BY channel, status",
+    )
+    .bind(message_id)
+    .fetch_all(conn)
+    .await?)
+}
+
+/// (recipients, read, acknowledged)
+pub async fn response_counts(conn: &mut AnyConnection, message_id: &str) -> RepoResult<(i64, i64, i64)> {
+    Ok(sqlx::query_as("SELECT COUNT(*), COUNT(read_at), COUNT(acknowledged_at) FROM recipients WHERE message_id = $1")
+        .bind(message_id)
+        .fetch_one(conn)
+        .await?)
+}
+
+#[derive(Debug, sqlx::FromRow)]
+pub struct RecipientRow {
+    pub member_id: String,
+    pub name: String,
+    pub read_at: Option<i64>,
+    pub acknowledged_at: Option<i64>,
+}
+
+#[derive(Debug, sqlx::FromRow)]
+pub struct JobRow {
+    pub member_id: String,
+    pub channel: String,
+    pub address: String,
+    pub platform: Option<String>,
+    pub status: i64,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+    pub updated_at: i64,
+}
+
+/// A page of recipients (by member id) with `status`: unread, unacknowledged or failed.
+pub async fn recipients(
+    conn: &mut AnyConnection,
+    message_id: &str,
+    status: Option<&str>,
+    after: Option<&str>,
+    limit: i64,
+) -> RepoResult<(Vec<RecipientRow>, Vec<JobRow>)> {
+    let mut sql = Sql::new(
+        "SELECT r.member_id, m.name, r.read_at, r.acknowledged_at FROM recipients r JOIN members m ON m.id = r.member_id WHERE r.message_id = ",
+    );
+    sql.bind(message_id).push(" AND r.member_id > ").bind(after.unwrap_or(""));
+    match status {
+        Some("unread") => {
+            sql.push(" AND r.read_at IS NULL");
+        }
+        Some("unacknowledged") => {
+            sql.push(" AND r.acknowledged_at IS NULL");
+        }
+        Some("failed") => {
+            sql.push(" AND EXISTS (SELECT 1 FROM delivery_jobs j WHERE j.message_id = r.message_id AND j.member_id = r.member_id AND j.status IN (3, 4, 5))");
+        }
+        _ => {}
+    }
+    sql.push(" ORDER BY r.member_id LIMIT ").bind(limit);
+    let rows: Vec<RecipientRow> = sql.query_as().fetch_all(&mut *conn).await?;
+    if rows.is_empty() {
+        return Ok((rows, vec![]));
+    }
+    let mut jobs = Sql::new(
+        "SELECT member_id, channel, address, platform, status, attempts, last_error, updated_at FROM delivery_jobs WHERE message_id = ",
+    );
+    jobs.bind(message_id)
+        .push(" AND member_id IN (")
+        .bind_list(rows.iter().map(|r| r.member_id.as_str()))
+        .push(") ORDER BY member_id, id");
+    let jobs = jobs.query_as().fetch_all(conn).await?;
+    Ok((rows, jobs))
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct AttachmentRow {
+    pub id: String,
+    pub filename: String,
+    pub content_type: String,
+    pub size: i64,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct AttachmentContent {
+    pub filename: String,
+    pub content_type: String,
+    pub content: Vec<u8>,
+}
+
+pub async fn attachments(conn: &mut AnyConnection, message_id: &str) -> RepoResult<Vec<AttachmentRow>> {
+    Ok(sqlx::query_as(
+        "SELECT id, filename, content_type, size, created_at FROM attachments WHERE message_id = $1 ORDER BY id",
+    )
+    .bind(message_id)
+    .fetch_all(conn)
+    .await?)
+}
+
+pub async fn attachments_with_content(
+    conn: &mut AnyConnection,
+    message_id: &str,
+) -> RepoResult<Vec<AttachmentContent>> {
+    Ok(sqlx::query_as("SELECT filename, content_type, content FROM attachments WHERE message_id = $1 ORDER BY id")
+        .bind(message_id)
+        .fetch_all(conn)
+        .await?)
+}

@@ -1,0 +1,164 @@
+//! The delivery queue lives in the database: jobs are claimed in batches under a lease, so
+//! any instance can work them and a crashed one loses nothing (its leases expire and the
+//! jobs are claimed again). On PostgreSQL, `FOR UPDATE SKIP LOCKED` lets instances claim
+//! side by side without waiting on each other; SQLite has one writer, so its plain
+//! `UPDATE … RETURNING` is already exclusive.
+
+use std::time::Duration;
+
+use sqlx::AnyConnection;
+
+use crate::db::sql::Sql;
+use crate::db::{Backend, Db, RepoResult, now_ms};
+
+pub const QUEUED: i64 = 0;
+pub const CLAIMED: i64 = 1;
+pub const SENT: i64 = 2;
+pub const FAILED: i64 = 3;
+pub const BOUNCED: i64 = 4;
+pub const INVALID: i64 = 5;
+pub const SKIPPED: i64 = 6;
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Job {
+    pub id: i64,
+    pub message_id: String,
+    pub member_id: String,
+    pub org_id: String,
+    pub channel: String,
+    pub address: String,
+    pub platform: Option<String>,
+    pub device_id: Option<String>,
+    /// Including this attempt.
+    pub attempts: i64,
+}
+
+/// Claims up to `limit` due jobs, emergency first, under a lease of `lease`.
+pub async fn claim(db: &Db, limit: i64, lease: Duration) -> RepoResult<Vec<Job>> {
+    let now = now_ms();
+    let lock = match db.backend {
+        Backend::Postgres => " FOR UPDATE SKIP LOCKED",
+        Backend::Sqlite => "",
+    };
+    let sql = format!(
+        "UPDATE delivery_jobs SET status = {CLAIMED}, lease_until = $1, attempts = attempts + 1, updated_at = $2 \
+         WHERE id IN (SELECT id FROM delivery_jobs WHERE status = {QUEUED} AND run_after <= $2 ORDER BY priority DESC, id LIMIT $3{lock}) \
+         RETURNING id, message_id, member_id, org_id, channel, address, platform, device_id, attempts"
+    );
+    // PostgreSQL may still pick two claims as deadlock victims under contention (40P01);
+    // the claim is idempotent, so it is simply tried again.
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let result = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()))
+            .bind(now + lease.as_millis() as i64)
+            .bind(now)
+            .bind(limit)
+            .fetch_all(&db.pool)
+            .await;
+        match result {
+            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("40P01") && attempt < 5 => continue,
+            other => return Ok(other?),
+        }
+    }
+}
+
+/// Puts jobs whose lease expired (their instance died or hung) back in the queue.
+pub async fn reclaim_expired(db: &Db) -> RepoResult<u64> {
+    let done = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "UPDATE delivery_jobs SET status = {QUEUED}, lease_until = NULL WHERE status = {CLAIMED} AND lease_until < $1"
+    )))
+    .bind(now_ms())
+    .execute(&db.pool)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// Sets a terminal or waiting status on jobs, in one statement per call.
+pub async fn finish(conn: &mut AnyConnection, ids: &[i64], status: i64, error: Option<&str>) -> RepoResult<()> {
+    for chunk in ids.chunks(500) {
+        let mut sql = Sql::new("UPDATE delivery_jobs SET status = ");
+        sql.bind(status).push(", lease_until = NULL, last_error = ").bind(error).push(", updated_at = ").bind(now_ms());
+        sql.push(" WHERE id IN (").bind_list(chunk.iter().copied()).push(")");
+        sql.query().execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// Back to the queue, not before `run_after`.
+pub async fn retry_later(conn: &mut AnyConnection, id: i64, run_after: i64, error: &str) -> RepoResult<()> {
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "UPDATE delivery_jobs SET status = {QUEUED}, lease_until = NULL, run_after = $2, last_error = $3, updated_at = $4 WHERE id = $1"
+    )))
+    .bind(id)
+    .bind(run_after)
+    .bind(error)
+    .bind(now_ms())
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Messages among `ids` whose jobs are all done become `sent`; returns those.
+pub async fn complete_messages(conn: &mut AnyConnection, ids: &[String]) -> RepoResult<Vec<String>> {
+    let mut completed = Vec::new();
+    for id in ids {
+        let done = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE messages SET status = 'sent', completed_at = $2, updated_at = $2 WHERE id = $1 AND status = 'sending' \
+             AND NOT EXISTS (SELECT 1 FROM delivery_jobs WHERE message_id = $1 AND status IN ({QUEUED}, {CLAIMED}))"
+        )))
+        .bind(id)
+        .bind(now_ms())
+        .execute(&mut *conn)
+        .await?;
+        if done.rows_affected() == 1 {
+            completed.push(id.clone());
+        }
+    }
+    Ok(completed)
+}
+
+/// Counts a refusal against the address: bounced, and disabled at the third in a row.
+pub async fn record_bounce(conn: &mut AnyConnection, member_id: &str, address_key: &str) -> RepoResult<()> {
+    sqlx::query(
+        "UPDATE member_emails SET bounce_count = bounce_count + 1, \
+         status = CASE WHEN bounce_count + 1 >= 3 THEN 'disabled' ELSE 'bounced' END \
+         WHERE member_id = $1 AND address_key = $2 AND status IN ('active', 'bounced')",
+    )
+    .bind(member_id)
+    .bind(address_key)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// A delivery to a bounced address ends its run of bounces.
+pub async fn record_delivered(conn: &mut AnyConnection, member_id: &str, address_key: &str) -> RepoResult<()> {
+    sqlx::query("UPDATE member_emails SET bounce_count = 0, status = 'active' WHERE member_id = $1 AND address_key = $2 AND status = 'bounced'")
+        .bind(member_id)
+        .bind(address_key)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// The scheduled message that is due first, moved to `sending` inside the caller's
+/// transaction (locked against other instances on PostgreSQL).
+pub async fn take_due_scheduled(conn: &mut AnyConnection, backend: Backend) -> RepoResult<Option<(String, String)>> {
+    let lock = if backend == Backend::Postgres { " FOR UPDATE SKIP LOCKED" } else { "" };
+    let now = now_ms();
+    let due: Option<(String, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT id, org_id FROM messages WHERE status = 'scheduled' AND send_at <= $1 ORDER BY send_at LIMIT 1{lock}"
+    )))
+    .bind(now)
+    .fetch_optional(&mut *conn)
+    .await?;
+    if let Some((id, _)) = &due {
+        sqlx::query("UPDATE messages SET status = 'sending', sent_at = $2, updated_at = $2 WHERE id = $1")
+            .bind(id)
+            .bind(now)
+            .execute(conn)
+            .await?;
+    }
+    Ok(due)
+}

@@ -1,0 +1,363 @@
+//! Delivery workers: start due scheduled messages, claim jobs, send, record outcomes.
+//! `run_once` does one round and reports how much it did, so tests drain the queue
+//! deterministically instead of sleeping.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use rand::Rng;
+use sha2::{Digest, Sha256};
+use tokio::sync::{Semaphore, watch};
+
+use crate::db::repositories::{messages, users};
+use crate::db::{Db, now_ms};
+use crate::delivery::email::{Attachment, OutgoingEmail, SendOutcome};
+use crate::delivery::queue::{self, Job};
+use crate::domain::EmailAddress;
+use crate::domain::message::{Priority, Targets};
+use crate::state::AppState;
+
+#[derive(Debug, Clone)]
+pub struct WorkerSettings {
+    /// Jobs claimed per round.
+    pub batch: i64,
+    /// How long a claim holds before another instance may take the job over.
+    pub lease: Duration,
+    /// Attempts before a transient failure becomes final.
+    pub max_attempts: i64,
+    /// First retry delay; doubled per attempt up to `retry_cap`, with jitter.
+    pub retry_base: Duration,
+    pub retry_cap: Duration,
+    /// Sleep when a round found nothing to do.
+    pub idle: Duration,
+    /// Sends in flight per worker.
+    pub concurrency: usize,
+    /// Sends in flight per receiving domain: Japanese carriers throttle bursts.
+    pub per_domain: usize,
+}
+
+impl Default for WorkerSettings {
+    fn default() -> Self {
+        WorkerSettings {
+            batch: 500,
+            lease: Duration::from_secs(300),
+            max_attempts: 8,
+            retry_base: Duration::from_secs(30),
+            retry_cap: Duration::from_secs(3600),
+            idle: Duration::from_millis(250),
+            concurrency: 64,
+            per_domain: 16,
+        }
+    }
+}
+
+/// Carrier domains get a tighter bound: they answer bursts with 4xx deferrals.
+const CARRIER_DOMAINS: [&str; 6] =
+    ["docomo.ne.jp", "ezweb.ne.jp", "au.com", "softbank.ne.jp", "i.softbank.jp", "ymobile.ne.jp"];
+
+enum Outcome {
+    Sent,
+    Retry(String),
+    Failed(String),
+    Bounced(String),
+    Skipped(String),
+}
+
+/// What every job of one message needs, loaded once per round.
+struct Prepared {
+    subject: String,
+    body: String,
+    attachments: Vec<Attachment>,
+}
+
+pub struct Worker {
+    state: AppState,
+    settings: WorkerSettings,
+    domains: Mutex<HashMap<String, Arc<Semaphore>>>,
+}
+
+impl Worker {
+    pub fn new(state: AppState, settings: WorkerSettings) -> Worker {
+        Worker { state, settings, domains: Mutex::new(HashMap::new()) }
+    }
+
+    fn db(&self) -> &Db {
+        &self.state.db
+    }
+
+    /// One round: due scheduled messages, expired leases, one batch of jobs. Returns the
+    /// number of messages started plus jobs handled (0 = nothing to do).
+    pub async fn run_once(&self) -> anyhow::Result<usize> {
+        let started = self.start_due_messages().await?;
+        queue::reclaim_expired(self.db()).await?;
+        let jobs = queue::claim(self.db(), self.settings.batch, self.settings.lease).await?;
+        if jobs.is_empty() {
+            return Ok(started);
+        }
+        let prepared = self.prepare(&jobs).await?;
+        let outcomes: Vec<(Job, Outcome)> = futures_util::stream::iter(jobs)
+            .map(|job| async {
+                let outcome = self.deliver(&job, &prepared).await;
+                (job, outcome)
+            })
+            .buffer_unordered(self.settings.concurrency)
+            .collect()
+            .await;
+        let handled = outcomes.len();
+        self.record(outcomes).await?;
+        Ok(started + handled)
+    }
+
+    /// Runs rounds until `shutdown` turns true; then finishes the round in flight (its
+    /// jobs are recorded, none is left claimed) and returns.
+    pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        while !*shutdown.borrow() {
+            match self.run_once().await {
+                Ok(0) => {
+                    tokio::select! {
+                        _ = tokio::time::sleep(self.settings.idle) => {}
+                        _ = shutdown.changed() => {}
+                    }
+                }
+                Ok(_) => {}
+                Err(error) => {
+                    tracing::error!(error = ?error, "delivery round failed");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
+    }
+
+    async fn start_due_messages(&self) -> anyhow::Result<usize> {
+        let mut started = 0;
+        loop {
+            let mut tx = self.db().pool.begin().await?;
+            let Some((id, org_id)) = queue::take_due_scheduled(&mut tx, self.db().backend).await? else { break };
+            let message =
+                messages::find(&mut tx, &org_id, &id).await?.ok_or_else(|| anyhow::anyhow!("message vanished"))?;
+            let count = fan_out(&mut tx, &message).await?;
+            tx.commit().await?;
+            tracing::info!(message_id = %id, recipients = count, "scheduled message started");
+            self.after_start(&message).await;
+            started += 1;
+        }
+        Ok(started)
+    }
+
+    /// After a message starts: a copy to its sender when asked for, and completion for a
+    /// message that reached no address at all.
+    pub async fn after_start(&self, message: &messages::MessageRow) {
+        if message.copy_to_sender != 0
+            && let Some(to) = self.sender_address(message).await
+        {
+            let email = OutgoingEmail {
+                to,
+                subject: format!("[送信控え] {}", message.subject),
+                text_body: format!(
+                    "次のメッセージを {} 人に送信しました。\n\n{}",
+                    message.recipient_count, message.body
+                ),
+                message_id: format!("<{}.copy@renrakumo>", message.id),
+                attachments: vec![],
+            };
+            self.state.mailer.send(&email).await;
+        }
+        if let Ok(mut conn) = self.db().pool.acquire().await
+            && let Ok(done) = queue::complete_messages(&mut conn, std::slice::from_ref(&message.id)).await
+        {
+            drop(conn);
+            for id in done {
+                self.send_summary(&id).await;
+            }
+        }
+    }
+
+    async fn sender_address(&self, message: &messages::MessageRow) -> Option<EmailAddress> {
+        let user_id = message.created_by.as_deref()?;
+        let mut conn = self.db().pool.acquire().await.ok()?;
+        let user = users::find(&mut conn, &message.org_id, user_id).await.ok()??;
+        EmailAddress::parse(&user.email).ok()
+    }
+
+    async fn prepare(&self, jobs: &[Job]) -> anyhow::Result<HashMap<String, Prepared>> {
+        let ids: HashSet<&str> = jobs.iter().map(|j| j.message_id.as_str()).collect();
+        let mut prepared = HashMap::new();
+        let mut conn = self.db().pool.acquire().await?;
+        for id in ids {
+            let Some(message) = messages::find_any(&mut conn, id).await? else { continue };
+            let attachments = messages::attachments_with_content(&mut conn, id)
+                .await?
+                .into_iter()
+                .map(|a| Attachment { filename: a.filename, content_type: a.content_type, bytes: a.content })
+                .collect();
+            let subject = match Priority::parse(&message.priority) {
+                Priority::Emergency => format!("【緊急】{}", message.subject),
+                Priority::Normal => message.subject.clone(),
+            };
+            let mut body = message.body.clone();
+            body.push_str("\n\n――――――――――\n");
+            if message.answer_required != 0 {
+                body.push_str("このお知らせは回答が必要です。");
+                if let Some(deadline) = message.answer_deadline.and_then(chrono::DateTime::from_timestamp_millis) {
+                    let jst = deadline.with_timezone(&chrono::FixedOffset::east_opt(9 * 3600).expect("JST"));
+                    body.push_str(&format!("（回答期限: {}）", jst.format("%Y年%m月%d日 %H:%M")));
+                }
+                body.push('\n');
+            }
+            body.push_str("確認・回答はこちら / Confirm and answer:\n{link}\n");
+            if let Some(from) = &message.from_name {
+                body.push_str(&format!("\n送信者: {from}\n"));
+            }
+            prepared.insert(id.to_string(), Prepared { subject, body, attachments });
+        }
+        Ok(prepared)
+    }
+
+    fn domain_permit(&self, address: &str) -> Arc<Semaphore> {
+        let domain = address.rsplit('@').next().unwrap_or_default().to_lowercase();
+        let limit = if CARRIER_DOMAINS.contains(&domain.as_str()) {
+            self.settings.per_domain.min(4)
+        } else {
+            self.settings.per_domain
+        };
+        let mut domains = self.domains.lock().expect("domain limits");
+        domains.entry(domain).or_insert_with(|| Arc::new(Semaphore::new(limit.max(1)))).clone()
+    }
+
+    async fn deliver(&self, job: &Job, prepared: &HashMap<String, Prepared>) -> Outcome {
+        let Some(message) = prepared.get(&job.message_id) else {
+            return Outcome::Failed("the message was deleted".into());
+        };
+        match job.channel.as_str() {
+            "email" => {
+                let Ok(to) = EmailAddress::parse(&job.address) else {
+                    return Outcome::Bounced("the stored address is no longer valid".into());
+                };
+                let token = self.state.jwt.receipt_token(&job.message_id, &job.member_id);
+                let link =
+                    self.state.config.public_url.join(&format!("r/{token}")).map(|u| u.to_string()).unwrap_or_default();
+                let address_tag = &hex::encode(Sha256::digest(to.key().as_bytes()))[..12];
+                let email = OutgoingEmail {
+                    to,
+                    subject: message.subject.clone(),
+                    text_body: message.body.replace("{link}", &link),
+                    // The same id on every attempt, so a resend after a crash is recognisable.
+                    message_id: format!("<{}.{}.{address_tag}@renrakumo>", job.message_id, job.member_id),
+                    attachments: message.attachments.clone(),
+                };
+                let permit = self.domain_permit(&job.address);
+                let _permit = permit.acquire().await;
+                match self.state.mailer.send(&email).await {
+                    SendOutcome::Delivered => Outcome::Sent,
+                    SendOutcome::Rejected(reply) => Outcome::Bounced(reply),
+                    SendOutcome::Transient(reason) => Outcome::Retry(reason),
+                }
+            }
+            _ => {
+                let platform = job.platform.as_deref().unwrap_or("push");
+                let configured = match platform {
+                    "apns" => self.state.config.apns.is_some(),
+                    _ => self.state.config.fcm_credentials.is_some(),
+                };
+                Outcome::Skipped(if configured {
+                    format!("{platform} delivery is not available in this version yet")
+                } else {
+                    format!("{platform} is not configured on this instance")
+                })
+            }
+        }
+    }
+
+    fn backoff(&self, attempts: i64) -> i64 {
+        let exponent = (attempts.max(1) - 1).min(20) as u32;
+        let base = self.settings.retry_base.as_millis() as i64;
+        let delay = base.saturating_mul(1 << exponent).min(self.settings.retry_cap.as_millis() as i64);
+        // Full jitter on half the delay: retries of one burst spread out instead of
+        // hitting the throttling server together again.
+        delay / 2 + rand::rng().random_range(0..=delay / 2)
+    }
+
+    async fn record(&self, outcomes: Vec<(Job, Outcome)>) -> anyhow::Result<()> {
+        let mut tx = self.db().pool.begin().await?;
+        let mut sent = Vec::new();
+        let mut message_ids: Vec<String> = Vec::new();
+        for (job, outcome) in &outcomes {
+            if !message_ids.contains(&job.message_id) {
+                message_ids.push(job.message_id.clone());
+            }
+            match outcome {
+                Outcome::Sent => {
+                    sent.push(job.id);
+                    if job.channel == "email" {
+                        queue::record_delivered(&mut tx, &job.member_id, &job.address.to_lowercase()).await?;
+                    }
+                }
+                Outcome::Retry(reason) if job.attempts < self.settings.max_attempts => {
+                    queue::retry_later(&mut tx, job.id, now_ms() + self.backoff(job.attempts), reason).await?;
+                }
+                Outcome::Retry(reason) | Outcome::Failed(reason) => {
+                    queue::finish(&mut tx, &[job.id], queue::FAILED, Some(reason)).await?;
+                }
+                Outcome::Bounced(reply) => {
+                    queue::finish(&mut tx, &[job.id], queue::BOUNCED, Some(reply)).await?;
+                    queue::record_bounce(&mut tx, &job.member_id, &job.address.to_lowercase()).await?;
+                }
+                Outcome::Skipped(reason) => queue::finish(&mut tx, &[job.id], queue::SKIPPED, Some(reason)).await?,
+            }
+        }
+        queue::finish(&mut tx, &sent, queue::SENT, None).await?;
+        let completed = queue::complete_messages(&mut tx, &message_ids).await?;
+        tx.commit().await?;
+        for id in completed {
+            self.send_summary(&id).await;
+        }
+        Ok(())
+    }
+
+    /// Tells the sender how their message went, once every job has an outcome.
+    async fn send_summary(&self, message_id: &str) {
+        let Ok(mut conn) = self.db().pool.acquire().await else { return };
+        let Ok(Some(message)) = messages::find_any(&mut conn, message_id).await else { return };
+        let Ok(counts) = messages::delivery_counts(&mut conn, message_id).await else { return };
+        drop(conn);
+        let Some(to) = self.sender_address(&message).await else { return };
+        let count = |status: i64| counts.iter().filter(|(_, s, _)| *s == status).map(|(_, _, n)| n).sum::<i64>();
+        let email = OutgoingEmail {
+            to,
+            subject: format!("[配信完了] {}", message.subject),
+            text_body: format!(
+                "「{}」の配信が終わりました。\n\n宛先: {} 人\n配信済み: {}\n失敗: {}\n不達: {}\n対象外（未設定のチャネル）: {}\n",
+                message.subject,
+                message.recipient_count,
+                count(queue::SENT),
+                count(queue::FAILED) + count(queue::INVALID),
+                count(queue::BOUNCED),
+                count(queue::SKIPPED),
+            ),
+            message_id: format!("<{message_id}.summary@renrakumo>"),
+            attachments: vec![],
+        };
+        let outcome = self.state.mailer.send(&email).await;
+        tracing::info!(message_id, outcome = outcome.kind(), "delivery summary sent");
+    }
+}
+
+/// Writes a message's recipients and jobs (the caller's transaction) and returns how many
+/// guardians it reaches.
+pub async fn fan_out(conn: &mut sqlx::AnyConnection, message: &messages::MessageRow) -> anyhow::Result<i64> {
+    let targets: Targets = serde_json::from_str(&message.targets)?;
+    let channels: Vec<String> = serde_json::from_str(&message.channels)?;
+    let priority = if message.priority == "emergency" { 1 } else { 0 };
+    Ok(messages::fan_out(
+        conn,
+        &message.org_id,
+        &message.id,
+        &targets,
+        channels.iter().any(|c| c == "email"),
+        channels.iter().any(|c| c == "push"),
+        priority,
+    )
+    .await?)
+}

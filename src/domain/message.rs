@@ -1,0 +1,231 @@
+//! Messages as staff compose them: checked against the limits of DESIGN.md.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::char_len;
+use crate::error::FieldError;
+
+pub const MAX_SUBJECT: usize = 100;
+pub const MAX_BODY: usize = 5_000;
+pub const MAX_FROM_NAME: usize = 50;
+pub const MAX_QUESTIONS: usize = 10;
+pub const MAX_OPTIONS: usize = 10;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Priority {
+    #[default]
+    Normal,
+    /// Delivered before everything else; time-sensitive on phones.
+    Emergency,
+}
+
+impl Priority {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Priority::Normal => "normal",
+            Priority::Emergency => "emergency",
+        }
+    }
+    pub fn parse(s: &str) -> Priority {
+        if s == "emergency" { Priority::Emergency } else { Priority::Normal }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Channel {
+    Email,
+    Push,
+}
+
+impl Channel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Email => "email",
+            Channel::Push => "push",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum MessageStatus {
+    Draft,
+    Scheduled,
+    Sending,
+    Sent,
+    Cancelled,
+}
+
+impl MessageStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessageStatus::Draft => "draft",
+            MessageStatus::Scheduled => "scheduled",
+            MessageStatus::Sending => "sending",
+            MessageStatus::Sent => "sent",
+            MessageStatus::Cancelled => "cancelled",
+        }
+    }
+    pub fn parse(s: &str) -> Option<MessageStatus> {
+        use MessageStatus::*;
+        [Draft, Scheduled, Sending, Sent, Cancelled].into_iter().find(|m| m.as_str() == s)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum QuestionKind {
+    /// One option.
+    Single,
+    /// Any number of options.
+    Multiple,
+    /// Free text, at most 1,000 characters.
+    Text,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Question {
+    #[schema(example = "参加しますか")]
+    pub text: String,
+    pub kind: QuestionKind,
+    #[serde(default)]
+    #[schema(example = json!(["参加する", "参加しない"]))]
+    pub options: Vec<String>,
+    #[serde(default)]
+    pub required: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Survey {
+    /// Up to 10.
+    pub questions: Vec<Question>,
+}
+
+/// Who a message goes to: members of any of the lists, plus the members named, narrowed by
+/// the attribute filters (every key must match one of its values). Without lists and
+/// members, the attribute filters select from the whole roster.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Targets {
+    #[serde(default)]
+    pub list_ids: Vec<String>,
+    #[serde(default)]
+    pub member_ids: Vec<String>,
+    /// e.g. `{"grade": ["1"], "class": ["A", "B"]}`: grade 1 AND class A or B.
+    #[serde(default)]
+    #[schema(example = json!({"grade": ["1"], "class": ["A"]}))]
+    pub attributes: BTreeMap<String, Vec<String>>,
+}
+
+impl Targets {
+    pub fn is_empty(&self) -> bool {
+        self.list_ids.is_empty() && self.member_ids.is_empty() && self.attributes.is_empty()
+    }
+}
+
+fn text(errors: &mut Vec<FieldError>, field: &str, value: &str, max: usize, required: bool) {
+    let length = char_len(value.trim());
+    if required && length == 0 {
+        errors.push(FieldError::new(field, "is required"));
+    } else if char_len(value) > max {
+        errors.push(FieldError::new(field, format!("must be at most {max} characters (it has {})", char_len(value))));
+    }
+}
+
+pub fn check_subject_body(errors: &mut Vec<FieldError>, subject: &str, body: &str, from_name: Option<&str>) {
+    text(errors, "subject", subject, MAX_SUBJECT, true);
+    text(errors, "body", body, MAX_BODY, true);
+    if let Some(from_name) = from_name {
+        text(errors, "from_name", from_name, MAX_FROM_NAME, false);
+    }
+}
+
+pub fn check_survey(errors: &mut Vec<FieldError>, survey: &Survey) {
+    if survey.questions.is_empty() {
+        errors.push(FieldError::new("survey.questions", "a survey has at least one question"));
+    }
+    if survey.questions.len() > MAX_QUESTIONS {
+        errors.push(FieldError::new(
+            format!("survey.questions[{MAX_QUESTIONS}]"),
+            format!("a survey has at most {MAX_QUESTIONS} questions"),
+        ));
+    }
+    for (i, question) in survey.questions.iter().enumerate().take(MAX_QUESTIONS) {
+        let field = format!("survey.questions[{i}]");
+        text(errors, &format!("{field}.text"), &question.text, 200, true);
+        match question.kind {
+            QuestionKind::Text if !question.options.is_empty() => {
+                errors.push(FieldError::new(format!("{field}.options"), "a text question has no options"));
+            }
+            QuestionKind::Single | QuestionKind::Multiple if question.options.is_empty() => {
+                errors.push(FieldError::new(format!("{field}.options"), "a choice question needs options"));
+            }
+            _ => {}
+        }
+        if question.options.len() > MAX_OPTIONS {
+            errors.push(FieldError::new(
+                format!("{field}.options[{MAX_OPTIONS}]"),
+                format!("a question has at most {MAX_OPTIONS} options"),
+            ));
+        }
+        for (j, option) in question.options.iter().enumerate().take(MAX_OPTIONS) {
+            text(errors, &format!("{field}.options[{j}]"), option, 100, true);
+        }
+    }
+}
+
+pub fn check_targets(errors: &mut Vec<FieldError>, targets: &Targets) {
+    if targets.list_ids.len() + targets.member_ids.len() > 10_000 {
+        errors.push(FieldError::new("targets", "at most 10,000 lists and members"));
+    }
+    for (key, values) in &targets.attributes {
+        if values.is_empty() {
+            errors.push(FieldError::new(format!("targets.attributes.{key}"), "name at least one value"));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn question(options: usize) -> Question {
+        Question {
+            text: "Q".into(),
+            kind: QuestionKind::Single,
+            options: (0..options).map(|i| i.to_string()).collect(),
+            required: false,
+        }
+    }
+
+    #[test]
+    fn an_eleventh_question_is_named() {
+        let mut errors = Vec::new();
+        check_survey(&mut errors, &Survey { questions: vec![question(2); 11] });
+        assert_eq!(errors, vec![FieldError::new("survey.questions[10]", "a survey has at most 10 questions")]);
+    }
+
+    #[test]
+    fn an_eleventh_option_is_named() {
+        let mut errors = Vec::new();
+        check_survey(&mut errors, &Survey { questions: vec![question(2), question(11)] });
+        assert_eq!(errors[0].field, "survey.questions[1].options[10]");
+    }
+
+    #[test]
+    fn limits_count_characters() {
+        let mut errors = Vec::new();
+        check_subject_body(&mut errors, &"件".repeat(100), &"本".repeat(5000), Some(&"名".repeat(50)));
+        assert!(errors.is_empty(), "{errors:?}");
+        check_subject_body(&mut errors, &"件".repeat(101), "", Some(&"名".repeat(51)));
+        let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["subject", "body", "from_name"]);
+    }
+}

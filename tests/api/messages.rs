@@ -1,0 +1,594 @@
+use std::collections::BTreeSet;
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+use crate::lists::{create_list, create_member};
+use crate::on_both_backends;
+
+on_both_backends!(
+    a_draft_is_checked_against_every_limit,
+    drafts_are_edited_copied_and_deleted_but_sent_messages_stay,
+    a_send_reaches_every_receiving_address_exactly_once,
+    attribute_targets_narrow_by_every_key,
+    a_preview_counts_before_sending,
+    a_scheduled_message_waits_can_be_cancelled_and_goes_out_when_due,
+    a_deferral_is_retried_and_a_persistent_one_fails,
+    a_refusal_bounces_and_the_third_in_a_row_disables_the_address,
+    push_jobs_of_an_unconfigured_platform_are_skipped_with_the_reason,
+    emergency_messages_are_delivered_first,
+    two_workers_deliver_every_job_exactly_once,
+    jobs_of_a_crashed_worker_are_delivered_after_their_lease,
+    a_single_use_key_sends_once,
+    the_sender_gets_a_copy_and_a_summary,
+    history_filters_and_other_organisations,
+);
+
+async fn draft(app: &TestApp, token: &str, body: Value) -> String {
+    app.post("/api/v1/messages", token, body).await.ok(201)["id"].as_str().unwrap().to_string()
+}
+
+async fn send(app: &TestApp, token: &str, id: &str, body: Value) -> Answer {
+    app.post(&format!("/api/v1/messages/{id}/send"), token, body).await
+}
+
+async fn stats(app: &TestApp, token: &str, id: &str) -> Value {
+    app.get(&format!("/api/v1/messages/{id}/stats"), token).await.ok(200).clone()
+}
+
+/// Where guardians' mail went (the sender's copy and summary left out), sorted.
+fn rcpts(mails: &[crate::smtp_server::ReceivedMail]) -> Vec<String> {
+    let mut all: Vec<String> = mails.iter().flat_map(|m| m.to.clone()).filter(|to| !to.starts_with("admin-")).collect();
+    all.sort();
+    all
+}
+
+fn parsed(mail: &crate::smtp_server::ReceivedMail) -> (String, String, String) {
+    let message = mail_parser::MessageParser::default().parse(&mail.data).unwrap();
+    (
+        message.subject().unwrap_or_default().to_string(),
+        message.body_text(0).unwrap_or_default().to_string(),
+        message.message_id().unwrap_or_default().to_string(),
+    )
+}
+
+async fn a_draft_is_checked_against_every_limit(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let admin = app.create_admin("Limit School").await;
+    let token = &admin.access_token;
+    let question = json!({"text": "出欠", "kind": "single", "options": ["出席", "欠席"], "required": true});
+    let cases = [
+        (json!({"subject": "件".repeat(101), "body": "本文"}), vec!["subject"]),
+        (json!({"subject": "件名", "body": "本".repeat(5001)}), vec!["body"]),
+        (json!({"subject": "", "body": "", "from_name": "名".repeat(51)}), vec!["subject", "body", "from_name"]),
+        (
+            json!({"subject": "s", "body": "b", "survey": {"questions": vec![question.clone(); 11]}}),
+            vec!["survey.questions[10]"],
+        ),
+        (
+            json!({"subject": "s", "body": "b", "survey": {"questions": [{"text": "q", "kind": "multiple", "options": (0..11).map(|i| i.to_string()).collect::<Vec<_>>()}]}}),
+            vec!["survey.questions[0].options[10]"],
+        ),
+        (
+            json!({"subject": "s", "body": "b", "survey": {"questions": [{"text": "q", "kind": "text", "options": ["x"]}]}}),
+            vec!["survey.questions[0].options"],
+        ),
+        (
+            json!({"subject": "s", "body": "b", "survey": {"questions": [{"text": "q", "kind": "scale"}]}}),
+            vec!["survey.questions[0].kind"],
+        ),
+        (json!({"subject": "s", "body": "b", "targets": {"list_ids": ["nope"]}}), vec!["targets.list_ids[0]"]),
+        (json!({"subject": "s", "body": "b", "targets": {"member_ids": ["nope"]}}), vec!["targets.member_ids[0]"]),
+        (json!({"subject": "s", "body": "b", "channels": []}), vec!["channels"]),
+        (json!({"subject": "s", "body": "b", "channels": ["fax"]}), vec!["channels[0]"]),
+        (json!({"subject": "s", "body": "b", "answer_deadline": "2001-01-01T00:00:00Z"}), vec!["answer_deadline"]),
+        (json!({"subject": "s", "body": "b", "priority": "urgent"}), vec!["priority"]),
+    ];
+    for (body, fields) in cases {
+        assert_eq!(app.post("/api/v1/messages", token, body.clone()).await.problem(422), fields, "{body}");
+    }
+    // Exactly at the limits is fine, counted in characters.
+    let full = json!({"subject": "件".repeat(100), "body": "本".repeat(5000), "from_name": "名".repeat(50), "survey": {"questions": vec![question; 10]}});
+    let created = app.post("/api/v1/messages", token, full).await;
+    assert_eq!(created.ok(201)["status"], "draft");
+    assert_eq!(created.body["channels"], json!(["email", "push"]));
+    let listed = app.get("/api/v1/messages", token).await;
+    assert_eq!(listed.ok(200)["items"].as_array().unwrap().len(), 1, "nothing half-written by the refusals");
+}
+
+async fn drafts_are_edited_copied_and_deleted_but_sent_messages_stay(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let admin = app.create_admin("Draft School").await;
+    let token = &admin.access_token;
+    let list = create_list(&app, token, "1年A組").await;
+    let id =
+        draft(&app, token, json!({"subject": "遠足", "body": "持ち物: 弁当", "targets": {"list_ids": [list]}})).await;
+    let path = format!("/api/v1/messages/{id}");
+    let edited = app.patch(&path, token, json!({"body": "持ち物: 弁当、水筒", "priority": "emergency"})).await;
+    let edited = edited.ok(200);
+    assert_eq!(
+        (edited["subject"].clone(), edited["body"].clone(), edited["priority"].clone()),
+        (json!("遠足"), json!("持ち物: 弁当、水筒"), json!("emergency"))
+    );
+    assert_eq!(app.patch(&path, token, json!({"subject": ""})).await.problem(422), ["subject"]);
+    let copy = app.post(&format!("{path}/copy"), token, json!({})).await;
+    let copy_id = copy.ok(201)["id"].as_str().unwrap().to_string();
+    assert_eq!(copy.body["body"], "持ち物: 弁当、水筒");
+    send(&app, token, &id, json!({})).await.ok(202);
+    assert_eq!(app.patch(&path, token, json!({"subject": "x"})).await.problem(409), ["status"]);
+    assert_eq!(app.delete(&path, token).await.problem(409), ["status"]);
+    assert_eq!(send(&app, token, &id, json!({})).await.problem(409), ["status"]);
+    let copied_sent = app.post(&format!("{path}/copy"), token, json!({})).await;
+    assert_eq!(copied_sent.ok(201)["status"], "draft", "a sent message copies into a new draft");
+    let other = draft(&app, token, json!({"subject": "b", "body": "b"})).await;
+    let bulk = app.post("/api/v1/messages/bulk-delete", token, json!({"ids": [copy_id, other, id]})).await;
+    assert_eq!(bulk.ok(200)["deleted"], 2, "the sent one stays");
+    app.get(&path, token).await.ok(200);
+    assert_eq!(
+        app.delete(&format!("/api/v1/messages/{}", copied_sent.body["id"].as_str().unwrap()), token).await.status,
+        204
+    );
+}
+
+async fn a_send_reaches_every_receiving_address_exactly_once(backend: Backend) {
+    let (app, smtp) = spawn_app_with_smtp(backend).await;
+    let admin = app.create_admin("Send School").await;
+    let token = &admin.access_token;
+    let a = create_list(&app, token, "1年A組").await;
+    let club = create_list(&app, token, "サッカー部").await;
+    let both = create_member(
+        &app,
+        token,
+        json!({"name": "山田 花子", "emails": ["hanako@example.jp", "taro..papa@docomo.ne.jp"], "list_ids": [a, club]}),
+    )
+    .await;
+    create_member(&app, token, json!({"name": "髙橋 一郎", "emails": ["ichiro@example.jp"], "list_ids": [a]})).await;
+    let app_only = create_member(&app, token, json!({"name": "渡邊 剛", "list_ids": [club]})).await;
+    let suspended =
+        create_member(&app, token, json!({"name": "休止中", "emails": ["suspended@example.jp"], "list_ids": [a]}))
+            .await;
+    app.post(&format!("/api/v1/members/{suspended}/suspend"), token, json!({})).await.ok(200);
+    let disabled = create_member(
+        &app,
+        token,
+        json!({"name": "無効", "emails": ["dead@example.jp", "alive@example.jp"], "list_ids": [club]}),
+    )
+    .await;
+    let mut conn = app.state.db.pool.acquire().await.unwrap();
+    sqlx::query("UPDATE member_emails SET status = 'disabled' WHERE address_key = 'dead@example.jp'")
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    drop(conn);
+    let outsider = create_member(&app, token, json!({"name": "対象外", "emails": ["outside@example.jp"]})).await;
+
+    let id = draft(&app, token, json!({"subject": "運動会のお知らせ", "body": "明日は運動会です。", "targets": {"list_ids": [a, club]}, "channels": ["email"]})).await;
+    let sent = send(&app, token, &id, json!({})).await;
+    let sent = sent.ok(202);
+    assert_eq!(sent["status"], "sending");
+    assert_eq!(sent["recipient_count"], 4, "山田 once, 髙橋, 渡邊 and 無効; not the suspended one nor the outsider");
+    let before = stats(&app, token, &id).await;
+    assert_eq!(before["deliveries"]["email"]["queued"], 4, "progress is visible before delivery");
+    app.deliver_all().await;
+    // Four to the guardians, and the summary to the sender.
+    let mails: Vec<_> = smtp.wait_for(5).await.into_iter().filter(|m| !m.to[0].starts_with("admin-")).collect();
+    assert_eq!(
+        rcpts(&mails),
+        ["\"taro..papa\"@docomo.ne.jp", "alive@example.jp", "hanako@example.jp", "ichiro@example.jp"]
+    );
+    assert_eq!(mails.len(), 4, "one message per address");
+    let mut links = BTreeSet::new();
+    for mail in &mails {
+        let (subject, body, message_id) = parsed(mail);
+        assert_eq!(subject, "運動会のお知らせ");
+        assert!(body.contains("明日は運動会です。"));
+        assert!(message_id.starts_with(&id), "{message_id}");
+        let link = body.lines().find(|l| l.contains("/r/")).expect("a personal link").trim().to_string();
+        let token = link.rsplit('/').next().unwrap();
+        let (message, member) = app.state.jwt.verify_receipt_token(token).expect("a genuine personal link");
+        assert_eq!(message, id);
+        assert_ne!(member, outsider);
+        assert_ne!(member, suspended);
+        links.insert(link);
+    }
+    assert_eq!(links.len(), 3, "both addresses of 山田 carry the same personal link");
+    let after = stats(&app, token, &id).await;
+    assert_eq!(after["status"], "sent");
+    assert_eq!(after["recipients"], 4);
+    assert_eq!(after["deliveries"]["email"], json!({"queued": 0, "sent": 4, "failed": 0, "bounced": 0}));
+    let recipients = app.get(&format!("/api/v1/messages/{id}/recipients"), token).await;
+    let items = recipients.ok(200)["items"].as_array().unwrap().clone();
+    let yamada = items.iter().find(|r| r["member_id"] == both.as_str()).unwrap();
+    assert_eq!(yamada["deliveries"].as_array().unwrap().len(), 2);
+    assert_eq!(yamada["deliveries"][0]["state"], "sent");
+    let watanabe = items.iter().find(|r| r["member_id"] == app_only.as_str()).unwrap();
+    assert!(watanabe["deliveries"].as_array().unwrap().is_empty(), "no address, e-mail only: reached by nothing");
+    assert!(
+        items.iter().all(|r| r["member_id"] != disabled.as_str() || r["deliveries"].as_array().unwrap().len() == 1)
+    );
+}
+
+async fn attribute_targets_narrow_by_every_key(backend: Backend) {
+    let (app, smtp) = spawn_app_with_smtp(backend).await;
+    let admin = app.create_admin("Attribute School").await;
+    let token = &admin.access_token;
+    create_member(
+        &app,
+        token,
+        json!({"name": "1A", "emails": ["1a@example.jp"], "attributes": {"grade": "1", "class": "A"}}),
+    )
+    .await;
+    create_member(
+        &app,
+        token,
+        json!({"name": "1B", "emails": ["1b@example.jp"], "attributes": {"grade": "1", "class": "B"}}),
+    )
+    .await;
+    create_member(
+        &app,
+        token,
+        json!({"name": "2A", "emails": ["2a@example.jp"], "attributes": {"grade": "2", "class": "A"}}),
+    )
+    .await;
+    let id = draft(
+        &app,
+        token,
+        json!({"subject": "1年A組", "body": "b", "targets": {"attributes": {"grade": ["1"], "class": ["A"]}}}),
+    )
+    .await;
+    assert_eq!(send(&app, token, &id, json!({})).await.ok(202)["recipient_count"], 1);
+    app.deliver_all().await;
+    assert_eq!(rcpts(&smtp.wait_for(1).await), ["1a@example.jp"]);
+    let id = draft(
+        &app,
+        token,
+        json!({"subject": "1年", "body": "b", "targets": {"attributes": {"grade": ["1", "2"], "class": ["A"]}}}),
+    )
+    .await;
+    assert_eq!(send(&app, token, &id, json!({})).await.ok(202)["recipient_count"], 2);
+}
+
+async fn a_preview_counts_before_sending(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let admin = app.create_admin("Preview School").await;
+    let token = &admin.access_token;
+    let list = create_list(&app, token, "1年A組").await;
+    let member = create_member(
+        &app,
+        token,
+        json!({"name": "A", "emails": ["a@example.jp", "b@example.jp"], "list_ids": [list]}),
+    )
+    .await;
+    app.post(&format!("/api/v1/members/{member}/devices"), token, json!({"platform": "apns", "token": "t1"}))
+        .await
+        .ok(201);
+    create_member(&app, token, json!({"name": "B", "emails": ["c@example.jp"], "list_ids": [list]})).await;
+    let id = draft(
+        &app,
+        token,
+        json!({"subject": "s", "body": "b", "targets": {"list_ids": [list], "member_ids": [member]}}),
+    )
+    .await;
+    let preview = app.get(&format!("/api/v1/messages/{id}/preview"), token).await;
+    assert_eq!(preview.ok(200).clone(), json!({"recipients": 2, "email": 3, "push": 1}));
+    let no_targets = draft(&app, token, json!({"subject": "s", "body": "b"})).await;
+    assert_eq!(send(&app, token, &no_targets, json!({})).await.problem(422), ["targets"]);
+}
+
+async fn a_scheduled_message_waits_can_be_cancelled_and_goes_out_when_due(backend: Backend) {
+    let (app, smtp) = spawn_app_with_smtp(backend).await;
+    let admin = app.create_admin("Schedule School").await;
+    let token = &admin.access_token;
+    let list = create_list(&app, token, "1年A組").await;
+    create_member(&app, token, json!({"name": "A", "emails": ["a@example.jp"], "list_ids": [list]})).await;
+    let later = (chrono::Utc::now() + chrono::Duration::hours(2)).to_rfc3339();
+    let cancelled = draft(&app, token, json!({"subject": "中止", "body": "b", "targets": {"list_ids": [list]}})).await;
+    let scheduled = send(&app, token, &cancelled, json!({"send_at": later})).await;
+    assert_eq!(
+        (scheduled.ok(202)["status"].clone(), scheduled.body["recipient_count"].clone()),
+        (json!("scheduled"), json!(1))
+    );
+    let cancel = app.post(&format!("/api/v1/messages/{cancelled}/cancel"), token, json!({})).await;
+    assert_eq!(cancel.ok(200)["status"], "cancelled");
+    assert_eq!(
+        app.post(&format!("/api/v1/messages/{cancelled}/cancel"), token, json!({})).await.problem(409),
+        ["status"]
+    );
+
+    let id = draft(&app, token, json!({"subject": "予約配信", "body": "b", "targets": {"list_ids": [list]}})).await;
+    send(&app, token, &id, json!({"send_at": later})).await.ok(202);
+    // Rescheduled an hour later, and edited while it waits.
+    let later = (chrono::Utc::now() + chrono::Duration::hours(3)).to_rfc3339();
+    assert_eq!(send(&app, token, &id, json!({"send_at": later})).await.ok(202)["status"], "scheduled");
+    app.patch(&format!("/api/v1/messages/{id}"), token, json!({"subject": "予約配信（変更）"})).await.ok(200);
+    let scheduled_list = app.get("/api/v1/messages?status=scheduled", token).await;
+    assert_eq!(scheduled_list.ok(200)["items"].as_array().unwrap().len(), 1);
+    assert_eq!(app.deliver_all().await, 0, "not due yet");
+    // A guardian joins before it goes out, and is reached: recipients are resolved when due.
+    create_member(&app, token, json!({"name": "B", "emails": ["b@example.jp"], "list_ids": [list]})).await;
+    let mut conn = app.state.db.pool.acquire().await.unwrap();
+    sqlx::query("UPDATE messages SET send_at = $1 WHERE id = $2")
+        .bind(chrono::Utc::now().timestamp_millis() - 1)
+        .bind(&id)
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    drop(conn);
+    app.deliver_all().await;
+    let mails = smtp.wait_for(2).await;
+    assert_eq!(rcpts(&mails), ["a@example.jp", "b@example.jp"]);
+    assert_eq!(parsed(&mails[0]).0, "予約配信（変更）");
+    assert_eq!(stats(&app, token, &id).await["status"], "sent");
+    assert_eq!(stats(&app, token, &cancelled).await["deliveries"]["email"]["sent"], 0);
+}
+
+async fn a_deferral_is_retried_and_a_persistent_one_fails(backend: Backend) {
+    let (app, smtp) = spawn_app_with_smtp(backend).await;
+    let admin = app.create_admin("Retry School").await;
+    let token = &admin.access_token;
+    let member =
+        create_member(&app, token, json!({"name": "A", "emails": ["busy@docomo.ne.jp", "never@example.jp"]})).await;
+    smtp.defer("busy@docomo.ne.jp", 451);
+    smtp.defer("never@example.jp", 421);
+    let id = draft(
+        &app,
+        token,
+        json!({"subject": "s", "body": "b", "targets": {"member_ids": [member]}, "channels": ["email"]}),
+    )
+    .await;
+    send(&app, token, &id, json!({})).await.ok(202);
+    let worker = app.worker();
+    worker.run_once().await.unwrap();
+    let waiting = stats(&app, token, &id).await;
+    assert_eq!(waiting["deliveries"]["email"]["queued"], 2, "deferred jobs wait for another try");
+    let recipients = app.get(&format!("/api/v1/messages/{id}/recipients"), token).await;
+    let delivery = &recipients.ok(200)["items"][0]["deliveries"][0];
+    assert_eq!(delivery["attempts"], 1);
+    assert!(delivery["detail"].as_str().unwrap().contains("451"), "{delivery}");
+    smtp.accept("busy@docomo.ne.jp");
+    app.deliver_all().await;
+    assert_eq!(rcpts(&smtp.received()), ["busy@docomo.ne.jp"]);
+    let done = stats(&app, token, &id).await;
+    assert_eq!(
+        done["deliveries"]["email"],
+        json!({"queued": 0, "sent": 1, "failed": 1, "bounced": 0}),
+        "gave up after 3 attempts"
+    );
+    assert_eq!(done["status"], "sent");
+}
+
+async fn a_refusal_bounces_and_the_third_in_a_row_disables_the_address(backend: Backend) {
+    let (app, smtp) = spawn_app_with_smtp(backend).await;
+    let admin = app.create_admin("Bounce School").await;
+    let token = &admin.access_token;
+    let member = create_member(&app, token, json!({"name": "A", "emails": ["gone@example.jp", "ok@example.jp"]})).await;
+    smtp.reject("gone@example.jp", 550);
+    for round in 1..=3 {
+        let id = draft(&app, token, json!({"subject": format!("第{round}報"), "body": "b", "targets": {"member_ids": [member]}, "channels": ["email"]})).await;
+        send(&app, token, &id, json!({})).await.ok(202);
+        app.deliver_all().await;
+        assert_eq!(stats(&app, token, &id).await["deliveries"]["email"]["bounced"], 1);
+        let status = app.get(&format!("/api/v1/members/{member}"), token).await.ok(200)["emails"][0]["status"].clone();
+        assert_eq!(status, if round < 3 { "bounced" } else { "disabled" }, "after bounce {round}");
+    }
+    // A disabled address receives nothing more.
+    let id = draft(
+        &app,
+        token,
+        json!({"subject": "第4報", "body": "b", "targets": {"member_ids": [member]}, "channels": ["email"]}),
+    )
+    .await;
+    send(&app, token, &id, json!({})).await.ok(202);
+    app.deliver_all().await;
+    assert_eq!(stats(&app, token, &id).await["deliveries"]["email"]["sent"], 1);
+    let recipients = app.get(&format!("/api/v1/messages/{id}/recipients"), token).await;
+    assert_eq!(recipients.ok(200)["items"][0]["deliveries"].as_array().unwrap().len(), 1);
+}
+
+async fn push_jobs_of_an_unconfigured_platform_are_skipped_with_the_reason(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let admin = app.create_admin("Push School").await;
+    let token = &admin.access_token;
+    let member = create_member(&app, token, json!({"name": "A"})).await;
+    app.post(&format!("/api/v1/members/{member}/devices"), token, json!({"platform": "apns", "token": "ios-token"}))
+        .await
+        .ok(201);
+    app.post(&format!("/api/v1/members/{member}/devices"), token, json!({"platform": "fcm", "token": "android-token"}))
+        .await
+        .ok(201);
+    let id = draft(&app, token, json!({"subject": "s", "body": "b", "targets": {"member_ids": [member]}})).await;
+    send(&app, token, &id, json!({})).await.ok(202);
+    app.deliver_all().await;
+    let done = stats(&app, token, &id).await;
+    assert_eq!(done["deliveries"]["push"]["skipped"], 2);
+    assert_eq!(done["status"], "sent");
+    let recipients = app.get(&format!("/api/v1/messages/{id}/recipients"), token).await;
+    let deliveries = recipients.ok(200)["items"][0]["deliveries"].as_array().unwrap().clone();
+    assert!(
+        deliveries.iter().all(|d| d["state"] == "skipped" && d["detail"].as_str().unwrap().contains("not configured"))
+    );
+    assert!(
+        deliveries.iter().all(|d| d["to"].as_str().unwrap().starts_with('…')),
+        "tokens masked without contacts:read? the admin has it"
+    );
+}
+
+async fn emergency_messages_are_delivered_first(backend: Backend) {
+    let (app, smtp) = spawn_app_with_smtp(backend).await;
+    let admin = app.create_admin("Emergency School").await;
+    let token = &admin.access_token;
+    let list = create_list(&app, token, "全校").await;
+    for i in 0..5 {
+        create_member(
+            &app,
+            token,
+            json!({"name": format!("保護者{i}"), "emails": [format!("p{i}@example.jp")], "list_ids": [list]}),
+        )
+        .await;
+    }
+    let normal =
+        draft(&app, token, json!({"subject": "給食だより", "body": "b", "targets": {"list_ids": [list]}})).await;
+    send(&app, token, &normal, json!({})).await.ok(202);
+    let emergency = draft(
+        &app,
+        token,
+        json!({"subject": "臨時休校", "body": "b", "priority": "emergency", "targets": {"list_ids": [list]}}),
+    )
+    .await;
+    send(&app, token, &emergency, json!({})).await.ok(202);
+    // One send at a time, so the order of arrival is the order of claiming.
+    let settings = renrakumo::delivery::worker::WorkerSettings { batch: 5, concurrency: 1, ..Default::default() };
+    let worker = renrakumo::delivery::worker::Worker::new(app.state.clone(), settings);
+    while worker.run_once().await.unwrap() > 0 {}
+    let mails = smtp.wait_for(10).await;
+    let subjects: Vec<String> = mails.iter().map(|m| parsed(m).0).collect();
+    assert!(subjects[..5].iter().all(|s| s == "【緊急】臨時休校"), "{subjects:?}");
+}
+
+async fn two_workers_deliver_every_job_exactly_once(backend: Backend) {
+    let (app, smtp) = spawn_app_with_smtp(backend).await;
+    let admin = app.create_admin("Scale School").await;
+    let token = &admin.access_token;
+    let mut rows = String::from("name,email1,email2,lists\n");
+    for i in 0..150 {
+        rows.push_str(&format!("保護者{i},g{i}a@example.jp,g{i}b@example.jp,全校\n"));
+    }
+    crate::roster_io::import(&app, token, "", rows.as_bytes()).await.ok(200);
+    let list = app.get("/api/v1/lists", token).await.ok(200)["items"][0]["id"].as_str().unwrap().to_string();
+    let id = draft(&app, token, json!({"subject": "s", "body": "b", "targets": {"list_ids": [list]}})).await;
+    assert_eq!(send(&app, token, &id, json!({})).await.ok(202)["recipient_count"], 150);
+    // A second instance: another application on the same database, with its own workers.
+    let settings = renrakumo::delivery::worker::WorkerSettings { batch: 20, ..Default::default() };
+    let other_state = renrakumo::startup::prepare(app.state.config.as_ref().clone()).await.unwrap();
+    let first = renrakumo::delivery::worker::Worker::new(app.state.clone(), settings.clone());
+    let second = renrakumo::delivery::worker::Worker::new(other_state, settings);
+    let drain =
+        |worker: renrakumo::delivery::worker::Worker| async move { while worker.run_once().await.unwrap() > 0 {} };
+    tokio::join!(drain(first), drain(second));
+    let mails = smtp.wait_for(300).await;
+    let all = rcpts(&mails);
+    let unique: BTreeSet<&String> = all.iter().collect();
+    assert_eq!(all.len(), 300, "every address once");
+    assert_eq!(unique.len(), 300, "no address twice");
+    assert_eq!(stats(&app, token, &id).await["deliveries"]["email"]["sent"], 300);
+}
+
+async fn jobs_of_a_crashed_worker_are_delivered_after_their_lease(backend: Backend) {
+    let (app, smtp) = spawn_app_with_smtp(backend).await;
+    let admin = app.create_admin("Crash School").await;
+    let token = &admin.access_token;
+    let member = create_member(&app, token, json!({"name": "A", "emails": ["a@example.jp"]})).await;
+    let id = draft(&app, token, json!({"subject": "s", "body": "b", "targets": {"member_ids": [member]}})).await;
+    send(&app, token, &id, json!({})).await.ok(202);
+    // An instance claims the job and dies before recording anything.
+    let claimed =
+        renrakumo::delivery::queue::claim(&app.state.db, 10, std::time::Duration::from_secs(300)).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(app.deliver_all().await, 0, "the lease holds");
+    let mut conn = app.state.db.pool.acquire().await.unwrap();
+    sqlx::query("UPDATE delivery_jobs SET lease_until = $1")
+        .bind(chrono::Utc::now().timestamp_millis() - 1)
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    drop(conn);
+    app.deliver_all().await;
+    assert_eq!(rcpts(&smtp.wait_for(1).await), ["a@example.jp"]);
+    assert_eq!(stats(&app, token, &id).await["status"], "sent");
+}
+
+async fn a_single_use_key_sends_once(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let admin = app.create_admin("Pass School").await;
+    let member = create_member(&app, &admin.access_token, json!({"name": "A", "emails": ["a@example.jp"]})).await;
+    let (_, key) = app
+        .create_api_key(
+            &admin,
+            json!({"name": "one-day pass", "scopes": ["messages:send", "messages:read"], "single_use": true}),
+        )
+        .await;
+    let create = |subject: &str| {
+        app.call(
+            Method::POST,
+            "/api/v1/messages",
+            Auth::ApiKey(&key),
+            Some(json!({"subject": subject, "body": "b", "targets": {"member_ids": [member]}})),
+        )
+    };
+    let first = create("一通目").await.ok(201)["id"].as_str().unwrap().to_string();
+    let second = create("二通目").await.ok(201)["id"].as_str().unwrap().to_string();
+    app.call(Method::POST, &format!("/api/v1/messages/{first}/send"), Auth::ApiKey(&key), None).await.ok(202);
+    app.call(Method::POST, &format!("/api/v1/messages/{second}/send"), Auth::ApiKey(&key), None).await.problem(401);
+    app.call(Method::GET, "/api/v1/me", Auth::ApiKey(&key), None).await.problem(401);
+    assert_eq!(app.get(&format!("/api/v1/messages/{second}"), &admin.access_token).await.ok(200)["status"], "draft");
+}
+
+async fn the_sender_gets_a_copy_and_a_summary(backend: Backend) {
+    let (app, smtp) = spawn_app_with_smtp(backend).await;
+    let admin = app.create_admin("Copy School").await;
+    let token = &admin.access_token;
+    let member = create_member(&app, token, json!({"name": "A", "emails": ["a@example.jp", "b@example.jp"]})).await;
+    smtp.reject("b@example.jp", 550);
+    let id = draft(
+        &app,
+        token,
+        json!({"subject": "授業参観", "body": "b", "copy_to_sender": true, "targets": {"member_ids": [member]}}),
+    )
+    .await;
+    send(&app, token, &id, json!({})).await.ok(202);
+    app.deliver_all().await;
+    let mails = smtp.wait_for(3).await;
+    let to_sender: Vec<(String, String, String)> =
+        mails.iter().filter(|m| m.to == [admin.email.clone()]).map(parsed).collect();
+    assert_eq!(to_sender.len(), 2, "{:?}", rcpts(&mails));
+    assert!(to_sender.iter().any(|(s, _, _)| s == "[送信控え] 授業参観"));
+    let summary = to_sender.iter().find(|(s, _, _)| s == "[配信完了] 授業参観").expect("a summary");
+    assert!(summary.1.contains("配信済み: 1") && summary.1.contains("不達: 1"), "{}", summary.1);
+}
+
+async fn history_filters_and_other_organisations(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let admin = app.create_admin("History School").await;
+    let token = &admin.access_token;
+    let (sender_id, sender) = app.create_staff(&admin, "sender").await;
+    // With an address, the message stays `sending` until a worker delivers it.
+    let member = create_member(&app, token, json!({"name": "A", "emails": ["a@example.jp"]})).await;
+    let mine =
+        draft(&app, &sender, json!({"subject": "遠足のお知らせ", "body": "b", "targets": {"member_ids": [member]}}))
+            .await;
+    draft(&app, token, json!({"subject": "給食", "body": "献立表"})).await;
+    send(&app, &sender, &mine, json!({})).await.ok(202);
+    let titles = |answer: &Answer| {
+        answer.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["subject"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(titles(&app.get(&format!("/api/v1/messages?sender={sender_id}"), token).await), ["遠足のお知らせ"]);
+    assert_eq!(titles(&app.get("/api/v1/messages?q=献立", token).await), ["給食"]);
+    assert_eq!(titles(&app.get("/api/v1/messages?status=sending", token).await), ["遠足のお知らせ"]);
+    let tomorrow = (chrono::Utc::now() + chrono::Duration::days(1)).format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    assert!(titles(&app.get(&format!("/api/v1/messages?from={tomorrow}"), token).await).is_empty());
+    assert_eq!(app.get("/api/v1/messages?status=lost", token).await.problem(422), ["status"]);
+    let (_, viewer) = app.create_staff(&admin, "viewer").await;
+    app.get("/api/v1/messages", &viewer).await.ok(200);
+    app.post("/api/v1/messages", &viewer, json!({"subject": "s", "body": "b"})).await.problem(403);
+    let school_b = app.create_admin("School B").await;
+    for path in ["", "/stats", "/recipients", "/preview"] {
+        app.get(&format!("/api/v1/messages/{mine}{path}"), &school_b.access_token).await.problem(404);
+    }
+    send(&app, &school_b.access_token, &mine, json!({})).await.problem(404);
+    assert_eq!(
+        app.post(
+            "/api/v1/messages",
+            &school_b.access_token,
+            json!({"subject": "s", "body": "b", "targets": {"member_ids": [member]}})
+        )
+        .await
+        .problem(422),
+        ["targets.member_ids[0]"]
+    );
+}
