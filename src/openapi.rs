@@ -27,6 +27,7 @@ use utoipa_actix_web::AppExt;
         (name = "lists", description = "Classes, grades, clubs and routes"),
         (name = "members", description = "Guardians (保護者) with up to four e-mail addresses and four devices"),
         (name = "messages", description = "Compose, send, schedule and follow messages"),
+        (name = "receipts", description = "The guardian's personal link: read, acknowledge, answer"),
         (name = "app", description = "The guardians' official app: invitations, self-registration, own profile, addresses and devices"),
         (name = "operations", description = "Health checks"),
     ),

@@ -58,6 +58,10 @@ pub struct MessageRequest {
     pub channels: Option<Vec<Channel>>,
     /// E-mail the sender a copy when the message goes out.
     pub copy_to_sender: Option<bool>,
+    /// Answer-required messages: remind, once, those who have not acknowledged after this
+    /// many minutes (1 to 10,080).
+    #[schema(example = 60)]
+    pub remind_after: Option<i64>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -81,6 +85,8 @@ pub struct MessageResponse {
     /// When every delivery had an outcome.
     pub completed_at: Option<DateTime<Utc>>,
     pub recipient_count: i64,
+    pub remind_after: Option<i64>,
+    pub reminded_at: Option<DateTime<Utc>>,
     /// The staff user who composed it (absent for API keys).
     pub created_by: Option<String>,
     pub created_at: DateTime<Utc>,
@@ -102,6 +108,8 @@ impl From<MessageRow> for MessageResponse {
             sent_at: row.sent_at.map(time),
             completed_at: row.completed_at.map(time),
             recipient_count: row.recipient_count,
+            remind_after: row.remind_after_minutes,
+            reminded_at: row.reminded_at.map(time),
             created_at: time(row.created_at),
             updated_at: time(row.updated_at),
             id: row.id,
@@ -132,6 +140,15 @@ async fn content(conn: &mut sqlx::AnyConnection, org_id: &str, request: MessageR
         errors.push(FieldError::new("channels", "name email, push or both"));
     }
     let answer_required = request.answer_required.unwrap_or(false);
+    match request.remind_after {
+        Some(minutes) if !(1..=10_080).contains(&minutes) => {
+            errors.push(FieldError::new("remind_after", "must be 1 to 10,080 minutes"))
+        }
+        Some(_) if !answer_required => {
+            errors.push(FieldError::new("remind_after", "reminders are for answer-required messages"))
+        }
+        _ => {}
+    }
     if request.answer_deadline.is_some_and(|d| d <= Utc::now()) && errors.iter().all(|e| e.field != "answer_deadline") {
         errors.push(FieldError::new("answer_deadline", "must be in the future"));
     }
@@ -162,6 +179,7 @@ async fn content(conn: &mut sqlx::AnyConnection, org_id: &str, request: MessageR
         targets: serde_json::to_string(&targets).unwrap_or_default(),
         channels: serde_json::to_string(&channels).unwrap_or_default(),
         copy_to_sender: request.copy_to_sender.unwrap_or(false),
+        remind_after_minutes: request.remind_after,
     })
 }
 
@@ -283,6 +301,7 @@ pub async fn update_message(
         targets: patch.targets.or(Some(stored.targets)),
         channels: patch.channels.or(Some(stored.channels)),
         copy_to_sender: patch.copy_to_sender.or(Some(stored.copy_to_sender)),
+        remind_after: patch.remind_after.or(stored.remind_after),
     };
     let content = content(&mut tx, &caller.org_id, merged).await?;
     if !messages::update_content(&mut tx, &caller.org_id, &id, &content).await? {
@@ -380,6 +399,7 @@ pub async fn copy_message(
         targets: source.targets,
         channels: source.channels,
         copy_to_sender: source.copy_to_sender != 0,
+        remind_after_minutes: source.remind_after_minutes,
     };
     let row = messages::create(&mut conn, &caller.org_id, caller.user_id(), api_key_id(&caller), &content).await?;
     Ok(HttpResponse::Created().json(MessageResponse::from(row)))
@@ -599,7 +619,7 @@ pub async fn stats(
         recipients,
         read,
         acknowledged,
-        answered: 0,
+        answered: crate::db::repositories::receipts::answered_count(&mut conn, &id).await?,
         deliveries: DeliveryCounts { email, push },
     }))
 }
@@ -635,6 +655,9 @@ pub struct RecipientResponse {
     pub name: String,
     pub read_at: Option<DateTime<Utc>>,
     pub acknowledged_at: Option<DateTime<Utc>>,
+    pub answered_at: Option<DateTime<Utc>>,
+    /// The guardian's current survey answers.
+    pub answers: Vec<crate::domain::message::Answer>,
     pub deliveries: Vec<DeliveryResponse>,
 }
 
@@ -642,7 +665,7 @@ pub struct RecipientResponse {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct RecipientQuery {
-    /// `unread`, `unacknowledged` or `failed`.
+    /// `unread`, `unacknowledged`, `unanswered` or `failed`.
     pub status: Option<String>,
     pub limit: Option<u32>,
     pub cursor: Option<String>,
@@ -664,15 +687,16 @@ pub async fn list_recipients(
     caller.require(Scope::MessagesRead)?;
     let query = query.0;
     if let Some(status) = &query.status
-        && !["unread", "unacknowledged", "failed"].contains(&status.as_str())
+        && !["unread", "unacknowledged", "unanswered", "failed"].contains(&status.as_str())
     {
-        return Err(ApiError::field("status", "is one of unread, unacknowledged, failed"));
+        return Err(ApiError::field("status", "is one of unread, unacknowledged, unanswered, failed"));
     }
     let page = PageQuery { limit: query.limit, cursor: query.cursor }.parse()?;
     let mut conn = state.db.pool.acquire().await?;
     find(&mut conn, &caller, &id).await?;
     let (rows, jobs) =
         messages::recipients(&mut conn, &id, query.status.as_deref(), page.after.as_deref(), page.fetch()).await?;
+    let answers = crate::db::repositories::receipts::answers(&mut conn, &id, None).await?;
     let unmasked = caller.has(Scope::ContactsRead);
     let page = page.page(
         rows,
@@ -702,10 +726,12 @@ pub async fn list_recipients(
                     updated_at: time(j.updated_at),
                 })
                 .collect(),
+            answers: answers.iter().filter(|a| a.member_id == r.member_id).map(|a| a.to_answer()).collect(),
             member_id: r.member_id,
             name: r.name,
             read_at: r.read_at.map(time),
             acknowledged_at: r.acknowledged_at.map(time),
+            answered_at: r.answered_at.map(time),
         },
     );
     Ok(web::Json(page))

@@ -3,15 +3,19 @@
 
 pub mod api_keys;
 pub mod app;
+pub mod attachments;
 pub mod auth;
 pub mod confirmations;
 pub mod extract;
 pub mod health;
+pub mod inbox;
 pub mod lists;
 pub mod me;
 pub mod members;
 pub mod messages;
 pub mod pagination;
+pub mod receipts;
+pub mod results;
 pub mod roster_io;
 pub mod users;
 
@@ -21,19 +25,27 @@ use utoipa_actix_web::service_config::ServiceConfig;
 /// Every documented route. The server and `renrakumo openapi` both call this, so the
 /// served spec and the committed one come from the same registrations.
 pub fn configure(cfg: &mut ServiceConfig) {
-    cfg.service(health::healthz).service(health::readyz).configure(confirmations::configure_pages).service(
-        utoipa_actix_web::scope("/api/v1")
-            .configure(auth::configure)
-            .configure(me::configure)
-            .configure(users::configure)
-            .configure(api_keys::configure)
-            .configure(lists::configure)
-            .configure(roster_io::configure)
-            .configure(members::configure)
-            .configure(app::configure)
-            .configure(messages::configure)
-            .configure(confirmations::configure),
-    );
+    cfg.service(health::healthz)
+        .service(health::readyz)
+        .configure(confirmations::configure_pages)
+        .configure(receipts::configure_pages)
+        .service(
+            utoipa_actix_web::scope("/api/v1")
+                .configure(auth::configure)
+                .configure(me::configure)
+                .configure(users::configure)
+                .configure(api_keys::configure)
+                .configure(lists::configure)
+                .configure(roster_io::configure)
+                .configure(members::configure)
+                .configure(app::configure)
+                .configure(messages::configure)
+                .configure(results::configure)
+                .configure(receipts::configure)
+                .configure(inbox::configure)
+                .configure(attachments::configure)
+                .configure(confirmations::configure),
+        );
 }
 
 /// Epoch milliseconds (storage) → RFC 3339 UTC (API).

@@ -4,7 +4,10 @@
 //! Each channel answers with an outcome the engine can act on without knowing the
 //! protocol: delivered, try again later, or give up on this address.
 
+pub mod apns;
 pub mod email;
+pub mod fcm;
+pub mod push;
 pub mod queue;
 pub mod worker;
 

@@ -11,7 +11,7 @@ use rand::Rng;
 use sha2::{Digest, Sha256};
 use tokio::sync::{Semaphore, watch};
 
-use crate::db::repositories::{messages, users};
+use crate::db::repositories::{attachments, messages, receipts, users};
 use crate::db::{Db, now_ms};
 use crate::delivery::email::{Attachment, OutgoingEmail, SendOutcome};
 use crate::delivery::queue::{self, Job};
@@ -90,7 +90,7 @@ impl Worker {
     /// One round: due scheduled messages, expired leases, one batch of jobs. Returns the
     /// number of messages started plus jobs handled (0 = nothing to do).
     pub async fn run_once(&self) -> anyhow::Result<usize> {
-        let started = self.start_due_messages().await?;
+        let started = self.start_due_messages().await? + self.send_due_reminders().await?;
         queue::reclaim_expired(self.db()).await?;
         let jobs = queue::claim(self.db(), self.settings.batch, self.settings.lease).await?;
         if jobs.is_empty() {
@@ -146,6 +146,28 @@ impl Worker {
         Ok(started)
     }
 
+    /// One reminder per answer-required message that asked for it, to those who have not
+    /// acknowledged by then.
+    async fn send_due_reminders(&self) -> anyhow::Result<usize> {
+        let due = {
+            let mut conn = self.db().pool.acquire().await?;
+            receipts::due_reminders(&mut conn).await?
+        };
+        let mut sent = 0;
+        for (id, org_id) in due {
+            let mut tx = self.db().pool.begin().await?;
+            if !receipts::claim_reminder(&mut tx, &id).await? {
+                continue;
+            }
+            let Some(message) = messages::find(&mut tx, &org_id, &id).await? else { continue };
+            let guardians = requeue(&mut tx, &message, receipts::Followers::Unacknowledged).await?;
+            tx.commit().await?;
+            tracing::info!(message_id = %id, guardians, "reminder queued");
+            sent += 1;
+        }
+        Ok(sent)
+    }
+
     /// After a message starts: a copy to its sender when asked for, and completion for a
     /// message that reached no address at all.
     pub async fn after_start(&self, message: &messages::MessageRow) {
@@ -187,7 +209,7 @@ impl Worker {
         let mut conn = self.db().pool.acquire().await?;
         for id in ids {
             let Some(message) = messages::find_any(&mut conn, id).await? else { continue };
-            let attachments = messages::attachments_with_content(&mut conn, id)
+            let attachments = attachments::attachments_with_content(&mut conn, id)
                 .await?
                 .into_iter()
                 .map(|a| Attachment { filename: a.filename, content_type: a.content_type, bytes: a.content })
@@ -355,6 +377,26 @@ pub async fn fan_out(conn: &mut sqlx::AnyConnection, message: &messages::Message
         &message.org_id,
         &message.id,
         &targets,
+        channels.iter().any(|c| c == "email"),
+        channels.iter().any(|c| c == "push"),
+        priority,
+    )
+    .await?)
+}
+
+/// Queues a sent message again, on its channels, for some of its recipients (resend and
+/// reminders); returns how many guardians.
+pub async fn requeue(
+    conn: &mut sqlx::AnyConnection,
+    message: &messages::MessageRow,
+    who: receipts::Followers,
+) -> anyhow::Result<i64> {
+    let channels: Vec<String> = serde_json::from_str(&message.channels)?;
+    let priority = if message.priority == "emergency" { 1 } else { 0 };
+    Ok(receipts::requeue(
+        conn,
+        &message.id,
+        who,
         channels.iter().any(|c| c == "email"),
         channels.iter().any(|c| c == "push"),
         priority,

@@ -5,6 +5,7 @@ mod helpers;
 
 mod api_keys;
 mod app;
+mod attachments;
 mod auth;
 mod cli;
 mod errors;
@@ -13,6 +14,9 @@ mod mailer;
 mod members;
 mod messages;
 mod operations;
+mod receipts;
+mod push;
+mod push_servers;
 mod roster_io;
 mod smtp_server;
 mod users;

@@ -1,4 +1,4 @@
-//! Messages, their recipients and attachments.
+//! Messages and their recipients (attachments: `attachments.rs`).
 
 use sqlx::AnyConnection;
 
@@ -27,12 +27,15 @@ pub struct MessageRow {
     pub sent_at: Option<i64>,
     pub completed_at: Option<i64>,
     pub recipient_count: i64,
+    pub remind_after_minutes: Option<i64>,
+    pub reminded_at: Option<i64>,
     pub created_at: i64,
     pub updated_at: i64,
 }
 
 const COLUMNS: &str = "id, org_id, created_by, api_key_id, subject, body, from_name, priority, answer_required, answer_deadline, \
-     survey, targets, channels, copy_to_sender, status, send_at, sent_at, completed_at, recipient_count, created_at, updated_at";
+     survey, targets, channels, copy_to_sender, status, send_at, sent_at, completed_at, recipient_count, remind_after_minutes, reminded_at, \
+     created_at, updated_at";
 
 /// The fields staff edit, already checked and serialised.
 pub struct MessageContent {
@@ -46,6 +49,7 @@ pub struct MessageContent {
     pub targets: String,
     pub channels: String,
     pub copy_to_sender: bool,
+    pub remind_after_minutes: Option<i64>,
 }
 
 pub async fn create(
@@ -59,8 +63,8 @@ pub async fn create(
     let now = now_ms();
     sqlx::query(
         "INSERT INTO messages (id, org_id, created_by, api_key_id, subject, body, from_name, priority, answer_required, answer_deadline, \
-         survey, targets, channels, copy_to_sender, status, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, 'draft', $15, $15)",
+         survey, targets, channels, copy_to_sender, remind_after_minutes, status, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $16, 'draft', $15, $15)",
     )
     .bind(&id)
     .bind(org_id)
@@ -77,6 +81,7 @@ pub async fn create(
     .bind(&content.channels)
     .bind(content.copy_to_sender as i64)
     .bind(now)
+    .bind(content.remind_after_minutes)
     .execute(&mut *conn)
     .await?;
     find(conn, org_id, &id).await?.ok_or(RepoError::NotFound)
@@ -107,7 +112,7 @@ pub async fn update_content(
 ) -> RepoResult<bool> {
     let done = sqlx::query(
         "UPDATE messages SET subject = $3, body = $4, from_name = $5, priority = $6, answer_required = $7, answer_deadline = $8, \
-         survey = $9, targets = $10, channels = $11, copy_to_sender = $12, updated_at = $13 \
+         survey = $9, targets = $10, channels = $11, copy_to_sender = $12, updated_at = $13, remind_after_minutes = $14 \
          WHERE org_id = $1 AND id = $2 AND status IN ('draft', 'scheduled')",
     )
     .bind(org_id)
@@ -123,6 +128,7 @@ pub async fn update_content(
     .bind(&content.channels)
     .bind(content.copy_to_sender as i64)
     .bind(now_ms())
+    .bind(content.remind_after_minutes)
     .execute(conn)
     .await?;
     Ok(done.rows_affected() == 1)
@@ -335,6 +341,7 @@ pub struct RecipientRow {
     pub name: String,
     pub read_at: Option<i64>,
     pub acknowledged_at: Option<i64>,
+    pub answered_at: Option<i64>,
 }
 
 #[derive(Debug, sqlx::FromRow)]
@@ -358,7 +365,7 @@ pub async fn recipients(
     limit: i64,
 ) -> RepoResult<(Vec<RecipientRow>, Vec<JobRow>)> {
     let mut sql = Sql::new(
-        "SELECT r.member_id, m.name, r.read_at, r.acknowledged_at FROM recipients r JOIN members m ON m.id = r.member_id WHERE r.message_id = ",
+        "SELECT r.member_id, m.name, r.read_at, r.acknowledged_at, r.answered_at FROM recipients r JOIN members m ON m.id = r.member_id WHERE r.message_id = ",
     );
     sql.bind(message_id).push(" AND r.member_id > ").bind(after.unwrap_or(""));
     match status {
@@ -367,6 +374,9 @@ pub async fn recipients(
         }
         Some("unacknowledged") => {
             sql.push(" AND r.acknowledged_at IS NULL");
+        }
+        Some("unanswered") => {
+            sql.push(" AND r.answered_at IS NULL");
         }
         Some("failed") => {
             sql.push(" AND EXISTS (SELECT 1 FROM delivery_jobs j WHERE j.message_id = r.message_id AND j.member_id = r.member_id AND j.status IN (3, 4, 5))");
@@ -387,39 +397,4 @@ pub async fn recipients(
         .push(") ORDER BY member_id, id");
     let jobs = jobs.query_as().fetch_all(conn).await?;
     Ok((rows, jobs))
-}
-
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct AttachmentRow {
-    pub id: String,
-    pub filename: String,
-    pub content_type: String,
-    pub size: i64,
-    pub created_at: i64,
-}
-
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct AttachmentContent {
-    pub filename: String,
-    pub content_type: String,
-    pub content: Vec<u8>,
-}
-
-pub async fn attachments(conn: &mut AnyConnection, message_id: &str) -> RepoResult<Vec<AttachmentRow>> {
-    Ok(sqlx::query_as(
-        "SELECT id, filename, content_type, size, created_at FROM attachments WHERE message_id = $1 ORDER BY id",
-    )
-    .bind(message_id)
-    .fetch_all(conn)
-    .await?)
-}
-
-pub async fn attachments_with_content(
-    conn: &mut AnyConnection,
-    message_id: &str,
-) -> RepoResult<Vec<AttachmentContent>> {
-    Ok(sqlx::query_as("SELECT filename, content_type, content FROM attachments WHERE message_id = $1 ORDER BY id")
-        .bind(message_id)
-        .fetch_all(conn)
-        .await?)
 }

@@ -2,12 +2,14 @@
 //! runs alone or inside their transaction.
 
 pub mod api_keys;
+pub mod attachments;
 pub mod guardians;
 pub mod lists;
 pub mod login_failures;
 pub mod members;
 pub mod messages;
 pub mod organizations;
+pub mod receipts;
 pub mod sessions;
 pub mod settings;
 pub mod users;

@@ -1,0 +1,282 @@
+//! What guardians do with a message: read it, acknowledge it, answer its survey.
+
+use sqlx::AnyConnection;
+
+use crate::db::sql::Sql;
+use crate::db::{RepoResult, now_ms};
+use crate::domain::message::Answer;
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct RecipientState {
+    pub read_at: Option<i64>,
+    pub acknowledged_at: Option<i64>,
+    pub answered_at: Option<i64>,
+}
+
+pub async fn find(conn: &mut AnyConnection, message_id: &str, member_id: &str) -> RepoResult<Option<RecipientState>> {
+    Ok(sqlx::query_as(
+        "SELECT read_at, acknowledged_at, answered_at FROM recipients WHERE message_id = $1 AND member_id = $2",
+    )
+    .bind(message_id)
+    .bind(member_id)
+    .fetch_optional(conn)
+    .await?)
+}
+
+/// The first opening counts; later ones change nothing.
+pub async fn mark_read(conn: &mut AnyConnection, message_id: &str, member_id: &str) -> RepoResult<()> {
+    sqlx::query("UPDATE recipients SET read_at = $3 WHERE message_id = $1 AND member_id = $2 AND read_at IS NULL")
+        .bind(message_id)
+        .bind(member_id)
+        .bind(now_ms())
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Idempotent: the first acknowledgement's time stays. Acknowledging implies reading.
+pub async fn acknowledge(conn: &mut AnyConnection, message_id: &str, member_id: &str) -> RepoResult<()> {
+    let now = now_ms();
+    sqlx::query(
+        "UPDATE recipients SET acknowledged_at = COALESCE(acknowledged_at, $3), read_at = COALESCE(read_at, $3) \
+         WHERE message_id = $1 AND member_id = $2",
+    )
+    .bind(message_id)
+    .bind(member_id)
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Replaces the guardian's answers with these.
+pub async fn save_answers(
+    conn: &mut AnyConnection,
+    org_id: &str,
+    message_id: &str,
+    member_id: &str,
+    answers: &[Answer],
+) -> RepoResult<()> {
+    let now = now_ms();
+    sqlx::query("DELETE FROM answers WHERE message_id = $1 AND member_id = $2")
+        .bind(message_id)
+        .bind(member_id)
+        .execute(&mut *conn)
+        .await?;
+    if !answers.is_empty() {
+        let mut sql = Sql::new(
+            "INSERT INTO answers (message_id, member_id, org_id, question, choices, text, answered_at) VALUES ",
+        );
+        for (i, answer) in answers.iter().enumerate() {
+            let choices = answer.choices.as_ref().map(|c| serde_json::to_string(c).unwrap_or_default());
+            sql.push(if i == 0 { "(" } else { ", (" });
+            sql.bind(message_id)
+                .push(", ")
+                .bind(member_id)
+                .push(", ")
+                .bind(org_id)
+                .push(", ")
+                .bind(answer.question as i64)
+                .push(", ");
+            sql.bind(choices).push(", ").bind(answer.text.clone()).push(", ").bind(now).push(")");
+        }
+        sql.query().execute(&mut *conn).await?;
+    }
+    sqlx::query("UPDATE recipients SET answered_at = $3, read_at = COALESCE(read_at, $3) WHERE message_id = $1 AND member_id = $2")
+        .bind(message_id)
+        .bind(member_id)
+        .bind(now)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct AnswerRow {
+    pub member_id: String,
+    pub question: i64,
+    pub choices: Option<String>,
+    pub text: Option<String>,
+}
+
+impl AnswerRow {
+    pub fn to_answer(&self) -> Answer {
+        Answer {
+            question: self.question as usize,
+            choices: self.choices.as_deref().and_then(|c| serde_json::from_str(c).ok()),
+            text: self.text.clone(),
+        }
+    }
+}
+
+/// The answers of one guardian, or of everyone (`member_id` None), by member and question.
+pub async fn answers(
+    conn: &mut AnyConnection,
+    message_id: &str,
+    member_id: Option<&str>,
+) -> RepoResult<Vec<AnswerRow>> {
+    let mut sql = Sql::new("SELECT member_id, question, choices, text FROM answers WHERE message_id = ");
+    sql.bind(message_id);
+    if let Some(member_id) = member_id {
+        sql.push(" AND member_id = ").bind(member_id);
+    }
+    sql.push(" ORDER BY member_id, question");
+    Ok(sql.query_as().fetch_all(conn).await?)
+}
+
+pub async fn answered_count(conn: &mut AnyConnection, message_id: &str) -> RepoResult<i64> {
+    Ok(sqlx::query_scalar("SELECT COUNT(answered_at) FROM recipients WHERE message_id = $1")
+        .bind(message_id)
+        .fetch_one(conn)
+        .await?)
+}
+
+/// Who a resend or reminder reaches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Followers {
+    Unacknowledged,
+    Unanswered,
+    Failed,
+}
+
+/// Queues new jobs, on every current address and device, for the recipients who have
+/// not acknowledged / answered / been reached; returns how many guardians.
+pub async fn requeue(
+    conn: &mut AnyConnection,
+    message_id: &str,
+    who: Followers,
+    email: bool,
+    push: bool,
+    priority: i64,
+) -> RepoResult<i64> {
+    let condition = match who {
+        Followers::Unacknowledged => "r.acknowledged_at IS NULL",
+        Followers::Unanswered => "r.answered_at IS NULL",
+        Followers::Failed => {
+            "EXISTS (SELECT 1 FROM delivery_jobs f WHERE f.message_id = r.message_id AND f.member_id = r.member_id AND f.status IN (3, 4, 5))"
+        }
+    };
+    let now = now_ms();
+    let guardians: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT COUNT(*) FROM recipients r JOIN members m ON m.id = r.member_id WHERE r.message_id = $1 AND m.status = 'active' AND {condition}"
+    )))
+    .bind(message_id)
+    .fetch_one(&mut *conn)
+    .await?;
+    if email {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO delivery_jobs (message_id, member_id, org_id, channel, address, priority, status, attempts, run_after, created_at, updated_at) \
+             SELECT r.message_id, r.member_id, r.org_id, 'email', e.address, $2, 0, 0, $3, $3, $3 \
+             FROM recipients r JOIN members m ON m.id = r.member_id JOIN member_emails e ON e.member_id = r.member_id \
+             WHERE r.message_id = $1 AND m.status = 'active' AND e.status IN ('active', 'bounced') AND {condition}"
+        )))
+        .bind(message_id)
+        .bind(priority)
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+    }
+    if push {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO delivery_jobs (message_id, member_id, org_id, channel, address, platform, device_id, priority, status, attempts, run_after, created_at, updated_at) \
+             SELECT r.message_id, r.member_id, r.org_id, 'push', d.token, d.platform, d.id, $2, 0, 0, $3, $3, $3 \
+             FROM recipients r JOIN members m ON m.id = r.member_id JOIN member_devices d ON d.member_id = r.member_id \
+             WHERE r.message_id = $1 AND m.status = 'active' AND {condition}"
+        )))
+        .bind(message_id)
+        .bind(priority)
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+    }
+    if guardians > 0 {
+        sqlx::query("UPDATE messages SET status = 'sending', completed_at = NULL, updated_at = $2 WHERE id = $1 AND status IN ('sending', 'sent')")
+            .bind(message_id)
+            .bind(now)
+            .execute(conn)
+            .await?;
+    }
+    Ok(guardians)
+}
+
+/// Answer-required messages whose reminder is due: (message id, org id).
+pub async fn due_reminders(conn: &mut AnyConnection) -> RepoResult<Vec<(String, String)>> {
+    Ok(sqlx::query_as(
+        "SELECT id, org_id FROM messages WHERE remind_after_minutes IS NOT NULL AND reminded_at IS NULL \
+         AND status IN ('sending', 'sent') AND sent_at + remind_after_minutes * 60000 <= $1",
+    )
+    .bind(now_ms())
+    .fetch_all(conn)
+    .await?)
+}
+
+/// Marks the reminder as sent; false when another instance did it first.
+pub async fn claim_reminder(conn: &mut AnyConnection, message_id: &str) -> RepoResult<bool> {
+    let done = sqlx::query("UPDATE messages SET reminded_at = $2 WHERE id = $1 AND reminded_at IS NULL")
+        .bind(message_id)
+        .bind(now_ms())
+        .execute(conn)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct InboxRow {
+    pub message_id: String,
+    pub subject: String,
+    pub priority: String,
+    pub sent_at: Option<i64>,
+    pub answer_required: i64,
+    pub answer_deadline: Option<i64>,
+    pub read_at: Option<i64>,
+    pub acknowledged_at: Option<i64>,
+    pub answered_at: Option<i64>,
+}
+
+/// A guardian's messages, newest first (message ids are time-ordered).
+pub async fn inbox(
+    conn: &mut AnyConnection,
+    member_id: &str,
+    before: Option<&str>,
+    limit: i64,
+) -> RepoResult<Vec<InboxRow>> {
+    let mut sql = Sql::new(
+        "SELECT r.message_id, m.subject, m.priority, m.sent_at, m.answer_required, m.answer_deadline, r.read_at, r.acknowledged_at, r.answered_at \
+         FROM recipients r JOIN messages m ON m.id = r.message_id WHERE r.member_id = ",
+    );
+    sql.bind(member_id);
+    if let Some(before) = before {
+        sql.push(" AND r.message_id < ").bind(before);
+    }
+    sql.push(" ORDER BY r.message_id DESC LIMIT ").bind(limit);
+    Ok(sql.query_as().fetch_all(conn).await?)
+}
+
+pub async fn unread_count(conn: &mut AnyConnection, member_id: &str) -> RepoResult<i64> {
+    Ok(sqlx::query_scalar("SELECT COUNT(*) FROM recipients WHERE member_id = $1 AND read_at IS NULL")
+        .bind(member_id)
+        .fetch_one(conn)
+        .await?)
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ResultRow {
+    pub member_id: String,
+    pub name: String,
+    pub student_name: Option<String>,
+    pub external_id: Option<String>,
+    pub read_at: Option<i64>,
+    pub acknowledged_at: Option<i64>,
+    pub answered_at: Option<i64>,
+}
+
+/// Every recipient of a message with their response times, by name.
+pub async fn result_rows(conn: &mut AnyConnection, message_id: &str) -> RepoResult<Vec<ResultRow>> {
+    Ok(sqlx::query_as(
+        "SELECT r.member_id, m.name, m.student_name, m.external_id, r.read_at, r.acknowledged_at, r.answered_at \
+         FROM recipients r JOIN members m ON m.id = r.member_id WHERE r.message_id = $1 ORDER BY m.name, r.member_id",
+    )
+    .bind(message_id)
+    .fetch_all(conn)
+    .await?)
+}
