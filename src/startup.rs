@@ -76,7 +76,8 @@ pub async fn prepare(config: Config) -> anyhow::Result<AppState> {
     };
     drop(conn);
     let mailer = Arc::new(Mailer::from_config(&config)?);
-    Ok(AppState { db, jwt: Arc::new(JwtKeys::new(secret.as_bytes())), mailer, config: Arc::new(config) })
+    let push = Arc::new(crate::delivery::PushClients::from_config(&config)?);
+    Ok(AppState { db, jwt: Arc::new(JwtKeys::new(secret.as_bytes())), mailer, push, config: Arc::new(config) })
 }
 
 impl Application {

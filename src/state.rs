@@ -3,6 +3,7 @@ use std::sync::Arc;
 use crate::auth::JwtKeys;
 use crate::config::Config;
 use crate::db::Db;
+use crate::delivery::PushClients;
 use crate::delivery::email::Mailer;
 
 /// What every request handler can reach. Cheap to clone.
@@ -12,4 +13,5 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub jwt: Arc<JwtKeys>,
     pub mailer: Arc<Mailer>,
+    pub push: Arc<PushClients>,
 }

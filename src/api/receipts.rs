@@ -424,8 +424,16 @@ fn render(
 fn page_error(survey: &Survey, error: &FieldError) -> String {
     // `answers[i]…`: the page posts every question in order, so i is the question. A missing
     // required answer is reported on `answers` as "question N (…) is required".
-    let indexed = error.field.strip_prefix("answers[").and_then(|rest| rest.split(']').next()).and_then(|i| i.parse::<usize>().ok());
-    let required = error.message.strip_prefix("question ").and_then(|rest| rest.split(' ').next()).and_then(|i| i.parse::<usize>().ok());
+    let indexed = error
+        .field
+        .strip_prefix("answers[")
+        .and_then(|rest| rest.split(']').next())
+        .and_then(|i| i.parse::<usize>().ok());
+    let required = error
+        .message
+        .strip_prefix("question ")
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|i| i.parse::<usize>().ok());
     match (indexed, required) {
         (_, Some(i)) if error.message.ends_with("is required") => match survey.questions.get(i) {
             Some(q) => format!("質問{}（{}）に回答してください。", i + 1, q.text),

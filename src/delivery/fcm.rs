@@ -31,6 +31,8 @@ pub const SCOPE: &str = "https://www.googleapis.com/auth/firebase.messaging";
 pub const MAX_PAYLOAD: usize = 4096;
 /// An access token is renewed this long before it expires (at most half its lifetime).
 pub const TOKEN_MARGIN: Duration = Duration::from_secs(5 * 60);
+/// After a failed token fetch, requests within this time share its outcome.
+const FAILURE_HOLD: Duration = Duration::from_secs(5);
 /// Lifetime asked for in the JWT-bearer assertion (Google's maximum).
 const ASSERTION_LIFETIME: u64 = 3600;
 
@@ -87,7 +89,7 @@ impl FcmClient {
             key_id: account.private_key_id.filter(|id| !id.is_empty()),
             key,
             current: RwLock::new(None),
-            fetching: tokio::sync::Mutex::new(()),
+            fetching: tokio::sync::Mutex::new(None),
             fetched: std::sync::atomic::AtomicU64::new(0),
         };
         // Sign once now: a key that cannot sign should stop the start, not every job.
@@ -293,8 +295,10 @@ struct AccessTokens {
     key_id: Option<String>,
     key: EncodingKey,
     current: RwLock<Option<Arc<AccessToken>>>,
-    /// Held while fetching, so that one request fetches and the others wait for it.
-    fetching: tokio::sync::Mutex<()>,
+    /// Held while fetching, so that one request fetches and the others wait for it. Holds the
+    /// last failure: requests that waited for a fetch that failed share its outcome instead
+    /// of each trying again (and each waiting for a timeout) in turn.
+    fetching: tokio::sync::Mutex<Option<(Instant, PushOutcome)>>,
     fetched: std::sync::atomic::AtomicU64,
 }
 
@@ -330,13 +334,27 @@ impl AccessTokens {
         if let Some(token) = self.cached() {
             return Ok(token);
         }
-        let _fetching = self.fetching.lock().await;
+        let mut last_failure = self.fetching.lock().await;
         if let Some(token) = self.cached() {
             return Ok(token);
         }
-        let token = Arc::new(self.fetch().await?);
-        *self.current.write().unwrap_or_else(|e| e.into_inner()) = Some(token.clone());
-        Ok(token)
+        if let Some((at, outcome)) = last_failure.as_ref()
+            && at.elapsed() < FAILURE_HOLD
+        {
+            return Err(outcome.clone());
+        }
+        match self.fetch().await {
+            Ok(token) => {
+                let token = Arc::new(token);
+                *self.current.write().unwrap_or_else(|e| e.into_inner()) = Some(token.clone());
+                *last_failure = None;
+                Ok(token)
+            }
+            Err(outcome) => {
+                *last_failure = Some((Instant::now(), outcome.clone()));
+                Err(outcome)
+            }
+        }
     }
 
     /// FCM refused `rejected`: forget it unless another request already replaced it.

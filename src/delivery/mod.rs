@@ -12,3 +12,20 @@ pub mod queue;
 pub mod worker;
 
 pub use email::{Attachment, Mailer, OutgoingEmail, SendOutcome};
+
+/// The push clients of this instance; a platform without configuration has none, and its
+/// jobs are recorded as skipped with the reason.
+#[derive(Default)]
+pub struct PushClients {
+    pub apns: Option<apns::ApnsClient>,
+    pub fcm: Option<fcm::FcmClient>,
+}
+
+impl PushClients {
+    pub fn from_config(config: &crate::config::Config) -> anyhow::Result<PushClients> {
+        Ok(PushClients {
+            apns: config.apns.as_ref().map(|apns| apns::ApnsClient::new(apns, &config.apns_url)).transpose()?,
+            fcm: config.fcm_credentials.as_ref().map(|path| fcm::FcmClient::new(path, &config.fcm_url)).transpose()?,
+        })
+    }
+}

@@ -11,9 +11,10 @@ use rand::Rng;
 use sha2::{Digest, Sha256};
 use tokio::sync::{Semaphore, watch};
 
-use crate::db::repositories::{attachments, messages, receipts, users};
+use crate::db::repositories::{attachments, members, messages, receipts, users};
 use crate::db::{Db, now_ms};
 use crate::delivery::email::{Attachment, OutgoingEmail, SendOutcome};
+use crate::delivery::push::{Notification, PushOutcome};
 use crate::delivery::queue::{self, Job};
 use crate::domain::EmailAddress;
 use crate::domain::message::{Priority, Targets};
@@ -59,7 +60,11 @@ const CARRIER_DOMAINS: [&str; 6] =
 
 enum Outcome {
     Sent,
+    /// Try again, not before the given delay when the service named one.
     Retry(String),
+    RetryAfter(String, Duration),
+    /// A dead device token: the device is removed from the roster.
+    Invalid(String),
     Failed(String),
     Bounced(String),
     Skipped(String),
@@ -70,6 +75,10 @@ struct Prepared {
     subject: String,
     body: String,
     attachments: Vec<Attachment>,
+    /// For push: the subject as written, and the start of the body.
+    push_title: String,
+    push_body: String,
+    emergency: bool,
 }
 
 pub struct Worker {
@@ -232,7 +241,12 @@ impl Worker {
             if let Some(from) = &message.from_name {
                 body.push_str(&format!("\n送信者: {from}\n"));
             }
-            prepared.insert(id.to_string(), Prepared { subject, body, attachments });
+            let emergency = Priority::parse(&message.priority) == Priority::Emergency;
+            let push_body: String = message.body.chars().take(200).collect();
+            prepared.insert(
+                id.to_string(),
+                Prepared { push_title: subject.clone(), subject, body, attachments, push_body, emergency },
+            );
         }
         Ok(prepared)
     }
@@ -278,16 +292,44 @@ impl Worker {
                 }
             }
             _ => {
-                let platform = job.platform.as_deref().unwrap_or("push");
-                let configured = match platform {
-                    "apns" => self.state.config.apns.is_some(),
-                    _ => self.state.config.fcm_credentials.is_some(),
+                let notification = Notification {
+                    token: job.address.clone(),
+                    title: message.push_title.clone(),
+                    body: message.push_body.clone(),
+                    message_id: job.message_id.clone(),
+                    emergency: message.emergency,
+                    collapse_id: job.message_id.clone(),
+                    // The same id on every attempt of this job.
+                    apns_id: Some(uuid::Uuid::new_v5(
+                        &uuid::Uuid::NAMESPACE_OID,
+                        format!("renrakumo-job-{}", job.id).as_bytes(),
+                    )),
                 };
-                Outcome::Skipped(if configured {
-                    format!("{platform} delivery is not available in this version yet")
-                } else {
-                    format!("{platform} is not configured on this instance")
-                })
+                let outcome = match job.platform.as_deref() {
+                    Some("apns") => match &self.state.push.apns {
+                        Some(client) => client.send(&notification).await,
+                        None => {
+                            return Outcome::Skipped(
+                                "APNs is not configured on this instance (RENRAKUMO_APNS_KEY_FILE)".into(),
+                            );
+                        }
+                    },
+                    _ => match &self.state.push.fcm {
+                        Some(client) => client.send(&notification).await,
+                        None => {
+                            return Outcome::Skipped(
+                                "FCM is not configured on this instance (RENRAKUMO_FCM_CREDENTIALS)".into(),
+                            );
+                        }
+                    },
+                };
+                match outcome {
+                    PushOutcome::Delivered => Outcome::Sent,
+                    PushOutcome::Retry { reason, after: Some(after) } => Outcome::RetryAfter(reason, after),
+                    PushOutcome::Retry { reason, after: None } => Outcome::Retry(reason),
+                    PushOutcome::InvalidToken(reason) => Outcome::Invalid(reason),
+                    PushOutcome::Failed(reason) => Outcome::Failed(reason),
+                }
             }
         }
     }
@@ -319,8 +361,20 @@ impl Worker {
                 Outcome::Retry(reason) if job.attempts < self.settings.max_attempts => {
                     queue::retry_later(&mut tx, job.id, now_ms() + self.backoff(job.attempts), reason).await?;
                 }
-                Outcome::Retry(reason) | Outcome::Failed(reason) => {
+                Outcome::RetryAfter(reason, after) if job.attempts < self.settings.max_attempts => {
+                    let delay = self.backoff(job.attempts).max(after.as_millis() as i64);
+                    queue::retry_later(&mut tx, job.id, now_ms() + delay, reason).await?;
+                }
+                Outcome::Retry(reason) | Outcome::RetryAfter(reason, _) | Outcome::Failed(reason) => {
                     queue::finish(&mut tx, &[job.id], queue::FAILED, Some(reason)).await?;
+                }
+                Outcome::Invalid(reason) => {
+                    queue::finish(&mut tx, &[job.id], queue::INVALID, Some(reason)).await?;
+                    if let Some(device_id) = &job.device_id {
+                        // Gone from the roster; the recipients list still shows why.
+                        let _ = members::delete_device(&mut tx, &job.org_id, &job.member_id, device_id).await;
+                        tracing::info!(device_id = %device_id, "dead device token removed");
+                    }
                 }
                 Outcome::Bounced(reply) => {
                     queue::finish(&mut tx, &[job.id], queue::BOUNCED, Some(reply)).await?;

@@ -30,11 +30,14 @@ const DOCX: &str = "application/vnd.openxmlformats-officedocument.wordprocessing
 /// One part of a multipart body: (field name, filename, declared type, bytes).
 type Part<'a> = (&'a str, Option<&'a str>, &'a str, &'a [u8]);
 
+/// A filename starting with `*=` is sent as it stands after `filename` (RFC 5987's
+/// `filename*=UTF-8''…`), others quoted as browsers send them.
 fn multipart(parts: &[Part]) -> Vec<u8> {
     let mut body = Vec::new();
     for (name, filename, content_type, bytes) in parts {
         body.extend_from_slice(format!("--{BOUNDARY}\r\n").as_bytes());
         let disposition = match filename {
+            Some(extended) if extended.starts_with("*=") => format!("form-data; name=\"{name}\"; filename{extended}"),
             Some(filename) => format!("form-data; name=\"{name}\"; filename=\"{filename}\""),
             None => format!("form-data; name=\"{name}\""),
         };
@@ -160,8 +163,12 @@ async fn an_upload_lists_and_downloads_byte_for_byte_with_its_name(backend: Back
     assert_eq!(document.ok(201)["content_type"], DOCX);
     // A path, control characters and a right-to-left override are dropped; a name without
     // the right extension gets it.
-    let picture = upload(&app, token, &id, "C:\\fakepath\\運動会\u{202E}の\u{7}写真", &png()).await;
+    let picture = upload(&app, token, &id, "/home/sensei/運動会\u{202E}の写真", &png()).await;
     assert_eq!(picture.ok(201)["filename"], "運動会の写真.png");
+    let encoded = "*=UTF-8''C%3A%5Cfakepath%5C%E9%81%A0%E8%B6%B3%07%0D%0A.pdf";
+    let pdf_name = post_parts(&app, token, &id, &[("file", Some(encoded), "application/pdf", &pdf(100))]).await;
+    assert_eq!(pdf_name.ok(201)["filename"], "遠足.pdf");
+    app.delete(&format!("{}/{}", path(&id), pdf_name.body["id"].as_str().unwrap()), token).await.ok(204);
     assert_eq!(picture.body["content_type"], "image/png");
     let long = format!("{}.pdf", "長".repeat(250));
     let cut = upload(&app, token, &id, &long, &pdf(100)).await;

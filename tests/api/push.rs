@@ -354,7 +354,8 @@ async fn fcm_long_body_is_cut_to_fit() {
 async fn fcm_error_answers_map_to_outcomes() {
     let server = FcmServer::start().await;
     let (client, _dir) = fcm_client(&server);
-    let cases: [(FcmAnswer, fn(&PushOutcome) -> bool); 4] = [
+    type Check = fn(&PushOutcome) -> bool;
+    let cases: [(FcmAnswer, Check); 4] = [
         (FcmAnswer::Unregistered, |o| matches!(o, PushOutcome::InvalidToken(r) if r.contains("UNREGISTERED"))),
         (FcmAnswer::InvalidToken, |o| matches!(o, PushOutcome::InvalidToken(r) if r.contains("registration token"))),
         (FcmAnswer::InvalidPayload, |o| matches!(o, PushOutcome::Failed(r) if r.contains("INVALID_ARGUMENT"))),
@@ -464,25 +465,43 @@ async fn fcm_many_concurrent_sends_share_few_connections() {
     assert_eq!(server.problems(), Vec::<String>::new());
 }
 
-#[tokio::test]
-async fn fcm_token_endpoint_down_means_retry() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fcm_token_endpoint_down_or_refusing_means_retry() {
     let server = FcmServer::start().await;
     let dir = tempfile::tempdir().unwrap();
     let credentials = server.write_credentials(dir.path());
+    let original: serde_json::Value = serde_json::from_slice(&std::fs::read(&credentials).unwrap()).unwrap();
     let port = {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.local_addr().unwrap().port()
     };
-    let mut json: serde_json::Value = serde_json::from_slice(&std::fs::read(&credentials).unwrap()).unwrap();
+    let mut json = original.clone();
     json["token_uri"] = format!("http://127.0.0.1:{port}/token").into();
+    std::fs::write(&credentials, json.to_string()).unwrap();
+    let client = Arc::new(FcmClient::new(&credentials, &server.url).unwrap());
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..20 {
+        let client = client.clone();
+        tasks.spawn(async move { client.send(&notification(&fcm_token(i), false)).await });
+    }
+    while let Some(outcome) = tasks.join_next().await {
+        let outcome = outcome.unwrap();
+        assert!(
+            matches!(&outcome, PushOutcome::Retry { reason, .. } if reason.starts_with("FCM access token")),
+            "{outcome:?}"
+        );
+    }
+    assert!(server.requests().is_empty());
+
+    // The token endpoint refuses the grant (a key id it does not know): retry, with its words.
+    let mut json = original;
+    json["private_key_id"] = "unknown-key".into();
     std::fs::write(&credentials, json.to_string()).unwrap();
     let client = FcmClient::new(&credentials, &server.url).unwrap();
     let outcome = client.send(&notification(&fcm_token(1), false)).await;
-    assert!(
-        matches!(&outcome, PushOutcome::Retry { reason, .. } if reason.starts_with("FCM access token")),
-        "{outcome:?}"
-    );
+    assert!(matches!(&outcome, PushOutcome::Retry { reason, .. } if reason.contains("invalid_grant")), "{outcome:?}");
     assert!(server.requests().is_empty());
+    assert_eq!(server.token_requests(), 0);
 }
 
 #[tokio::test]

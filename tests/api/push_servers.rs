@@ -660,6 +660,13 @@ impl FcmServer {
         self.state.unauthorized_once.store(true, Ordering::SeqCst);
     }
 
+    /// An access token as if granted at `/token` (for load generators such as h2load).
+    pub fn issue_access_token(&self) -> String {
+        let token = format!("ya29.bench-{}", uuid::Uuid::new_v4().simple());
+        lock(&self.state.issued).insert(token.clone(), Instant::now() + Duration::from_secs(24 * 3600));
+        token
+    }
+
     /// Grants issued at `/token`.
     pub fn token_requests(&self) -> usize {
         self.state.token_requests.load(Ordering::SeqCst)

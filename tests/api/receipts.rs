@@ -60,7 +60,8 @@ async fn post_form(app: &TestApp, path: &str, form: &[(&str, &str)], origin: Opt
 }
 
 async fn put_answers(app: &TestApp, link: &str, answers: Value) -> Answer {
-    app.call(Method::PUT, &format!("/api/v1/receipts/{link}/answers"), Auth::None, Some(json!({"answers": answers}))).await
+    app.call(Method::PUT, &format!("/api/v1/receipts/{link}/answers"), Auth::None, Some(json!({"answers": answers})))
+        .await
 }
 
 async fn stats(app: &TestApp, token: &str, id: &str) -> Value {
@@ -82,7 +83,17 @@ async fn a_guardian_reads_acknowledges_and_answers_from_the_link_in_the_email(ba
     assert_eq!(stats(&app, token, &id).await["read"], 0);
     let (status, html) = page(&app, &link_token).await;
     assert_eq!(status, 200);
-    for expected in ["授業参観の出欠", "10月1日に授業参観を行います。", "1年A組 担任", "山田 花子 様", "確認しました", "出欠（必須）", "type=\"radio\"", "type=\"checkbox\"", "<textarea"] {
+    for expected in [
+        "授業参観の出欠",
+        "10月1日に授業参観を行います。",
+        "1年A組 担任",
+        "山田 花子 様",
+        "確認しました",
+        "出欠（必須）",
+        "type=\"radio\"",
+        "type=\"checkbox\"",
+        "<textarea",
+    ] {
         assert!(html.contains(expected), "the page shows {expected}");
     }
     assert!(!html.contains("<script"), "works without JavaScript");
@@ -94,14 +105,27 @@ async fn a_guardian_reads_acknowledges_and_answers_from_the_link_in_the_email(ba
     assert_eq!(refused.status(), 200);
     assert!(refused.text().await.unwrap().contains("質問1"), "the error names the question");
     assert_eq!(stats(&app, token, &id).await["answered"], 0);
-    let saved = post_form(&app, &answers_path, &[("csrf", &csrf), ("q0", "0"), ("q1", "0"), ("q1", "2"), ("q2", "よろしくお願いします")], None).await;
+    let saved = post_form(
+        &app,
+        &answers_path,
+        &[("csrf", &csrf), ("q0", "0"), ("q1", "0"), ("q1", "2"), ("q2", "よろしくお願いします")],
+        None,
+    )
+    .await;
     assert_eq!(saved.status(), 303);
     let done = stats(&app, token, &id).await;
-    assert_eq!((done["answered"].clone(), done["acknowledged"].clone()), (json!(1), json!(1)), "answering an answer-required message acknowledges it");
+    assert_eq!(
+        (done["answered"].clone(), done["acknowledged"].clone()),
+        (json!(1), json!(1)),
+        "answering an answer-required message acknowledges it"
+    );
     let (_, html) = page(&app, &link_token).await;
     assert!(html.contains("確認済み") && html.contains("回答を変更する") && html.contains("よろしくお願いします"));
     let recipients = app.get(&format!("/api/v1/messages/{id}/recipients"), token).await;
-    assert_eq!(recipients.ok(200)["items"][0]["answers"], json!([{"question": 0, "choices": [0]}, {"question": 1, "choices": [0, 2]}, {"question": 2, "text": "よろしくお願いします"}]));
+    assert_eq!(
+        recipients.ok(200)["items"][0]["answers"],
+        json!([{"question": 0, "choices": [0]}, {"question": 1, "choices": [0, 2]}, {"question": 2, "text": "よろしくお願いします"}])
+    );
 }
 
 async fn forged_altered_and_foreign_links_answer_404(backend: Backend) {
@@ -140,13 +164,25 @@ async fn answers_are_checked_replaced_and_closed_at_the_deadline(backend: Backen
     assert_eq!(put(json!([{"question": 0, "choices": [5]}])).await.problem(422), ["answers[0].choices"]);
     assert_eq!(put(json!([{"question": 9, "choices": [0]}])).await.problem(422), ["answers[0].question"]);
     assert_eq!(put(json!([{"question": 1, "choices": [0]}])).await.problem(422), ["answers"]);
-    assert_eq!(put(json!([{"question": 0, "choices": [0]}, {"question": 2, "text": "あ".repeat(1001)}])).await.problem(422), ["answers[1].text"]);
+    assert_eq!(
+        put(json!([{"question": 0, "choices": [0]}, {"question": 2, "text": "あ".repeat(1001)}])).await.problem(422),
+        ["answers[1].text"]
+    );
     let first = put(json!([{"question": 0, "choices": [0]}])).await;
     assert_eq!(first.ok(200)["answers"], json!([{"question": 0, "choices": [0]}]));
     let second = put(json!([{"question": 0, "choices": [1]}, {"question": 2, "text": "遅れます"}])).await;
-    assert_eq!(second.ok(200)["answers"], json!([{"question": 0, "choices": [1]}, {"question": 2, "text": "遅れます"}]), "the new answers replace the old");
+    assert_eq!(
+        second.ok(200)["answers"],
+        json!([{"question": 0, "choices": [1]}, {"question": 2, "text": "遅れます"}]),
+        "the new answers replace the old"
+    );
     let mut conn = app.state.db.pool.acquire().await.unwrap();
-    sqlx::query("UPDATE messages SET answer_deadline = $1 WHERE id = $2").bind(chrono::Utc::now().timestamp_millis() - 1).bind(&id).execute(&mut *conn).await.unwrap();
+    sqlx::query("UPDATE messages SET answer_deadline = $1 WHERE id = $2")
+        .bind(chrono::Utc::now().timestamp_millis() - 1)
+        .bind(&id)
+        .execute(&mut *conn)
+        .await
+        .unwrap();
     drop(conn);
     assert_eq!(put(json!([{"question": 0, "choices": [0]}])).await.problem(409), ["answers"]);
     let (_, html) = page(&app, &link).await;
@@ -154,18 +190,31 @@ async fn answers_are_checked_replaced_and_closed_at_the_deadline(backend: Backen
     let kept = app.call(Method::GET, &format!("/api/v1/receipts/{link}"), Auth::None, None).await;
     assert_eq!(kept.ok(200)["answers"][0]["choices"], json!([1]));
     // A message without a survey takes no answers.
-    let plain = app.post("/api/v1/messages", &admin.access_token, json!({"subject": "s", "body": "b", "targets": {"member_ids": [member]}})).await;
+    let plain = app
+        .post(
+            "/api/v1/messages",
+            &admin.access_token,
+            json!({"subject": "s", "body": "b", "targets": {"member_ids": [member]}}),
+        )
+        .await;
     let plain = plain.ok(201)["id"].as_str().unwrap().to_string();
     app.post(&format!("/api/v1/messages/{plain}/send"), &admin.access_token, json!({})).await.ok(202);
     let link = link_token(&app, &plain, &member);
-    let answered = app.call(Method::PUT, &format!("/api/v1/receipts/{link}/answers"), Auth::None, Some(json!({"answers": []}))).await;
+    let answered = app
+        .call(Method::PUT, &format!("/api/v1/receipts/{link}/answers"), Auth::None, Some(json!({"answers": []})))
+        .await;
     assert_eq!(answered.problem(409), ["answers"]);
 }
 
 async fn one_acknowledgement_covers_every_address_and_repeats_harmlessly(backend: Backend) {
     let (app, smtp) = spawn_app_with_smtp(backend).await;
     let admin = app.create_admin("Ack School").await;
-    let member = create_member(&app, &admin.access_token, json!({"name": "A", "emails": ["home@example.jp", "work@example.jp"]})).await;
+    let member = create_member(
+        &app,
+        &admin.access_token,
+        json!({"name": "A", "emails": ["home@example.jp", "work@example.jp"]}),
+    )
+    .await;
     let id = send_survey(&app, &admin.access_token, &[&member], json!({})).await;
     app.deliver_all().await;
     let mails = smtp.wait_for(2).await;
@@ -215,19 +264,34 @@ async fn results_count_latest_answers_once_and_export_to_csv(backend: Backend) {
     let c = create_member(&app, token, json!({"name": "佐藤", "emails": ["c@example.jp"]})).await;
     let id = send_survey(&app, token, &[&a, &b, &c], json!({})).await;
     let (link_a, link_b) = (link_token(&app, &id, &a), link_token(&app, &id, &b));
-    put_answers(&app, &link_a, json!([{"question": 0, "choices": [0]}, {"question": 1, "choices": [0, 1]}])).await.ok(200);
+    put_answers(&app, &link_a, json!([{"question": 0, "choices": [0]}, {"question": 1, "choices": [0, 1]}]))
+        .await
+        .ok(200);
     put_answers(&app, &link_a, json!([{"question": 0, "choices": [1]}, {"question": 1, "choices": [1]}])).await.ok(200);
-    put_answers(&app, &link_b, json!([{"question": 0, "choices": [1]}, {"question": 2, "text": "体調不良のため"}])).await.ok(200);
+    put_answers(&app, &link_b, json!([{"question": 0, "choices": [1]}, {"question": 2, "text": "体調不良のため"}]))
+        .await
+        .ok(200);
     let results = app.get(&format!("/api/v1/messages/{id}/results"), token).await;
     let results = results.ok(200);
     assert_eq!((results["recipients"].clone(), results["answered"].clone()), (json!(3), json!(2)));
-    assert_eq!(results["questions"][0]["options"], json!([{"option": "出席", "count": 0}, {"option": "欠席", "count": 2}]), "latest answers, each once");
+    assert_eq!(
+        results["questions"][0]["options"],
+        json!([{"option": "出席", "count": 0}, {"option": "欠席", "count": 2}]),
+        "latest answers, each once"
+    );
     assert_eq!(results["questions"][1]["options"][1]["count"], 1);
     assert_eq!(results["questions"][2]["texts"][0]["text"], "体調不良のため");
     let unanswered = app.get(&format!("/api/v1/messages/{id}/recipients?status=unanswered"), token).await;
-    let names: Vec<&str> = unanswered.ok(200)["items"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> =
+        unanswered.ok(200)["items"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["佐藤"]);
-    let csv = app.client.get(app.url(&format!("/api/v1/messages/{id}/results?format=csv"))).bearer_auth(token).send().await.unwrap();
+    let csv = app
+        .client
+        .get(app.url(&format!("/api/v1/messages/{id}/results?format=csv")))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
     assert!(csv.headers()["content-type"].to_str().unwrap().starts_with("text/csv"));
     let bytes = csv.bytes().await.unwrap();
     assert!(bytes.starts_with("\u{feff}".as_bytes()));
@@ -247,7 +311,14 @@ async fn a_resend_reaches_only_those_who_have_not_answered(backend: Backend) {
     let id = send_survey(&app, token, &[&done, &late], json!({})).await;
     app.deliver_all().await;
     let link = link_token(&app, &id, &done);
-    app.call(Method::PUT, &format!("/api/v1/receipts/{link}/answers"), Auth::None, Some(json!({"answers": [{"question": 0, "choices": [0]}]}))).await.ok(200);
+    app.call(
+        Method::PUT,
+        &format!("/api/v1/receipts/{link}/answers"),
+        Auth::None,
+        Some(json!({"answers": [{"question": 0, "choices": [0]}]})),
+    )
+    .await
+    .ok(200);
     let before = smtp.received().len();
     let resent = app.post(&format!("/api/v1/messages/{id}/resend"), token, json!({"to": "unanswered"})).await;
     assert_eq!(resent.ok(202)["recipient_count"], 1);
@@ -258,9 +329,18 @@ async fn a_resend_reaches_only_those_who_have_not_answered(backend: Backend) {
     assert_eq!(new[0].to, ["late@example.jp"]);
     let text = mail_parser::MessageParser::default().parse(&new[0].data).unwrap().body_text(0).unwrap().to_string();
     assert!(text.contains(&link_token(&app, &id, &late)), "the same personal link");
-    assert_eq!(app.post(&format!("/api/v1/messages/{id}/resend"), token, json!({"to": "everyone"})).await.problem(422), ["to"]);
-    let draft = app.post("/api/v1/messages", token, json!({"subject": "s", "body": "b"})).await.ok(201)["id"].as_str().unwrap().to_string();
-    assert_eq!(app.post(&format!("/api/v1/messages/{draft}/resend"), token, json!({"to": "failed"})).await.problem(409), ["status"]);
+    assert_eq!(
+        app.post(&format!("/api/v1/messages/{id}/resend"), token, json!({"to": "everyone"})).await.problem(422),
+        ["to"]
+    );
+    let draft = app.post("/api/v1/messages", token, json!({"subject": "s", "body": "b"})).await.ok(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        app.post(&format!("/api/v1/messages/{draft}/resend"), token, json!({"to": "failed"})).await.problem(409),
+        ["status"]
+    );
 }
 
 async fn a_reminder_goes_once_to_those_who_have_not_acknowledged(backend: Backend) {
@@ -268,10 +348,14 @@ async fn a_reminder_goes_once_to_those_who_have_not_acknowledged(backend: Backen
     let admin = app.create_admin("Reminder School").await;
     let token = &admin.access_token;
     let list = create_list(&app, token, "1年A組").await;
-    let seen = create_member(&app, token, json!({"name": "確認済み", "emails": ["seen@example.jp"], "list_ids": [list]})).await;
+    let seen =
+        create_member(&app, token, json!({"name": "確認済み", "emails": ["seen@example.jp"], "list_ids": [list]}))
+            .await;
     create_member(&app, token, json!({"name": "未確認", "emails": ["unseen@example.jp"], "list_ids": [list]})).await;
     assert_eq!(
-        app.post("/api/v1/messages", token, json!({"subject": "s", "body": "b", "remind_after": 60})).await.problem(422),
+        app.post("/api/v1/messages", token, json!({"subject": "s", "body": "b", "remind_after": 60}))
+            .await
+            .problem(422),
         ["remind_after"],
         "reminders are for answer-required messages"
     );
@@ -283,11 +367,16 @@ async fn a_reminder_goes_once_to_those_who_have_not_acknowledged(backend: Backen
     assert_eq!(app.deliver_all().await, 0, "not due before 60 minutes");
     // An hour passes.
     let mut conn = app.state.db.pool.acquire().await.unwrap();
-    sqlx::query("UPDATE messages SET sent_at = sent_at - 3660000 WHERE id = $1").bind(&id).execute(&mut *conn).await.unwrap();
+    sqlx::query("UPDATE messages SET sent_at = sent_at - 3660000 WHERE id = $1")
+        .bind(&id)
+        .execute(&mut *conn)
+        .await
+        .unwrap();
     drop(conn);
     app.deliver_all().await;
     let after = smtp.wait_for(before + 1).await;
-    let reminded: Vec<_> = after[before..].iter().filter(|m| !m.to[0].starts_with("admin-")).map(|m| m.to[0].clone()).collect();
+    let reminded: Vec<_> =
+        after[before..].iter().filter(|m| !m.to[0].starts_with("admin-")).map(|m| m.to[0].clone()).collect();
     assert_eq!(reminded, ["unseen@example.jp"]);
     let count = smtp.received().len();
     app.deliver_all().await;
@@ -300,7 +389,10 @@ async fn the_app_inbox_reads_acknowledges_and_answers(backend: Backend) {
     let admin = app.create_admin("Inbox School").await;
     let token = &admin.access_token;
     let member = create_member(&app, token, json!({"name": "A"})).await;
-    let code = app.post(&format!("/api/v1/members/{member}/invitations"), token, json!({})).await.ok(201)["code"].as_str().unwrap().to_string();
+    let code = app.post(&format!("/api/v1/members/{member}/invitations"), token, json!({})).await.ok(201)["code"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let session = app.call(Method::POST, "/api/v1/app/session", Auth::None, Some(json!({"code": code}))).await;
     let guardian = session.ok(201)["access_token"].as_str().unwrap().to_string();
     let first = send_survey(&app, token, &[&member], json!({"channels": ["push"]})).await;
@@ -317,12 +409,21 @@ async fn the_app_inbox_reads_acknowledges_and_answers(backend: Backend) {
     let opened = app.get(&format!("/api/v1/app/messages/{first}"), &guardian).await;
     assert!(opened.ok(200)["read_at"].is_string());
     assert_eq!(app.get("/api/v1/app/messages", &guardian).await.ok(200)["unread_count"], 1);
-    let answered = app.call(Method::PUT, &format!("/api/v1/app/messages/{first}/answers"), Auth::Bearer(&guardian), Some(json!({"answers": [{"question": 0, "choices": [1]}]}))).await;
+    let answered = app
+        .call(
+            Method::PUT,
+            &format!("/api/v1/app/messages/{first}/answers"),
+            Auth::Bearer(&guardian),
+            Some(json!({"answers": [{"question": 0, "choices": [1]}]})),
+        )
+        .await;
     assert!(answered.ok(200)["acknowledged_at"].is_string());
     app.call(Method::POST, &format!("/api/v1/app/messages/{second}/ack"), Auth::Bearer(&guardian), None).await.ok(200);
     let stats_first = stats(&app, token, &first).await;
     assert_eq!((stats_first["answered"].clone(), stats_first["acknowledged"].clone()), (json!(1), json!(1)));
     app.get(&format!("/api/v1/app/messages/{not_mine}"), &guardian).await.problem(404);
-    app.call(Method::POST, &format!("/api/v1/app/messages/{not_mine}/ack"), Auth::Bearer(&guardian), None).await.problem(404);
+    app.call(Method::POST, &format!("/api/v1/app/messages/{not_mine}/ack"), Auth::Bearer(&guardian), None)
+        .await
+        .problem(404);
     assert_eq!(stats(&app, token, &not_mine).await["acknowledged"], 0);
 }
