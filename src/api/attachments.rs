@@ -137,7 +137,7 @@ struct Upload {
 }
 
 async fn read_upload(req: &HttpRequest, payload: web::Payload, used: usize) -> ApiResult<Upload> {
-    if req.content_type().to_ascii_lowercase() != "multipart/form-data" {
+    if !req.content_type().eq_ignore_ascii_case("multipart/form-data") {
         return Err(ApiError::UnsupportedMediaType("send the file as multipart/form-data in the field `file`".into()));
     }
     let budget = MAX_TOTAL_BYTES.saturating_sub(used);

@@ -148,6 +148,8 @@ impl FcmClient {
         };
         let status = response.status();
         if status == StatusCode::OK {
+            // Read the (empty or tiny) body to the end: a dropped one resets the stream.
+            let _ = response.bytes().await;
             return Answer::Done(PushOutcome::Delivered);
         }
         let after = push::retry_after(response.headers());
