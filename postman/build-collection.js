@@ -49,6 +49,15 @@ function request(name, opts) {
     item.request.header.push({ key: 'Content-Type', value: opts.text.type });
     item.request.body = { mode: 'raw', raw: opts.text.raw, options: { raw: { language: 'text' } } };
   }
+  if (opts.formdata) {
+    // Multipart (attachments): [{ key, src, fileName }] for a file read from `src`, relative
+    // to newman's --working-dir (postman/, where this collection is); Postman writes the
+    // Content-Type with its boundary.
+    item.request.body = {
+      mode: 'formdata',
+      formdata: opts.formdata.map(({ key, src, fileName }) => (fileName ? { key, type: 'file', src, fileName } : { key, type: 'file', src })),
+    };
+  }
   if (opts.noRedirects) item.protocolProfileBehavior = { followRedirects: false };
   if (opts.form) {
     item.request.header.push({ key: 'Content-Type', value: 'application/x-www-form-urlencoded' });
@@ -1798,6 +1807,11 @@ const guardianApp = {
       method: 'GET', path: '/api/v1/app/me', auth: bearer('pendingToken'),
       test: problem(401),
     }),
+  ],
+};
+
+// Ends the guardian's app session: run last, after the inbox.
+const appLogout = [
     request('App logout', {
       method: 'POST', path: '/api/v1/app/logout', auth: bearer('guardianToken'),
       test: noContent,
@@ -1810,6 +1824,992 @@ const guardianApp = {
       method: 'POST', path: '/api/v1/app/logout', auth: bearer('guardianToken'),
       test: problem(401),
     }),
+];
+
+// ---- Messages -----------------------------------------------------------------------------
+// The roster as the folders above leave it: 鈴木 一郎 (S0002, grade 3) and 伊藤 結衣の母 (no
+// attributes, no address) in {{listId}}; 山田 花子 (C1001, grade 1: two active addresses, one
+// unconfirmed, three phones) and 髙橋 一郎 (C1002, grade 1, one address); 山﨑 由美 (grade 2).
+// The server's delivery workers run during the collection and write e-mails to an outbox
+// folder, so a sent message is `sending` or `sent` by the time it is looked at: the tests
+// check what stays true either way (totals add up).
+const SURVEY = {
+  questions: [
+    { text: '参加しますか', kind: 'single', options: ['参加する', '参加しない'], required: true },
+    { text: 'お手伝いいただける係（複数可）', kind: 'multiple', options: ['受付', '片付け', '撮影'] },
+    { text: '連絡事項', kind: 'text' },
+  ],
+};
+const RESULTS_HEADER = 'name,student_name,external_id,read_at,acknowledged_at,answered_at,' + SURVEY.questions.map((q, i) => `Q${i + 1} ${q.text}`).join(',');
+// The attachment fixture, read by newman from postman/ (its --working-dir); uploaded under a
+// Japanese name so that the download's Content-Disposition carries it as filename*.
+const PDF = { src: 'fixtures/letter.pdf', fileName: 'お便り_10月号.pdf' };
+const PDF_SIZE = fs.statSync(path.join(__dirname, PDF.src)).size;
+const HTML_FILE = { src: 'fixtures/notice.html' };
+const UNKNOWN_ID = '00000000-0000-7000-8000-000000000000';
+
+// A message as the API answers it (after ok()).
+const SENT_STATES = `
+  const SENT = ['sending', 'sent'];
+`;
+// The download of the PDF fixture (GET …/attachments/{id}), staff or app.
+const pdfDownload = `
+  pm.test('status is 200', function () {
+      pm.response.to.have.status(200);
+  });
+  pm.test('answer is application/pdf, the bytes uploaded', function () {
+      pm.expect(pm.response.headers.get('Content-Type')).to.match(/^application\\/pdf/);
+      const bytes = pm.response.stream;
+      pm.expect(bytes.length).to.eql(${PDF_SIZE});
+      pm.expect(String.fromCharCode(bytes[0], bytes[1], bytes[2], bytes[3], bytes[4])).to.eql('%PDF-');
+  });
+  pm.test('Content-Disposition: attachment, the Japanese name as filename* (RFC 6266)', function () {
+      const disposition = pm.response.headers.get('Content-Disposition');
+      pm.expect(disposition).to.match(/^attachment;\\s*filename="[^"]+\\.pdf"/);
+      pm.expect(disposition).to.include("filename*=UTF-8''" + encodeURIComponent('${PDF.fileName}'));
+  });
+`;
+// The results as CSV: the BOM on the bytes (newman's text() drops it), lines on the text.
+const resultsCsv = `
+  pm.test('status is 200', function () {
+      pm.response.to.have.status(200);
+  });
+  pm.test('answer is text/csv; charset=utf-8, a download named results.csv', function () {
+      pm.expect(pm.response.headers.get('Content-Type')).to.match(/^text\\/csv/);
+      pm.expect(pm.response.headers.get('Content-Type').toLowerCase()).to.include('charset=utf-8');
+      pm.expect(pm.response.headers.get('Content-Disposition')).to.match(/^attachment;\\s*filename="results\\.csv"/);
+  });
+  const bytes = pm.response.stream;
+  const lines = pm.response.text().replace(/^\\uFEFF/, '').split('\\r\\n');
+  pm.test('starts with the UTF-8 BOM (EF BB BF), for Excel', function () {
+      pm.expect([bytes[0], bytes[1], bytes[2]]).to.eql([0xEF, 0xBB, 0xBF]);
+  });
+  pm.test('header: the guardian, the times, one column per question; CRLF line ends', function () {
+      pm.expect(lines[0]).to.eql('${RESULTS_HEADER}');
+      pm.expect(lines[lines.length - 1]).to.eql('');
+  });
+  const rows = lines.slice(1, -1);
+`;
+// Delivery counts that add up to the jobs a send wrote, whatever the workers did meanwhile.
+const deliveryTotals = (email, push) => `
+  const e = body.deliveries.email;
+  const p = body.deliveries.push;
+  pm.test('delivery counts per channel, queued included', function () {
+      ['queued', 'sent', 'failed', 'bounced'].forEach(k => pm.expect(e[k]).to.be.a('number').and.at.least(0));
+      ['queued', 'sent', 'failed', 'invalid', 'skipped'].forEach(k => pm.expect(p[k]).to.be.a('number').and.at.least(0));
+  });
+  pm.test('${email} e-mail and ${push} push deliveries in all', function () {
+      pm.expect(e.queued + e.sent + e.failed + e.bounced).to.eql(${email});
+      pm.expect(p.queued + p.sent + p.failed + p.invalid + p.skipped).to.eql(${push});
+  });
+`;
+
+const messages = {
+  name: 'Messages',
+  description: 'Composing: drafts with a survey and targets (lists, members, attributes), validation, edits, history with filters, copies and the preview of who a send would reach.',
+  item: [
+    request('Create a draft (survey, answer required, targets by list and attribute)', {
+      method: 'POST', path: '/api/v1/messages',
+      pre: `
+        pm.collectionVariables.set('inAWeek', new Date(Date.now() + 7 * 24 * 3600 * 1000).toISOString());`,
+      json: {
+        subject: '運動会の開催について',
+        body: '10月10日（土）に運動会を開催します。\n出欠とお手伝いの可否をお知らせください。',
+        from_name: 'さくら小学校 教頭',
+        answer_required: true,
+        answer_deadline: '{{inAWeek}}',
+        remind_after: 1440,
+        survey: SURVEY,
+        targets: { list_ids: ['{{listId}}'], attributes: { grade: ['3'] } },
+      },
+      test: ok(201) + FORMATS + `
+        pm.test('a draft, as composed', function () {
+            pm.expect(body.id).to.match(UUID_V7);
+            pm.expect(body.status).to.eql('draft');
+            pm.expect(body.subject).to.eql('運動会の開催について');
+            pm.expect(body.from_name).to.eql('さくら小学校 教頭');
+            pm.expect(body.priority).to.eql('normal');
+            pm.expect(body.answer_required).to.eql(true);
+            pm.expect(Date.parse(body.answer_deadline)).to.eql(Date.parse(pm.collectionVariables.get('inAWeek')));
+            pm.expect(body.remind_after).to.eql(1440);
+            pm.expect(body.channels).to.eql(['email', 'push']);
+            pm.expect(body.copy_to_sender).to.eql(false);
+            pm.expect(body.send_at).to.eql(null);
+            pm.expect(body.sent_at).to.eql(null);
+            pm.expect(body.recipient_count).to.eql(0);
+            pm.expect(body.created_by).to.eql(pm.collectionVariables.get('adminId'));
+            pm.expect(body.created_at).to.match(RFC3339_UTC);
+        });
+        pm.test('the survey: three questions, kinds and options kept', function () {
+            pm.expect(body.survey.questions.map(q => q.kind)).to.eql(['single', 'multiple', 'text']);
+            pm.expect(body.survey.questions[0].options).to.eql(['参加する', '参加しない']);
+            pm.expect(body.survey.questions[0].required).to.eql(true);
+            pm.expect(body.survey.questions[2].options).to.eql([]);
+        });
+        pm.test('targets: the list, narrowed by grade', function () {
+            pm.expect(body.targets).to.eql({ list_ids: [pm.collectionVariables.get('listId')], member_ids: [], attributes: { grade: ['3'] } });
+        });
+        pm.collectionVariables.set('messageId', body.id);`,
+    }),
+    request('A subject over 100 characters → 422', {
+      method: 'POST', path: '/api/v1/messages',
+      json: { subject: '件'.repeat(101), body: '本文', targets: { list_ids: ['{{listId}}'] } },
+      test: problem(422, `
+        pm.test('names the field subject', function () {
+            pm.expect(problem.errors.map(e => e.field)).to.eql(['subject']);
+        });`),
+    }),
+    request('An 11th question → 422', {
+      method: 'POST', path: '/api/v1/messages',
+      json: {
+        subject: '長いアンケート', body: '本文',
+        survey: { questions: Array.from({ length: 11 }, (_, i) => ({ text: `質問${i + 1}`, kind: 'single', options: ['はい', 'いいえ'] })) },
+      },
+      test: problem(422, `
+        pm.test('names the eleventh question', function () {
+            pm.expect(problem.errors.map(e => e.field)).to.eql(['survey.questions[10]']);
+        });`),
+    }),
+    request('An unknown list among the targets → 422', {
+      method: 'POST', path: '/api/v1/messages',
+      json: { subject: '宛先不明', body: '本文', targets: { list_ids: [UNKNOWN_ID] } },
+      test: problem(422, `
+        pm.test('names the list id', function () {
+            pm.expect(problem.errors.map(e => e.field)).to.eql(['targets.list_ids[0]']);
+        });`),
+    }),
+    request('Get the draft', {
+      method: 'GET', path: '/api/v1/messages/{{messageId}}',
+      test: ok(200) + `
+        pm.test('the draft', function () {
+            pm.expect(body.id).to.eql(pm.collectionVariables.get('messageId'));
+            pm.expect(body.status).to.eql('draft');
+            pm.expect(body.survey.questions).to.have.lengthOf(3);
+        });`,
+    }),
+    request('Edit the draft (the fields present replace)', {
+      method: 'PATCH', path: '/api/v1/messages/{{messageId}}',
+      json: { body: '10月10日（土）に運動会を開催します。\n雨天の場合は翌日に延期します。', from_name: 'さくら小学校 教頭 佐藤' },
+      test: ok(200) + `
+        pm.test('body and sender name changed, the rest kept', function () {
+            pm.expect(body.body).to.include('雨天の場合は翌日に延期します。');
+            pm.expect(body.from_name).to.eql('さくら小学校 教頭 佐藤');
+            pm.expect(body.subject).to.eql('運動会の開催について');
+            pm.expect(body.survey.questions).to.have.lengthOf(3);
+            pm.expect(body.targets.attributes).to.eql({ grade: ['3'] });
+            pm.expect(body.status).to.eql('draft');
+        });
+        pm.test('updated_at is not before created_at', function () {
+            pm.expect(Date.parse(body.updated_at)).to.be.at.least(Date.parse(body.created_at));
+        });`,
+    }),
+    request('Edit with an empty subject → 422', {
+      method: 'PATCH', path: '/api/v1/messages/{{messageId}}',
+      json: { subject: '  ' },
+      test: problem(422, `
+        pm.test('names the field subject', function () {
+            pm.expect(problem.errors.map(e => e.field)).to.eql(['subject']);
+        });`),
+    }),
+    request('Create a second draft (by attribute only, e-mail only)', {
+      method: 'POST', path: '/api/v1/messages',
+      json: {
+        subject: '保護者会のお知らせ',
+        body: '1年生の保護者会を開きます。',
+        channels: ['email'],
+        targets: { attributes: { grade: ['1'] } },
+      },
+      test: ok(201) + `
+        pm.test('a draft for grade 1, by e-mail', function () {
+            pm.expect(body.status).to.eql('draft');
+            pm.expect(body.channels).to.eql(['email']);
+            pm.expect(body.answer_required).to.eql(false);
+            pm.expect(body.survey).to.eql(null);
+            pm.expect(body.targets).to.eql({ list_ids: [], member_ids: [], attributes: { grade: ['1'] } });
+        });
+        pm.collectionVariables.set('message2Id', body.id);`,
+    }),
+    request('History: drafts (status=draft), newest first', {
+      method: 'GET', path: '/api/v1/messages', query: [['status', 'draft']],
+      test: ok(200) + `
+        pm.test('the two drafts, newest first', function () {
+            pm.expect(body.items.map(m => m.id)).to.eql([pm.collectionVariables.get('message2Id'), pm.collectionVariables.get('messageId')]);
+            pm.expect(body.next_cursor == null).to.be.true;
+        });`,
+    }),
+    request('History: search subject and body (q)', {
+      method: 'GET', path: '/api/v1/messages', query: [['q', '雨天']],
+      test: ok(200) + `
+        pm.test('only the message whose body matches', function () {
+            pm.expect(body.items.map(m => m.id)).to.eql([pm.collectionVariables.get('messageId')]);
+        });`,
+    }),
+    request('History: by sender (sender=the admin)', {
+      method: 'GET', path: '/api/v1/messages', query: [['sender', '{{adminId}}']],
+      test: ok(200) + `
+        pm.test('both drafts are the admin\\'s', function () {
+            pm.expect(body.items.map(m => m.id)).to.include.members([pm.collectionVariables.get('messageId'), pm.collectionVariables.get('message2Id')]);
+            body.items.forEach(m => pm.expect(m.created_by).to.eql(pm.collectionVariables.get('adminId')));
+        });`,
+    }),
+    request('History: by another sender → none', {
+      method: 'GET', path: '/api/v1/messages', query: [['sender', '{{senderId}}']],
+      test: ok(200) + `
+        pm.test('the deleted sender composed nothing', function () {
+            pm.expect(body.items).to.eql([]);
+        });`,
+    }),
+    request('History with an unknown status → 422', {
+      method: 'GET', path: '/api/v1/messages', query: [['status', 'archived']],
+      test: problem(422, `
+        pm.test('names the parameter status', function () {
+            pm.expect(problem.errors.map(e => e.field)).to.include('status');
+        });`),
+    }),
+    request('Preview: who the first draft would reach', {
+      method: 'GET', path: '/api/v1/messages/{{messageId}}/preview',
+      test: ok(200) + `
+        pm.test('鈴木 一郎 only (grade 3 of the list): one address, one phone', function () {
+            pm.expect(body).to.eql({ recipients: 1, email: 1, push: 1 });
+        });`,
+    }),
+    request('Preview: grade 1 by e-mail', {
+      method: 'GET', path: '/api/v1/messages/{{message2Id}}/preview',
+      test: ok(200) + `
+        pm.test('two guardians, three receiving addresses (not the unconfirmed one), no push', function () {
+            pm.expect(body).to.eql({ recipients: 2, email: 3, push: 0 });
+        });`,
+    }),
+    request('Copy the first draft', {
+      method: 'POST', path: '/api/v1/messages/{{messageId}}/copy',
+      test: ok(201) + `
+        pm.test('a new draft with the same content', function () {
+            pm.expect(body.id).to.not.eql(pm.collectionVariables.get('messageId'));
+            pm.expect(body.status).to.eql('draft');
+            pm.expect(body.subject).to.eql('運動会の開催について');
+            pm.expect(body.from_name).to.eql('さくら小学校 教頭 佐藤');
+            pm.expect(body.survey.questions).to.have.lengthOf(3);
+            pm.expect(body.targets.attributes).to.eql({ grade: ['3'] });
+            pm.expect(Date.parse(body.answer_deadline)).to.eql(Date.parse(pm.collectionVariables.get('inAWeek')));
+        });
+        pm.collectionVariables.set('copyId', body.id);`,
+    }),
+    request('Copy an unknown message → 404', {
+      method: 'POST', path: `/api/v1/messages/${UNKNOWN_ID}/copy`,
+      test: problem(404),
+    }),
+    request('Get an unknown message → 404', {
+      method: 'GET', path: `/api/v1/messages/${UNKNOWN_ID}`,
+      test: problem(404),
+    }),
+  ],
+};
+
+const attachmentsFolder = {
+  name: 'Attachments',
+  description: 'Files of a message (multipart upload, at most 5 and 1 MiB per message; the type is recognised from the content): list, download, delete. The PDF comes from postman/fixtures/.',
+  item: [
+    request('Upload a PDF (multipart)', {
+      method: 'POST', path: '/api/v1/messages/{{messageId}}/attachments',
+      formdata: [{ key: 'file', ...PDF }],
+      test: ok(201) + FORMATS + `
+        pm.test('stored with its name, the type recognised, its size', function () {
+            pm.expect(body.id).to.match(UUID_V7);
+            pm.expect(body.filename).to.eql('${PDF.fileName}');
+            pm.expect(body.content_type).to.eql('application/pdf');
+            pm.expect(body.size).to.eql(${PDF_SIZE});
+            pm.expect(body.created_at).to.match(RFC3339_UTC);
+        });
+        pm.collectionVariables.set('attachmentId', body.id);`,
+    }),
+    request('Upload an HTML page → 415', {
+      method: 'POST', path: '/api/v1/messages/{{messageId}}/attachments',
+      formdata: [{ key: 'file', ...HTML_FILE }],
+      test: problem(415, `
+        pm.test('names the field file', function () {
+            pm.expect(problem.errors.map(e => e.field)).to.eql(['file']);
+        });`),
+    }),
+    request('Upload JSON instead of multipart → 415', {
+      method: 'POST', path: '/api/v1/messages/{{messageId}}/attachments',
+      json: { file: 'not a file' },
+      test: problem(415),
+    }),
+    request('Upload the PDF a second time', {
+      method: 'POST', path: '/api/v1/messages/{{messageId}}/attachments',
+      formdata: [{ key: 'file', ...PDF }],
+      test: ok(201) + `
+        pm.test('another attachment', function () {
+            pm.expect(body.id).to.not.eql(pm.collectionVariables.get('attachmentId'));
+        });
+        pm.collectionVariables.set('attachment2Id', body.id);`,
+    }),
+    request('List the attachments', {
+      method: 'GET', path: '/api/v1/messages/{{messageId}}/attachments',
+      test: ok(200) + `
+        pm.test('both files, oldest first, one page', function () {
+            pm.expect(body.items.map(a => a.id)).to.eql([pm.collectionVariables.get('attachmentId'), pm.collectionVariables.get('attachment2Id')]);
+            pm.expect(body.next_cursor == null).to.be.true;
+        });`,
+    }),
+    request('Download an attachment', {
+      method: 'GET', path: '/api/v1/messages/{{messageId}}/attachments/{{attachmentId}}',
+      test: pdfDownload,
+    }),
+    request('Delete an attachment', {
+      method: 'DELETE', path: '/api/v1/messages/{{messageId}}/attachments/{{attachment2Id}}',
+      test: noContent,
+    }),
+    request('Delete the same attachment again → 404', {
+      method: 'DELETE', path: '/api/v1/messages/{{messageId}}/attachments/{{attachment2Id}}',
+      test: problem(404),
+    }),
+    request('One attachment left', {
+      method: 'GET', path: '/api/v1/messages/{{messageId}}/attachments',
+      test: ok(200) + `
+        pm.test('the first file only', function () {
+            pm.expect(body.items.map(a => a.id)).to.eql([pm.collectionVariables.get('attachmentId')]);
+        });`,
+    }),
+    request('Attachments of an unknown message → 404', {
+      method: 'GET', path: `/api/v1/messages/${UNKNOWN_ID}/attachments`,
+      test: problem(404),
+    }),
+  ],
+};
+
+const sending = {
+  name: 'Sending',
+  description: 'Send now (delivery jobs are written before the answer; workers deliver them), schedule, reschedule and cancel; what a sent message no longer allows; progress, recipients, survey results (JSON and CSV) and resending.',
+  item: [
+    request('Send now → 202', {
+      method: 'POST', path: '/api/v1/messages/{{messageId}}/send',
+      test: `
+        pm.test('status is 202', function () {
+            pm.response.to.have.status(202);
+        });
+        const body = pm.response.json();
+        pm.test('sending, to one guardian', function () {
+            pm.expect(body.status).to.eql('sending');
+            pm.expect(body.recipient_count).to.eql(1);
+            pm.expect(body.send_at).to.eql(null);
+        });`,
+    }),
+    request('The message went out', {
+      method: 'GET', path: '/api/v1/messages/{{messageId}}',
+      test: ok(200) + FORMATS + SENT_STATES + `
+        pm.test('sending or sent, with its start and recipient count', function () {
+            pm.expect(SENT).to.include(body.status);
+            pm.expect(body.sent_at).to.match(RFC3339_UTC);
+            pm.expect(body.send_at).to.eql(null);
+            pm.expect(body.recipient_count).to.eql(1);
+        });`,
+    }),
+    request('Send it again → 409', {
+      method: 'POST', path: '/api/v1/messages/{{messageId}}/send',
+      test: problem(409, `
+        pm.test('names the field status', function () {
+            pm.expect(problem.errors.map(e => e.field)).to.eql(['status']);
+        });`),
+    }),
+    request('Edit after sending → 409', {
+      method: 'PATCH', path: '/api/v1/messages/{{messageId}}',
+      json: { subject: '運動会の開催について（訂正）' },
+      test: problem(409, `
+        pm.test('names the field status', function () {
+            pm.expect(problem.errors.map(e => e.field)).to.eql(['status']);
+        });`),
+    }),
+    request('Delete a sent message → 409', {
+      method: 'DELETE', path: '/api/v1/messages/{{messageId}}',
+      test: problem(409),
+    }),
+    request('Attach to a sent message → 409', {
+      method: 'POST', path: '/api/v1/messages/{{messageId}}/attachments',
+      formdata: [{ key: 'file', ...PDF }],
+      test: problem(409, `
+        pm.test('names the field status', function () {
+            pm.expect(problem.errors.map(e => e.field)).to.eql(['status']);
+        });`),
+    }),
+    request('Remove an attachment of a sent message → 409', {
+      method: 'DELETE', path: '/api/v1/messages/{{messageId}}/attachments/{{attachmentId}}',
+      test: problem(409),
+    }),
+    request('Cancel a sent message → 409', {
+      method: 'POST', path: '/api/v1/messages/{{messageId}}/cancel',
+      test: problem(409),
+    }),
+    request('Stats: recipients and deliveries', {
+      method: 'GET', path: '/api/v1/messages/{{messageId}}/stats',
+      test: ok(200) + SENT_STATES + `
+        pm.test('one guardian, nobody has read or answered yet', function () {
+            pm.expect(SENT).to.include(body.status);
+            pm.expect(body.recipients).to.eql(1);
+            pm.expect(body.read).to.eql(0);
+            pm.expect(body.acknowledged).to.eql(0);
+            pm.expect(body.answered).to.eql(0);
+        });` + deliveryTotals(1, 1),
+    }),
+    request('Recipients who have not acknowledged (status=unacknowledged)', {
+      method: 'GET', path: '/api/v1/messages/{{messageId}}/recipients', query: [['status', 'unacknowledged']],
+      test: ok(200) + `
+        const r = body.items[0];
+        pm.test('鈴木 一郎, nothing read, acknowledged or answered', function () {
+            pm.expect(body.items).to.have.lengthOf(1);
+            pm.expect(r.member_id).to.eql(pm.collectionVariables.get('member2Id'));
+            pm.expect(r.name).to.eql('鈴木 一郎');
+            pm.expect(r.read_at).to.eql(null);
+            pm.expect(r.acknowledged_at).to.eql(null);
+            pm.expect(r.answered_at).to.eql(null);
+            pm.expect(r.answers).to.eql([]);
+        });
+        pm.test('one delivery per address and phone: the address unmasked (contacts:read), the token masked', function () {
+            const email = r.deliveries.find(d => d.channel === 'email');
+            const push = r.deliveries.find(d => d.channel === 'push');
+            pm.expect(r.deliveries).to.have.lengthOf(2);
+            pm.expect(email.to).to.eql('ichiro.suzuki@example.jp');
+            pm.expect(['queued', 'sent']).to.include(email.state);
+            pm.expect(push.platform).to.eql('apns');
+            pm.expect(push.to).to.match(/^….{4}$/);
+            pm.expect(['queued', 'sent', 'failed', 'invalid', 'skipped']).to.include(push.state);
+        });`,
+    }),
+    request('Recipients with an unknown status → 422', {
+      method: 'GET', path: '/api/v1/messages/{{messageId}}/recipients', query: [['status', 'lost']],
+      test: problem(422, `
+        pm.test('names the parameter status', function () {
+            pm.expect(problem.errors.map(e => e.field)).to.eql(['status']);
+        });`),
+    }),
+    request('Survey results (JSON): nothing answered yet', {
+      method: 'GET', path: '/api/v1/messages/{{messageId}}/results',
+      test: ok(200) + `
+        pm.test('one recipient, no answers', function () {
+            pm.expect(body.recipients).to.eql(1);
+            pm.expect(body.answered).to.eql(0);
+        });
+        pm.test('every question with its options counted at 0', function () {
+            pm.expect(body.questions.map(q => q.kind)).to.eql(['single', 'multiple', 'text']);
+            pm.expect(body.questions[0].text).to.eql('参加しますか');
+            pm.expect(body.questions[0].options).to.eql([{ option: '参加する', count: 0 }, { option: '参加しない', count: 0 }]);
+            pm.expect(body.questions[1].options.map(o => o.count)).to.eql([0, 0, 0]);
+            pm.expect(body.questions[2].texts).to.eql([]);
+            body.questions.forEach(q => pm.expect(q.answered).to.eql(0));
+        });`,
+    }),
+    request('Survey results as CSV (format=csv)', {
+      method: 'GET', path: '/api/v1/messages/{{messageId}}/results', query: [['format', 'csv']],
+      test: resultsCsv + `
+        pm.test('one row: the guardian, nothing read or answered', function () {
+            pm.expect(rows).to.eql(['鈴木 一郎,鈴木 翔太,S0002,,,,,,']);
+        });`,
+    }),
+    request('Results in another format → 422', {
+      method: 'GET', path: '/api/v1/messages/{{messageId}}/results', query: [['format', 'xlsx']],
+      test: problem(422, `
+        pm.test('names the parameter format', function () {
+            pm.expect(problem.errors.map(e => e.field)).to.eql(['format']);
+        });`),
+    }),
+    request('Resend to those who have not answered → 202', {
+      method: 'POST', path: '/api/v1/messages/{{messageId}}/resend',
+      json: { to: 'unanswered' },
+      test: `
+        pm.test('status is 202', function () {
+            pm.response.to.have.status(202);
+        });
+        const body = pm.response.json();
+        pm.test('sending again, to the one guardian', function () {
+            pm.expect(body.status).to.eql('sending');
+            pm.expect(body.recipient_count).to.eql(1);
+        });`,
+    }),
+    request('The resend added deliveries', {
+      method: 'GET', path: '/api/v1/messages/{{messageId}}/stats',
+      test: ok(200) + deliveryTotals(2, 2),
+    }),
+    request('Resend to nobody in particular → 422', {
+      method: 'POST', path: '/api/v1/messages/{{messageId}}/resend',
+      json: { to: 'everyone' },
+      test: problem(422, `
+        pm.test('names the field to', function () {
+            pm.expect(problem.errors.map(e => e.field)).to.eql(['to']);
+        });`),
+    }),
+    request('Resend a draft → 409', {
+      method: 'POST', path: '/api/v1/messages/{{message2Id}}/resend',
+      json: { to: 'unacknowledged' },
+      test: problem(409),
+    }),
+    request('Schedule the second draft (send_at tomorrow) → 202', {
+      method: 'POST', path: '/api/v1/messages/{{message2Id}}/send',
+      pre: `
+        pm.collectionVariables.set('sendAt', new Date(Date.now() + 24 * 3600 * 1000).toISOString());`,
+      json: '{\n  "send_at": "{{sendAt}}"\n}',
+      test: `
+        pm.test('status is 202', function () {
+            pm.response.to.have.status(202);
+        });
+        const body = pm.response.json();
+        pm.test('scheduled, for the two grade-1 guardians as the roster stands', function () {
+            pm.expect(body.status).to.eql('scheduled');
+            pm.expect(body.recipient_count).to.eql(2);
+            pm.expect(Date.parse(body.send_at)).to.eql(Date.parse(pm.collectionVariables.get('sendAt')));
+        });`,
+    }),
+    request('The scheduled message', {
+      method: 'GET', path: '/api/v1/messages/{{message2Id}}',
+      test: ok(200) + `
+        pm.test('scheduled, not sent', function () {
+            pm.expect(body.status).to.eql('scheduled');
+            pm.expect(Date.parse(body.send_at)).to.eql(Date.parse(pm.collectionVariables.get('sendAt')));
+            pm.expect(body.sent_at).to.eql(null);
+        });`,
+    }),
+    request('A scheduled message can still be edited', {
+      method: 'PATCH', path: '/api/v1/messages/{{message2Id}}',
+      json: { subject: '保護者会のお知らせ（会場変更）' },
+      test: ok(200) + `
+        pm.test('changed, still scheduled for the same time', function () {
+            pm.expect(body.subject).to.eql('保護者会のお知らせ（会場変更）');
+            pm.expect(body.status).to.eql('scheduled');
+            pm.expect(Date.parse(body.send_at)).to.eql(Date.parse(pm.collectionVariables.get('sendAt')));
+        });`,
+    }),
+    request('Reschedule (send again with another send_at) → 202', {
+      method: 'POST', path: '/api/v1/messages/{{message2Id}}/send',
+      pre: `
+        pm.collectionVariables.set('sendAt', new Date(Date.now() + 2 * 24 * 3600 * 1000).toISOString());`,
+      json: '{\n  "send_at": "{{sendAt}}"\n}',
+      test: `
+        pm.test('status is 202', function () {
+            pm.response.to.have.status(202);
+        });
+        const body = pm.response.json();
+        pm.test('scheduled for the new time', function () {
+            pm.expect(body.status).to.eql('scheduled');
+            pm.expect(Date.parse(body.send_at)).to.eql(Date.parse(pm.collectionVariables.get('sendAt')));
+        });`,
+    }),
+    request('History: scheduled messages (status=scheduled)', {
+      method: 'GET', path: '/api/v1/messages', query: [['status', 'scheduled']],
+      test: ok(200) + `
+        pm.test('the rescheduled message, at its new time', function () {
+            pm.expect(body.items.map(m => m.id)).to.eql([pm.collectionVariables.get('message2Id')]);
+            pm.expect(Date.parse(body.items[0].send_at)).to.eql(Date.parse(pm.collectionVariables.get('sendAt')));
+        });`,
+    }),
+    request('Cancel the scheduled message', {
+      method: 'POST', path: '/api/v1/messages/{{message2Id}}/cancel',
+      test: ok(200) + `
+        pm.test('cancelled, never sent', function () {
+            pm.expect(body.id).to.eql(pm.collectionVariables.get('message2Id'));
+            pm.expect(body.status).to.eql('cancelled');
+            pm.expect(body.sent_at).to.eql(null);
+        });`,
+    }),
+    request('Cancel it again → 409', {
+      method: 'POST', path: '/api/v1/messages/{{message2Id}}/cancel',
+      test: problem(409, `
+        pm.test('names the field status', function () {
+            pm.expect(problem.errors.map(e => e.field)).to.eql(['status']);
+        });`),
+    }),
+    request('Send a cancelled message → 409', {
+      method: 'POST', path: '/api/v1/messages/{{message2Id}}/send',
+      test: problem(409),
+    }),
+    request('Edit a cancelled message → 409', {
+      method: 'PATCH', path: '/api/v1/messages/{{message2Id}}',
+      json: { subject: 'もう送らない' },
+      test: problem(409),
+    }),
+    request('Create a draft without targets', {
+      method: 'POST', path: '/api/v1/messages',
+      json: { subject: '下書き', body: 'あとで宛先を決める' },
+      test: ok(201) + `
+        pm.test('a draft without targets', function () {
+            pm.expect(body.status).to.eql('draft');
+            pm.expect(body.targets).to.eql({ list_ids: [], member_ids: [], attributes: {} });
+        });
+        pm.collectionVariables.set('draftId', body.id);`,
+    }),
+    request('Send a draft without targets → 422', {
+      method: 'POST', path: '/api/v1/messages/{{draftId}}/send',
+      test: problem(422, `
+        pm.test('names the field targets', function () {
+            pm.expect(problem.errors.map(e => e.field)).to.eql(['targets']);
+        });`),
+    }),
+    request('Copy the cancelled message into a draft', {
+      method: 'POST', path: '/api/v1/messages/{{message2Id}}/copy',
+      test: ok(201) + `
+        pm.test('a new draft, unscheduled', function () {
+            pm.expect(body.status).to.eql('draft');
+            pm.expect(body.subject).to.eql('保護者会のお知らせ（会場変更）');
+            pm.expect(body.send_at).to.eql(null);
+        });
+        pm.collectionVariables.set('copy2Id', body.id);`,
+    }),
+    request('Delete a draft', {
+      method: 'DELETE', path: '/api/v1/messages/{{copy2Id}}',
+      test: noContent,
+    }),
+    request('Delete the same draft again → 404', {
+      method: 'DELETE', path: '/api/v1/messages/{{copy2Id}}',
+      test: problem(404),
+    }),
+    request('Bulk-delete drafts (others are left alone)', {
+      method: 'POST', path: '/api/v1/messages/bulk-delete',
+      json: { ids: ['{{copyId}}', '{{draftId}}', '{{messageId}}', '{{message2Id}}'] },
+      test: ok(200) + `
+        pm.test('the two drafts deleted; the sent and the cancelled message kept', function () {
+            pm.expect(body.deleted).to.eql(2);
+        });`,
+    }),
+    request('The bulk-deleted draft is gone → 404', {
+      method: 'GET', path: '/api/v1/messages/{{copyId}}',
+      test: problem(404),
+    }),
+    request('History: no drafts left, sent and cancelled kept', {
+      method: 'GET', path: '/api/v1/messages',
+      test: ok(200) + SENT_STATES + `
+        pm.test('the sent message and the cancelled one', function () {
+            pm.expect(body.items.map(m => m.id)).to.eql([pm.collectionVariables.get('message2Id'), pm.collectionVariables.get('messageId')]);
+            pm.expect(body.items[0].status).to.eql('cancelled');
+            pm.expect(SENT).to.include(body.items[1].status);
+        });`,
+    }),
+    request('Bulk-delete nothing → 422', {
+      method: 'POST', path: '/api/v1/messages/bulk-delete',
+      json: { ids: [] },
+      test: problem(422, `
+        pm.test('names the field ids', function () {
+            pm.expect(problem.errors.map(e => e.field)).to.eql(['ids']);
+        });`),
+    }),
+  ],
+};
+
+// A personal link that looks real: the ids of the sent message and its guardian, but a tag
+// that is not the server's (the real one travels only by e-mail).
+const forgeReceiptToken = `
+  const cryptoJs = require('crypto-js');
+  const hex = (pm.collectionVariables.get('messageId') + pm.collectionVariables.get('member2Id')).replace(/-/g, '') + '00'.repeat(16);
+  const token = cryptoJs.enc.Base64.stringify(cryptoJs.enc.Hex.parse(hex)).replace(/\\+/g, '-').replace(/\\//g, '_').replace(/=+$/, '');
+  pm.collectionVariables.set('forgedToken', token);
+`;
+const notFoundPage = `
+  pm.test('status is 404', function () {
+      pm.response.to.have.status(404);
+  });
+  pm.test('answer is text/html (a page for the phone, not problem+json)', function () {
+      pm.expect(pm.response.headers.get('Content-Type')).to.match(/^text\\/html/);
+  });
+  pm.test('says the link is not valid, echoes nothing', function () {
+      pm.expect(pm.response.text()).to.include('このリンクは無効です');
+      pm.expect(pm.response.text()).to.not.include(pm.collectionVariables.get('forgedToken'));
+  });
+`;
+
+const receiptsFolder = {
+  name: 'Personal link (receipts)',
+  description: 'What a guardian opens from the e-mail: the page /r/{token} and the same as JSON under /api/v1/receipts/{token}. The token is only in the e-mail (the server\'s outbox), so the collection checks that forged links answer 404 and change nothing; tests/api/receipts.rs covers real links.',
+  item: [
+    request('A made-up link (JSON) → 404', {
+      method: 'GET', path: '/api/v1/receipts/not-a-real-link', auth: NOAUTH,
+      test: problem(404),
+    }),
+    request('A forged link for a real message and guardian (JSON) → 404', {
+      method: 'GET', path: '/api/v1/receipts/{{forgedToken}}', auth: NOAUTH,
+      pre: forgeReceiptToken,
+      test: problem(404),
+    }),
+    request('Acknowledge with a forged link → 404', {
+      method: 'POST', path: '/api/v1/receipts/{{forgedToken}}/ack', auth: NOAUTH,
+      test: problem(404),
+    }),
+    request('Answer with a forged link → 404', {
+      method: 'PUT', path: '/api/v1/receipts/{{forgedToken}}/answers', auth: NOAUTH,
+      json: { answers: [{ question: 0, choices: [0] }] },
+      test: problem(404),
+    }),
+    request('The page of a forged link → 404 page', {
+      method: 'GET', path: '/r/{{forgedToken}}', auth: NOAUTH,
+      test: notFoundPage,
+    }),
+    request('The form post of a forged link (ack) → 404 page', {
+      method: 'POST', path: '/r/{{forgedToken}}/ack', auth: NOAUTH,
+      form: [['csrf', 'x']],
+      test: notFoundPage,
+    }),
+    request('The form post of a forged link (answers) → 404 page', {
+      method: 'POST', path: '/r/{{forgedToken}}/answers', auth: NOAUTH,
+      form: [['csrf', 'x'], ['q0', '0']],
+      test: notFoundPage,
+    }),
+    request('An attachment through a forged link → 404', {
+      method: 'GET', path: '/r/{{forgedToken}}/attachments/{{attachmentId}}', auth: NOAUTH,
+      test: problem(404),
+    }),
+    request('The forged link changed nothing', {
+      method: 'GET', path: '/api/v1/messages/{{messageId}}/stats',
+      test: ok(200) + `
+        pm.test('still unread, unacknowledged, unanswered', function () {
+            pm.expect(body.read).to.eql(0);
+            pm.expect(body.acknowledged).to.eql(0);
+            pm.expect(body.answered).to.eql(0);
+        });`,
+    }),
+  ],
+};
+
+const inbox = {
+  name: 'Guardian app inbox',
+  description: 'A message to the guardian signed in to the app (the invitation above): the inbox with its unread count, reading, acknowledging, answering (checked against the survey), attachments; then what staff see of it. Ends the app session.',
+  item: [
+    request('Compose a message to the app guardian (targets.member_ids)', {
+      method: 'POST', path: '/api/v1/messages',
+      json: {
+        subject: '遠足の出欠について',
+        body: '5月20日（水）に遠足に行きます。持ち物は添付のお便りをご覧ください。',
+        from_name: '1年A組 担任',
+        answer_required: true,
+        answer_deadline: '{{inAWeek}}',
+        survey: SURVEY,
+        targets: { member_ids: ['{{importedMemberId}}'] },
+      },
+      test: ok(201) + `
+        pm.test('a draft to one member', function () {
+            pm.expect(body.status).to.eql('draft');
+            pm.expect(body.targets.member_ids).to.eql([pm.collectionVariables.get('importedMemberId')]);
+        });
+        pm.collectionVariables.set('inboxMessageId', body.id);`,
+    }),
+    request('Preview: two addresses and three phones', {
+      method: 'GET', path: '/api/v1/messages/{{inboxMessageId}}/preview',
+      test: ok(200) + `
+        pm.test('山田 花子: the unconfirmed address does not count', function () {
+            pm.expect(body).to.eql({ recipients: 1, email: 2, push: 3 });
+        });`,
+    }),
+    request('Attach the PDF', {
+      method: 'POST', path: '/api/v1/messages/{{inboxMessageId}}/attachments',
+      formdata: [{ key: 'file', ...PDF }],
+      test: ok(201) + `
+        pm.collectionVariables.set('inboxAttachmentId', body.id);`,
+    }),
+    request('Send it → 202', {
+      method: 'POST', path: '/api/v1/messages/{{inboxMessageId}}/send',
+      test: `
+        pm.test('status is 202', function () {
+            pm.response.to.have.status(202);
+        });
+        const body = pm.response.json();
+        pm.test('sending, to one guardian', function () {
+            pm.expect(body.status).to.eql('sending');
+            pm.expect(body.recipient_count).to.eql(1);
+        });`,
+    }),
+    request('The inbox: one unread message', {
+      method: 'GET', path: '/api/v1/app/messages', auth: bearer('guardianToken'),
+      test: ok(200) + FORMATS + `
+        pm.test('only the message sent to this guardian, unread', function () {
+            pm.expect(body.unread_count).to.eql(1);
+            pm.expect(body.items).to.have.lengthOf(1);
+            const m = body.items[0];
+            pm.expect(m.id).to.eql(pm.collectionVariables.get('inboxMessageId'));
+            pm.expect(m.subject).to.eql('遠足の出欠について');
+            pm.expect(m.priority).to.eql('normal');
+            pm.expect(m.answer_required).to.eql(true);
+            pm.expect(m.sent_at).to.match(RFC3339_UTC);
+            pm.expect(m.read_at).to.eql(null);
+            pm.expect(m.acknowledged_at).to.eql(null);
+            pm.expect(m.answered_at).to.eql(null);
+        });
+        pm.test('last page', function () {
+            pm.expect(body.next_cursor == null).to.be.true;
+        });`,
+    }),
+    request('Open the message (records it as read)', {
+      method: 'GET', path: '/api/v1/app/messages/{{inboxMessageId}}', auth: bearer('guardianToken'),
+      test: ok(200) + FORMATS + `
+        pm.test('the message, for this guardian, read now', function () {
+            pm.expect(body.name).to.eql('山田 花子');
+            pm.expect(body.read_at).to.match(RFC3339_UTC);
+            pm.expect(body.acknowledged_at).to.eql(null);
+            pm.expect(body.answered_at).to.eql(null);
+            pm.expect(body.answers).to.eql([]);
+            pm.expect(body.message.id).to.eql(pm.collectionVariables.get('inboxMessageId'));
+            pm.expect(body.message.org_name).to.eql('Postman School');
+            pm.expect(body.message.from_name).to.eql('1年A組 担任');
+            pm.expect(body.message.survey.questions).to.have.lengthOf(3);
+        });
+        pm.test('the attachment, downloadable through the app', function () {
+            const a = body.message.attachments;
+            pm.expect(a).to.have.lengthOf(1);
+            pm.expect(a[0].id).to.eql(pm.collectionVariables.get('inboxAttachmentId'));
+            pm.expect(a[0].filename).to.eql('${PDF.fileName}');
+            pm.expect(a[0].content_type).to.eql('application/pdf');
+            pm.expect(a[0].url.endsWith('/api/v1/app/messages/' + pm.collectionVariables.get('inboxMessageId') + '/attachments/' + a[0].id)).to.be.true;
+        });`,
+    }),
+    request('The inbox: nothing unread', {
+      method: 'GET', path: '/api/v1/app/messages', auth: bearer('guardianToken'),
+      test: ok(200) + `
+        pm.test('unread_count 0, the message read', function () {
+            pm.expect(body.unread_count).to.eql(0);
+            pm.expect(body.items[0].read_at).to.be.a('string');
+        });`,
+    }),
+    request('Acknowledge (確認)', {
+      method: 'POST', path: '/api/v1/app/messages/{{inboxMessageId}}/ack', auth: bearer('guardianToken'),
+      test: ok(200) + FORMATS + `
+        pm.test('acknowledged, not answered', function () {
+            pm.expect(body.acknowledged_at).to.match(RFC3339_UTC);
+            pm.expect(body.answered_at).to.eql(null);
+        });
+        pm.collectionVariables.set('acknowledgedAt', body.acknowledged_at);`,
+    }),
+    request('Acknowledge again (idempotent)', {
+      method: 'POST', path: '/api/v1/app/messages/{{inboxMessageId}}/ack', auth: bearer('guardianToken'),
+      test: ok(200) + `
+        pm.test('the first acknowledgement stands', function () {
+            pm.expect(body.acknowledged_at).to.eql(pm.collectionVariables.get('acknowledgedAt'));
+        });`,
+    }),
+    request('Answers that do not fit the survey → 422', {
+      method: 'PUT', path: '/api/v1/app/messages/{{inboxMessageId}}/answers', auth: bearer('guardianToken'),
+      json: { answers: [{ question: 0, choices: [0, 1] }, { question: 5, choices: [0] }] },
+      test: problem(422, `
+        pm.test('two choices for a single-choice question first, then the unknown question', function () {
+            pm.expect(problem.errors.map(e => e.field)).to.eql(['answers[0].choices', 'answers[1].question']);
+        });`),
+    }),
+    request('Answers without the required question → 422', {
+      method: 'PUT', path: '/api/v1/app/messages/{{inboxMessageId}}/answers', auth: bearer('guardianToken'),
+      json: { answers: [{ question: 1, choices: [0] }] },
+      test: problem(422, `
+        pm.test('names answers', function () {
+            pm.expect(problem.errors.map(e => e.field)).to.eql(['answers']);
+        });`),
+    }),
+    request('Answer the survey', {
+      method: 'PUT', path: '/api/v1/app/messages/{{inboxMessageId}}/answers', auth: bearer('guardianToken'),
+      json: { answers: [{ question: 0, choices: [0] }, { question: 1, choices: [2, 0, 2] }, { question: 2, text: ' 雨具を持たせます ' }] },
+      test: ok(200) + FORMATS + `
+        pm.test('answered; choices sorted without duplicates, text trimmed', function () {
+            pm.expect(body.answered_at).to.match(RFC3339_UTC);
+            pm.expect(body.answers).to.eql([
+                { question: 0, choices: [0] },
+                { question: 1, choices: [0, 2] },
+                { question: 2, text: '雨具を持たせます' },
+            ]);
+        });`,
+    }),
+    request('Download the attachment through the app', {
+      method: 'GET', path: '/api/v1/app/messages/{{inboxMessageId}}/attachments/{{inboxAttachmentId}}', auth: bearer('guardianToken'),
+      test: pdfDownload,
+    }),
+    request('An unknown attachment through the app → 404', {
+      method: 'GET', path: `/api/v1/app/messages/{{inboxMessageId}}/attachments/${UNKNOWN_ID}`, auth: bearer('guardianToken'),
+      test: problem(404),
+    }),
+    request("Another guardian's message → 404", {
+      method: 'GET', path: '/api/v1/app/messages/{{messageId}}', auth: bearer('guardianToken'),
+      test: problem(404),
+    }),
+    request("Acknowledge another guardian's message → 404", {
+      method: 'POST', path: '/api/v1/app/messages/{{messageId}}/ack', auth: bearer('guardianToken'),
+      test: problem(404),
+    }),
+    request("Answer another guardian's message → 404", {
+      method: 'PUT', path: '/api/v1/app/messages/{{messageId}}/answers', auth: bearer('guardianToken'),
+      json: { answers: [{ question: 0, choices: [0] }] },
+      test: problem(404),
+    }),
+    request("The attachment of another guardian's message → 404", {
+      method: 'GET', path: '/api/v1/app/messages/{{messageId}}/attachments/{{attachmentId}}', auth: bearer('guardianToken'),
+      test: problem(404),
+    }),
+    request('A staff token on the inbox → 401', {
+      method: 'GET', path: '/api/v1/app/messages',
+      test: problem(401),
+    }),
+    request('The guardian token on the staff messages → 401', {
+      method: 'GET', path: '/api/v1/messages', auth: bearer('guardianToken'),
+      test: problem(401),
+    }),
+    request('Staff see it read, acknowledged and answered', {
+      method: 'GET', path: '/api/v1/messages/{{inboxMessageId}}/stats',
+      test: ok(200) + `
+        pm.test('one of one', function () {
+            pm.expect(body.recipients).to.eql(1);
+            pm.expect(body.read).to.eql(1);
+            pm.expect(body.acknowledged).to.eql(1);
+            pm.expect(body.answered).to.eql(1);
+        });` + deliveryTotals(2, 3),
+    }),
+    request("Staff see the guardian's answers (recipients)", {
+      method: 'GET', path: '/api/v1/messages/{{inboxMessageId}}/recipients',
+      test: ok(200) + `
+        const r = body.items[0];
+        pm.test('山田 花子 with times, answers and five deliveries', function () {
+            pm.expect(body.items).to.have.lengthOf(1);
+            pm.expect(r.member_id).to.eql(pm.collectionVariables.get('importedMemberId'));
+            pm.expect(r.read_at).to.be.a('string');
+            pm.expect(r.acknowledged_at).to.eql(pm.collectionVariables.get('acknowledgedAt'));
+            pm.expect(r.answered_at).to.be.a('string');
+            pm.expect(r.answers).to.eql([{ question: 0, choices: [0] }, { question: 1, choices: [0, 2] }, { question: 2, text: '雨具を持たせます' }]);
+            pm.expect(r.deliveries.filter(d => d.channel === 'email').map(d => d.to)).to.have.members(['hanako.yamada@example.jp', 'taro..papa@docomo.ne.jp']);
+            pm.expect(r.deliveries.filter(d => d.channel === 'push')).to.have.lengthOf(3);
+        });`,
+    }),
+    request('Nobody left unanswered (status=unanswered)', {
+      method: 'GET', path: '/api/v1/messages/{{inboxMessageId}}/recipients', query: [['status', 'unanswered']],
+      test: ok(200) + `
+        pm.test('no one', function () {
+            pm.expect(body.items).to.eql([]);
+        });`,
+    }),
+    request('Survey results (JSON)', {
+      method: 'GET', path: '/api/v1/messages/{{inboxMessageId}}/results',
+      test: ok(200) + `
+        pm.test('one of one answered', function () {
+            pm.expect(body.recipients).to.eql(1);
+            pm.expect(body.answered).to.eql(1);
+        });
+        pm.test('counts per option, the text answer with its guardian', function () {
+            pm.expect(body.questions[0].options).to.eql([{ option: '参加する', count: 1 }, { option: '参加しない', count: 0 }]);
+            pm.expect(body.questions[1].options.map(o => o.count)).to.eql([1, 0, 1]);
+            pm.expect(body.questions[2].texts).to.eql([{ member_id: pm.collectionVariables.get('importedMemberId'), name: '山田 花子', text: '雨具を持たせます' }]);
+            body.questions.forEach(q => pm.expect(q.answered).to.eql(1));
+        });`,
+    }),
+    request('Survey results as CSV (format=csv)', {
+      method: 'GET', path: '/api/v1/messages/{{inboxMessageId}}/results', query: [['format', 'csv']],
+      test: resultsCsv + `
+        pm.test('one row: the guardian, the times, the answers as option names', function () {
+            pm.expect(rows).to.have.lengthOf(1);
+            const cells = rows[0].split(',');
+            pm.expect(cells.slice(0, 3)).to.eql(['山田 花子', '山田 太郎', 'C1001']);
+            cells.slice(3, 6).forEach(t => pm.expect(Date.parse(t)).to.be.a('number').and.not.NaN);
+            pm.expect(cells.slice(6)).to.eql(['参加する', '受付;撮影', '雨具を持たせます']);
+        });`,
+    }),
+    request('Resend to those who have not answered: nobody → 202', {
+      method: 'POST', path: '/api/v1/messages/{{inboxMessageId}}/resend',
+      json: { to: 'unanswered' },
+      test: `
+        pm.test('status is 202', function () {
+            pm.response.to.have.status(202);
+        });
+        pm.test('no guardian to reach', function () {
+            pm.expect(pm.response.json().recipient_count).to.eql(0);
+        });`,
+    }),
+    ...appLogout,
   ],
 };
 
@@ -1820,7 +2820,9 @@ const variables = ['accessToken', 'refreshToken', 'usedRefreshToken', 'oauthAcce
   'apiKey', 'apiKeyId', 'apiKeyExpiresAt', 'inThreeDays',
   'importedMemberId', 'exportCsv', 'exportKey', 'exportKeyId',
   'invitationCode', 'typedCode', 'guardianToken', 'appDeviceCount', 'appDeviceId', 'otherDeviceId',
-  'oldJoinCode', 'joinCode', 'typedJoinCode', 'pendingMemberId', 'pendingToken'];
+  'oldJoinCode', 'joinCode', 'typedJoinCode', 'pendingMemberId', 'pendingToken',
+  'inAWeek', 'messageId', 'message2Id', 'copyId', 'copy2Id', 'draftId', 'sendAt', 'attachmentId', 'attachment2Id',
+  'forgedToken', 'inboxMessageId', 'inboxAttachmentId', 'acknowledgedAt'];
 
 const collection = {
   info: {
@@ -1828,7 +2830,12 @@ const collection = {
     name: 'renrakumo',
     description: [
       'renrakumo (連絡網) API: health, documentation, sign-in, staff, lists, members (guardians), roster CSV',
-      'import/export, the guardian app (invitations, join codes, own profile, addresses, devices) and API keys.',
+      'import/export, the guardian app (invitations, join codes, own profile, addresses, devices, inbox), messages',
+      '(drafts, surveys, targets, attachments, sending and scheduling, stats, recipients, results, resending),',
+      'personal links and API keys.',
+      '',
+      'The attachment requests read files from fixtures/ beside this collection: run newman with',
+      '`--working-dir postman` (scripts/postman.sh does).',
       '',
       'Runs green, in order, against a fresh database whose first admin was created with',
       '`renrakumo create-admin --org \'Postman School\' --email {{adminEmail}} --password {{adminPassword}}`.',
@@ -1852,7 +2859,9 @@ const collection = {
           pm.test('[all] no server error', function () {
               pm.expect(pm.response.code).to.be.below(500);
           });
-          if (pm.response.code >= 400) {
+          // The personal-link pages (/r/{token}, its form posts) answer a phone's browser in HTML.
+          const page = /^\\/r\\/[^/]+(\\/(ack|answers))?$/.test(pm.request.url.getPath());
+          if (pm.response.code >= 400 && !page) {
               pm.test('[all] error answer is application/problem+json', function () {
                   pm.expect(pm.response.headers.get('Content-Type')).to.match(/^application\\/problem\\+json/);
               });
@@ -1860,7 +2869,8 @@ const collection = {
       },
     },
   ],
-  item: [health, docs, signIn, users, lists, members, membership, roster, guardianApp, apiKeys, sessions],
+  item: [health, docs, signIn, users, lists, members, membership, roster, guardianApp, messages, attachmentsFolder, sending,
+    receiptsFolder, inbox, apiKeys, sessions],
   variable: variables.map((key) => ({ key, value: '', type: 'string' })),
 };
 

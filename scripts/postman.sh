@@ -156,6 +156,7 @@ log "newman run $(basename "$collection")"
 set +e
 "${newman[@]}" run "$collection" \
   --environment "$environment" \
+  --working-dir "$root/postman" \
   --env-var "baseUrl=$base_url" \
   --env-var "adminEmail=$admin_email" \
   --env-var "adminPassword=$admin_password" \

@@ -18,7 +18,7 @@ pub async fn create_admin(db: &Db, org_name: &str, email: &str, password: &str) 
     let email = EmailAddress::parse(email).map_err(|e| anyhow::anyhow!("--email {e}"))?;
     let password = Password::parse(password).map_err(|e| anyhow::anyhow!("--password {e}"))?;
     let password_hash = password::hash(password.expose().to_string()).await?;
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.begin().await?;
     let org = organizations::create(&mut tx, org_name.as_str()).await?;
     let local_part = email.as_str().split('@').next().unwrap_or("admin").to_string();
     let user = users::create(

@@ -148,9 +148,13 @@ fn run(listener: TcpListener, state: AppState) -> anyhow::Result<Server> {
 /// The safety net: an error answer produced outside our handlers (actix's own 404/405,
 /// a panic turned 500) is rewritten as problem+json, keeping its status and headers.
 fn problem_fallback<B: MessageBody + 'static>(res: ServiceResponse<B>) -> actix_web::Result<ErrorHandlerResponse<B>> {
-    let is_problem =
-        res.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(PROBLEM_JSON.as_bytes()));
-    if is_problem {
+    // Our own answers are left alone: problem+json already, or the HTML pages guardians
+    // open from their e-mail (which answer a person, in Japanese, not a program).
+    let ours = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(PROBLEM_JSON.as_bytes()) || v.as_bytes().starts_with(b"text/html"));
+    if ours {
         return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
     }
     let status = res.status();

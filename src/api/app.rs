@@ -210,7 +210,7 @@ pub struct OpenSessionRequest {
 #[post("/app/session")]
 pub async fn open_session(state: web::Data<AppState>, body: JsonBody<OpenSessionRequest>) -> ApiResult<HttpResponse> {
     let code = normalise_code(&body.0.code);
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
     let (org_id, member_id) = guardians::redeem_invitation(&mut tx, &tokens::digest(&code))
         .await?
         .ok_or(ApiError::Unauthorized("this invitation code is unknown, used or expired"))?;
@@ -258,7 +258,7 @@ pub async fn register(state: web::Data<AppState>, body: JsonBody<RegisterRequest
     .parse()
     .map_err(ApiError::Validation)?;
     let join_code = normalise_code(&body.join_code);
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
     let (org_id, list_id) = lists::find_by_join_code(&mut tx, &join_code)
         .await?
         .ok_or(ApiError::Unauthorized("this join code is unknown; ask the school for the current one"))?;
@@ -330,7 +330,7 @@ pub async fn update_profile(
     body: JsonBody<UpdateProfileRequest>,
 ) -> ApiResult<web::Json<AppProfile>> {
     let body = body.0;
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
     let current = members::find(&mut tx, &guardian.org_id, &guardian.member_id)
         .await?
         .ok_or_else(|| ApiError::not_found("member"))?;
@@ -385,7 +385,7 @@ pub async fn add_email(
     body: JsonBody<AddEmailRequest>,
 ) -> ApiResult<HttpResponse> {
     let address = EmailAddress::parse(&body.0.address).map_err(|e| ApiError::field("address", e.to_string()))?;
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
     let current = members::find(&mut tx, &guardian.org_id, &guardian.member_id)
         .await?
         .ok_or_else(|| ApiError::not_found("member"))?;
@@ -423,7 +423,7 @@ pub async fn remove_email(
     address: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
     let key = address.trim().to_lowercase();
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
     let current = members::find(&mut tx, &guardian.org_id, &guardian.member_id)
         .await?
         .ok_or_else(|| ApiError::not_found("member"))?;
@@ -450,7 +450,7 @@ pub async fn add_device(
     guardian: Guardian,
     body: JsonBody<RegisterDeviceRequest>,
 ) -> ApiResult<HttpResponse> {
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
     let device = register_device_for(&mut tx, &guardian.org_id, &guardian.member_id, &body.0, true).await?;
     tx.commit().await?;
     Ok(HttpResponse::Created().json(device))

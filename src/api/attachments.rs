@@ -237,7 +237,7 @@ pub async fn upload_attachment(
     };
     let filename = with_extension(&filename, &kind);
 
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
     // Checked again under the message's lock: other uploads or a send may have come first.
     if !attachments::lock_editable(&mut tx, &caller.org_id, &id).await? {
         return Err(frozen(find_message(&mut tx, &caller, &id).await?));
@@ -361,7 +361,7 @@ pub async fn delete_attachment(
 ) -> ApiResult<HttpResponse> {
     caller.require(Scope::MessagesSend)?;
     let (id, attachment_id) = path.into_inner();
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
     let status = find_message(&mut tx, &caller, &id).await?;
     if !attachments::lock_editable(&mut tx, &caller.org_id, &id).await? {
         return Err(frozen(status));

@@ -104,7 +104,7 @@ async fn sign_in(state: &AppState, ip: String, email: &str, password: &str) -> A
     let user = found.map(|row| row.user).ok_or(ApiError::InvalidGrant)?;
     login_failures::clear(&mut conn, &limits[0].0).await?;
     drop(conn);
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
     let session_id = sessions::create(&mut tx, &user.id, now + REFRESH_TTL_MS).await?;
     let response = issue(state, &mut tx, &user.id, &user.org_id, &user.role, &session_id).await?;
     tx.commit().await?;
@@ -181,7 +181,7 @@ pub async fn token(state: web::Data<AppState>, req: HttpRequest, form: FormBody<
 #[post("/auth/refresh")]
 pub async fn refresh(state: web::Data<AppState>, body: JsonBody<RefreshRequest>) -> ApiResult<HttpResponse> {
     let presented = tokens::digest(body.0.refresh_token.trim());
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
     let row = sessions::find_refresh_token(&mut tx, &presented)
         .await?
         .ok_or(ApiError::Unauthorized("unknown refresh token"))?;

@@ -113,7 +113,7 @@ fn page(title: &str, text: &str) -> HttpResponse {
 ))]
 #[get("/confirm-email/{token}")]
 pub async fn confirm_page(state: web::Data<AppState>, token: web::Path<String>) -> ApiResult<HttpResponse> {
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
     let confirmed = guardians::confirm_email(&mut tx, &tokens::digest(&token)).await?;
     tx.commit().await?;
     Ok(if confirmed {

@@ -19,6 +19,10 @@ pub const JSON_LIMIT: usize = 256 * 1024;
 
 /// A JSON request body.
 pub struct JsonBody<T>(pub T);
+/// A JSON body that may be left out entirely (no body, or `Content-Length: 0`): then
+/// `None`. A body that is there must be valid, or the request fails naming the field:
+/// a malformed optional body must never be taken for an absent one.
+pub struct OptionalJsonBody<T>(pub Option<T>);
 /// An `application/x-www-form-urlencoded` request body (the OAuth2 token endpoint).
 pub struct FormBody<T>(pub T);
 /// The query string.
@@ -177,6 +181,22 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
             }
             parse_json(&body).map(JsonBody)
         })
+    }
+}
+
+impl<T: DeserializeOwned + 'static> FromRequest for OptionalJsonBody<T> {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = ApiResult<Self>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        use actix_web::http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
+        let length =
+            req.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
+        if length.unwrap_or(0) == 0 && !req.headers().contains_key(TRANSFER_ENCODING) {
+            return Box::pin(async { Ok(OptionalJsonBody(None)) });
+        }
+        let body = JsonBody::<T>::from_request(req, payload);
+        Box::pin(async move { Ok(OptionalJsonBody(Some(body.await?.0))) })
     }
 }
 

@@ -141,7 +141,7 @@ pub async fn answer(
     body: JsonBody<AnswersRequest>,
 ) -> ApiResult<web::Json<ReceiptResponse>> {
     {
-        let mut tx = state.db.pool.begin().await?;
+        let mut tx = state.db.begin().await?;
         let receipt = load(&mut tx, &id, &guardian.member_id).await?;
         store_answers(&mut tx, &receipt, &body.0.answers).await?;
         tx.commit().await?;

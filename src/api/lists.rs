@@ -255,7 +255,7 @@ pub async fn add_list_member(
 ) -> ApiResult<HttpResponse> {
     caller.require(Scope::ListsWrite)?;
     let (list_id, member_id) = path.into_inner();
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
     list_and_member(&mut tx, &caller, &list_id, &member_id).await?;
     lists::add_members(&mut tx, &caller.org_id, &list_id, &[member_id]).await?;
     tx.commit().await?;
@@ -276,7 +276,7 @@ pub async fn remove_list_member(
 ) -> ApiResult<HttpResponse> {
     caller.require(Scope::ListsWrite)?;
     let (list_id, member_id) = path.into_inner();
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
     list_and_member(&mut tx, &caller, &list_id, &member_id).await?;
     lists::remove_members(&mut tx, &list_id, &[member_id]).await?;
     tx.commit().await?;
@@ -344,7 +344,7 @@ pub async fn bulk_membership(
         }
         _ => {}
     }
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
     lists::find(&mut tx, &caller.org_id, &id).await?.ok_or_else(|| ApiError::not_found("list"))?;
     if let Some(to) = &body.to_list_id {
         crate::api::members::check_list_ids(&mut tx, &caller.org_id, std::slice::from_ref(to), "to_list_id")

@@ -315,7 +315,7 @@ pub async fn create_member(
     }
     .parse()
     .map_err(ApiError::Validation)?;
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
     let list_ids = check_list_ids(&mut tx, &caller.org_id, &body.list_ids, "list_ids").await?;
     let id = members::insert(&mut tx, &caller.org_id, &profile, MemberStatus::Active)
         .await
@@ -355,7 +355,7 @@ pub async fn upsert_by_external_id(
     }
     .parse()
     .map_err(ApiError::Validation)?;
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
     let list_ids = match &body.list_ids {
         Some(ids) => Some(check_list_ids(&mut tx, &caller.org_id, ids, "list_ids").await?),
         None => None,
@@ -411,7 +411,7 @@ pub async fn update_member(
 ) -> ApiResult<web::Json<MemberResponse>> {
     caller.require(Scope::MembersWrite)?;
     let body = body.0;
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
     let current = members::find(&mut tx, &caller.org_id, &id).await?.ok_or_else(|| ApiError::not_found("member"))?;
     let profile = merge(&current, &body, caller.has(Scope::ContactsRead))?;
     let list_ids = match &body.list_ids {
@@ -497,7 +497,7 @@ async fn change_status(
     to: MemberStatus,
 ) -> ApiResult<web::Json<MemberResponse>> {
     caller.require(Scope::MembersWrite)?;
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
     let current = members::find(&mut tx, &caller.org_id, id).await?.ok_or_else(|| ApiError::not_found("member"))?;
     let status = MemberStatus::parse(&current.row.status).unwrap_or(MemberStatus::Suspended);
     if status != to {
@@ -643,7 +643,7 @@ pub async fn register_device(
     body: JsonBody<RegisterDeviceRequest>,
 ) -> ApiResult<HttpResponse> {
     caller.require(Scope::MembersWrite)?;
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
     members::find(&mut tx, &caller.org_id, &id).await?.ok_or_else(|| ApiError::not_found("member"))?;
     let device = register_device_for(&mut tx, &caller.org_id, &id, &body.0, caller.has(Scope::ContactsRead)).await?;
     tx.commit().await?;
@@ -723,7 +723,7 @@ pub async fn promote(
             .collect();
         return Err(ApiError::Validation(errors));
     };
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
     let matched = members::remap_attribute(&mut tx, &caller.org_id, &attribute, &body.changes, body.dry_run).await?;
     tx.commit().await?;
     Ok(web::Json(PromoteResponse { total: matched.values().sum(), matched, dry_run: body.dry_run }))

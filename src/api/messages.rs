@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use crate::api::extract::{JsonBody, QueryParams};
+use crate::api::extract::{JsonBody, OptionalJsonBody, QueryParams};
 use crate::api::members::check_list_ids;
 use crate::api::pagination::{Page, PageQuery};
 use crate::api::time;
@@ -288,7 +288,7 @@ pub async fn update_message(
 ) -> ApiResult<web::Json<MessageResponse>> {
     caller.require(Scope::MessagesSend)?;
     let patch = body.0;
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
     let stored: MessageResponse = find(&mut tx, &caller, &id).await?.into();
     let merged = MessageRequest {
         subject: patch.subject.or(Some(stored.subject)),
@@ -328,7 +328,7 @@ pub async fn delete_message(
     id: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
     caller.require(Scope::MessagesSend)?;
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
     find(&mut tx, &caller, &id).await?;
     if messages::delete_drafts(&mut tx, &caller.org_id, std::slice::from_ref(&id)).await? == 0 {
         return Err(ApiError::Conflict {
@@ -467,11 +467,11 @@ pub async fn send_message(
     state: web::Data<AppState>,
     caller: Caller,
     id: web::Path<String>,
-    body: Option<JsonBody<SendRequest>>,
+    body: OptionalJsonBody<SendRequest>,
 ) -> ApiResult<HttpResponse> {
     caller.require(Scope::MessagesSend)?;
-    let send_at = body.map(|b| b.0).unwrap_or_default().send_at.filter(|t| *t > Utc::now());
-    let mut tx = state.db.pool.begin().await?;
+    let send_at = body.0.unwrap_or_default().send_at.filter(|t| *t > Utc::now());
+    let mut tx = state.db.begin().await?;
     let message = find(&mut tx, &caller, &id).await?;
     let view: MessageResponse = message.clone().into();
     if !matches!(view.status, MessageStatus::Draft | MessageStatus::Scheduled) {
@@ -531,7 +531,7 @@ pub async fn cancel_message(
     id: web::Path<String>,
 ) -> ApiResult<web::Json<MessageResponse>> {
     caller.require(Scope::MessagesSend)?;
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
     find(&mut tx, &caller, &id).await?;
     if !messages::transition(&mut tx, &caller.org_id, &id, &["scheduled"], "cancelled", None).await? {
         return Err(ApiError::Conflict {

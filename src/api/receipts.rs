@@ -253,7 +253,7 @@ pub async fn answer(
     body: JsonBody<AnswersRequest>,
 ) -> ApiResult<web::Json<ReceiptResponse>> {
     {
-        let mut tx = state.db.pool.begin().await?;
+        let mut tx = state.db.begin().await?;
         let receipt = resolve(&state, &mut tx, &token).await?;
         store_answers(&mut tx, &receipt, &body.0.answers).await?;
         tx.commit().await?;
@@ -285,7 +285,7 @@ fn jst(ms: i64) -> String {
 
 /// The form value that proves a post came from the page the token opened.
 fn csrf_value(state: &AppState, token: &str) -> String {
-    crate::auth::tokens::digest(&format!("{}:{token}", state.jwt.receipt_token(token, "csrf")))[..32].to_string()
+    state.jwt.form_key(token)
 }
 
 fn render(
@@ -533,7 +533,7 @@ pub async fn page_answers(
     payload: web::Payload,
     token: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
     let Ok(receipt) = resolve(&state, &mut tx, &token).await else { return Ok(not_found_page()) };
     let fields = posted_form(&state, &req, &mut payload.into_inner(), &token).await?;
     let Some(survey) = receipt.survey() else { return Ok(back_to_page(&token)) };

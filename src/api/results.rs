@@ -222,7 +222,7 @@ pub async fn resend(
     body: JsonBody<ResendRequest>,
 ) -> ApiResult<HttpResponse> {
     caller.require(Scope::MessagesSend)?;
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
     let message = find(&mut tx, &caller, &id).await?;
     if !matches!(message.status.as_str(), "sending" | "sent") {
         return Err(ApiError::Conflict {

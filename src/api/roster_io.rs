@@ -180,7 +180,7 @@ pub async fn import_members(
             ApiError::Validation(errors)
         }
     })?;
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
     if let Some(list_id) = &query.list_id
         && lists::existing(&mut tx, &caller.org_id, std::slice::from_ref(list_id)).await?.is_empty()
     {

@@ -196,7 +196,7 @@ pub async fn update_user(
         Some(p) => Some(password::hash(p.expose().to_string()).await?),
         None => None,
     };
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
     if body.role.is_some_and(|r| r != Role::Admin) {
         ensure_not_last_admin(&mut tx, &caller.org_id, &id, "role").await?;
     }
@@ -227,7 +227,7 @@ pub async fn update_user(
 #[delete("/users/{id}")]
 pub async fn delete_user(state: web::Data<AppState>, caller: Caller, id: web::Path<String>) -> ApiResult<HttpResponse> {
     caller.require_admin()?;
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
     ensure_not_last_admin(&mut tx, &caller.org_id, &id, "id").await?;
     users::delete(&mut tx, &caller.org_id, &id).await.or_not_found("user")?;
     tx.commit().await?;

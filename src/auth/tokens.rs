@@ -73,6 +73,12 @@ impl JwtKeys {
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
     }
 
+    /// The hidden value of the forms on a personal-link page: keyed, so it cannot be made
+    /// without the server's secret even by someone who knows the link.
+    pub fn form_key(&self, token: &str) -> String {
+        hex::encode(&mac(&self.link_key, &[b"form:", token.as_bytes()])[..16])
+    }
+
     /// (message id, member id) of a genuine token; None for anything forged or altered.
     pub fn verify_receipt_token(&self, token: &str) -> Option<(String, String)> {
         let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(token).ok().filter(|b| b.len() == 48)?;

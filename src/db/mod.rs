@@ -102,6 +102,16 @@ impl Db {
         Ok(())
     }
 
+    /// A write transaction. On SQLite it takes the write lock at once (`BEGIN IMMEDIATE`):
+    /// a deferred transaction that reads first fails with SQLITE_BUSY_SNAPSHOT when another
+    /// writer commits before it writes, where waiting for the lock (busy_timeout) is right.
+    pub async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
+        match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.pool.begin().await,
+        }
+    }
+
     pub async fn ping(&self) -> RepoResult<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())

@@ -142,7 +142,7 @@ impl Worker {
     async fn start_due_messages(&self) -> anyhow::Result<usize> {
         let mut started = 0;
         loop {
-            let mut tx = self.db().pool.begin().await?;
+            let mut tx = self.db().begin().await?;
             let Some((id, org_id)) = queue::take_due_scheduled(&mut tx, self.db().backend).await? else { break };
             let message =
                 messages::find(&mut tx, &org_id, &id).await?.ok_or_else(|| anyhow::anyhow!("message vanished"))?;
@@ -164,7 +164,7 @@ impl Worker {
         };
         let mut sent = 0;
         for (id, org_id) in due {
-            let mut tx = self.db().pool.begin().await?;
+            let mut tx = self.db().begin().await?;
             if !receipts::claim_reminder(&mut tx, &id).await? {
                 continue;
             }
@@ -344,7 +344,7 @@ impl Worker {
     }
 
     async fn record(&self, outcomes: Vec<(Job, Outcome)>) -> anyhow::Result<()> {
-        let mut tx = self.db().pool.begin().await?;
+        let mut tx = self.db().begin().await?;
         let mut sent = Vec::new();
         let mut message_ids: Vec<String> = Vec::new();
         for (job, outcome) in &outcomes {

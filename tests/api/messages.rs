@@ -272,6 +272,10 @@ async fn a_preview_counts_before_sending(backend: Backend) {
     .await;
     let preview = app.get(&format!("/api/v1/messages/{id}/preview"), token).await;
     assert_eq!(preview.ok(200).clone(), json!({"recipients": 2, "email": 3, "push": 1}));
+    // A malformed schedule is refused, never taken for "send now".
+    assert_eq!(send(&app, token, &id, json!({"send_at": "next monday"})).await.problem(422), ["send_at"]);
+    assert_eq!(send(&app, token, &id, json!({"send_later": true})).await.problem(422), ["send_later"]);
+    assert_eq!(app.get(&format!("/api/v1/messages/{id}"), token).await.ok(200)["status"], "draft");
     let no_targets = draft(&app, token, json!({"subject": "s", "body": "b"})).await;
     assert_eq!(send(&app, token, &no_targets, json!({})).await.problem(422), ["targets"]);
 }
