@@ -249,34 +249,7 @@ pub async fn fan_out(
     recipients.bind(message_id).push(", m.id, m.org_id, ").bind(now);
     select_members(&mut recipients, org_id, targets);
     let count = recipients.query().execute(&mut *conn).await?.rows_affected() as i64;
-    if email {
-        // Disabled and unconfirmed addresses receive nothing; bounced ones are tried again
-        // until the third bounce in a row disables them.
-        sqlx::query(
-            "INSERT INTO delivery_jobs (message_id, member_id, org_id, channel, address, priority, status, attempts, run_after, created_at, updated_at) \
-             SELECT r.message_id, r.member_id, r.org_id, 'email', e.address, $2, 0, 0, $3, $3, $3 \
-             FROM recipients r JOIN member_emails e ON e.member_id = r.member_id \
-             WHERE r.message_id = $1 AND e.status IN ('active', 'bounced') ORDER BY r.member_id, e.position",
-        )
-        .bind(message_id)
-        .bind(priority)
-        .bind(now)
-        .execute(&mut *conn)
-        .await?;
-    }
-    if push {
-        sqlx::query(
-            "INSERT INTO delivery_jobs (message_id, member_id, org_id, channel, address, platform, device_id, priority, status, attempts, run_after, created_at, updated_at) \
-             SELECT r.message_id, r.member_id, r.org_id, 'push', d.token, d.platform, d.id, $2, 0, 0, $3, $3, $3 \
-             FROM recipients r JOIN member_devices d ON d.member_id = r.member_id \
-             WHERE r.message_id = $1 ORDER BY r.member_id, d.id",
-        )
-        .bind(message_id)
-        .bind(priority)
-        .bind(now)
-        .execute(&mut *conn)
-        .await?;
-    }
+    enqueue(conn, message_id, "TRUE", email, push, priority).await?;
     sqlx::query("UPDATE messages SET recipient_count = $2, updated_at = $3 WHERE id = $1")
         .bind(message_id)
         .bind(count)
@@ -284,6 +257,43 @@ pub async fn fan_out(
         .execute(conn)
         .await?;
     Ok(count)
+}
+
+/// Queues one job per receiving address (`email`) and device (`push`) of the message's
+/// recipients that match `condition`, a fixed SQL condition on `r` (recipients). Disabled
+/// and unconfirmed addresses receive nothing; bounced ones are tried again until the third
+/// bounce in a row disables them. Suspended members receive nothing.
+pub async fn enqueue(
+    conn: &mut AnyConnection,
+    message_id: &str,
+    condition: &'static str,
+    email: bool,
+    push: bool,
+    priority: i64,
+) -> RepoResult<()> {
+    let now = now_ms();
+    let mut inserts = Vec::new();
+    if email {
+        inserts.push(format!(
+            "INSERT INTO delivery_jobs (message_id, member_id, org_id, channel, address, priority, status, attempts, run_after, created_at, updated_at) \
+             SELECT r.message_id, r.member_id, r.org_id, 'email', e.address, $2, 0, 0, $3, $3, $3 \
+             FROM recipients r JOIN members m ON m.id = r.member_id JOIN member_emails e ON e.member_id = r.member_id \
+             WHERE r.message_id = $1 AND m.status = 'active' AND e.status IN ('active', 'bounced') AND {condition} \
+             ORDER BY r.member_id, e.position"
+        ));
+    }
+    if push {
+        inserts.push(format!(
+            "INSERT INTO delivery_jobs (message_id, member_id, org_id, channel, address, platform, device_id, priority, status, attempts, run_after, created_at, updated_at) \
+             SELECT r.message_id, r.member_id, r.org_id, 'push', d.token, d.platform, d.id, $2, 0, 0, $3, $3, $3 \
+             FROM recipients r JOIN members m ON m.id = r.member_id JOIN member_devices d ON d.member_id = r.member_id \
+             WHERE r.message_id = $1 AND m.status = 'active' AND {condition} ORDER BY r.member_id, d.id"
+        ));
+    }
+    for insert in inserts {
+        sqlx::query(sqlx::AssertSqlSafe(insert)).bind(message_id).bind(priority).bind(now).execute(&mut *conn).await?;
+    }
+    Ok(())
 }
 
 /// Moves a message between states when it is in one of `from`; false otherwise.

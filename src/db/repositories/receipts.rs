@@ -163,32 +163,7 @@ pub async fn requeue(
     .bind(message_id)
     .fetch_one(&mut *conn)
     .await?;
-    if email {
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "INSERT INTO delivery_jobs (message_id, member_id, org_id, channel, address, priority, status, attempts, run_after, created_at, updated_at) \
-             SELECT r.message_id, r.member_id, r.org_id, 'email', e.address, $2, 0, 0, $3, $3, $3 \
-             FROM recipients r JOIN members m ON m.id = r.member_id JOIN member_emails e ON e.member_id = r.member_id \
-             WHERE r.message_id = $1 AND m.status = 'active' AND e.status IN ('active', 'bounced') AND {condition}"
-        )))
-        .bind(message_id)
-        .bind(priority)
-        .bind(now)
-        .execute(&mut *conn)
-        .await?;
-    }
-    if push {
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "INSERT INTO delivery_jobs (message_id, member_id, org_id, channel, address, platform, device_id, priority, status, attempts, run_after, created_at, updated_at) \
-             SELECT r.message_id, r.member_id, r.org_id, 'push', d.token, d.platform, d.id, $2, 0, 0, $3, $3, $3 \
-             FROM recipients r JOIN members m ON m.id = r.member_id JOIN member_devices d ON d.member_id = r.member_id \
-             WHERE r.message_id = $1 AND m.status = 'active' AND {condition}"
-        )))
-        .bind(message_id)
-        .bind(priority)
-        .bind(now)
-        .execute(&mut *conn)
-        .await?;
-    }
+    super::messages::enqueue(conn, message_id, condition, email, push, priority).await?;
     if guardians > 0 {
         sqlx::query("UPDATE messages SET status = 'sending', completed_at = NULL, updated_at = $2 WHERE id = $1 AND status IN ('sending', 'sent')")
             .bind(message_id)
