@@ -213,22 +213,38 @@ pub async fn get_receipt(
     json_view(&state, &token).await
 }
 
+#[derive(Serialize, ToSchema)]
+pub struct AcknowledgeResponse {
+    pub message_id: String,
+    pub read_at: Option<DateTime<Utc>>,
+    /// The first acknowledgement's time; acknowledging again changes nothing.
+    pub acknowledged_at: Option<DateTime<Utc>>,
+    pub answered_at: Option<DateTime<Utc>>,
+}
+
 /// Acknowledge (確認). Idempotent; covers all of the guardian's addresses and devices.
+/// One signature check and one statement: the path a whole school takes within minutes.
 #[utoipa::path(tag = "receipts", params(("token" = String, Path)), responses(
-    (status = 200, body = ReceiptResponse),
+    (status = 200, body = AcknowledgeResponse),
     (status = 404, body = Problem, content_type = "application/problem+json"),
 ))]
 #[post("/receipts/{token}/ack")]
 pub async fn acknowledge(
     state: web::Data<AppState>,
     token: web::Path<String>,
-) -> ApiResult<web::Json<ReceiptResponse>> {
-    {
-        let mut conn = state.db.pool.acquire().await?;
-        let receipt = resolve(&state, &mut conn, &token).await?;
-        acknowledge_receipt(&mut conn, &receipt).await?;
-    }
-    json_view(&state, &token).await
+) -> ApiResult<web::Json<AcknowledgeResponse>> {
+    let (message_id, member_id) =
+        state.jwt.verify_receipt_token(&token).ok_or_else(|| ApiError::NotFound(NOT_FOUND.into()))?;
+    let mut conn = state.db.pool.acquire().await?;
+    let acknowledged = receipts::acknowledge(&mut conn, &message_id, &member_id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(NOT_FOUND.into()))?;
+    Ok(web::Json(AcknowledgeResponse {
+        message_id,
+        read_at: acknowledged.read_at.map(time),
+        acknowledged_at: acknowledged.acknowledged_at.map(time),
+        answered_at: acknowledged.answered_at.map(time),
+    }))
 }
 
 #[derive(Deserialize, ToSchema)]

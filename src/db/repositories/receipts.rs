@@ -35,18 +35,23 @@ pub async fn mark_read(conn: &mut AnyConnection, message_id: &str, member_id: &s
 }
 
 /// Idempotent: the first acknowledgement's time stays. Acknowledging implies reading.
-pub async fn acknowledge(conn: &mut AnyConnection, message_id: &str, member_id: &str) -> RepoResult<()> {
+/// One statement, answering the recipient's state (None: no such recipient): the hot path
+/// when a whole school acknowledges at once.
+pub async fn acknowledge(
+    conn: &mut AnyConnection,
+    message_id: &str,
+    member_id: &str,
+) -> RepoResult<Option<RecipientState>> {
     let now = now_ms();
-    sqlx::query(
+    Ok(sqlx::query_as(
         "UPDATE recipients SET acknowledged_at = COALESCE(acknowledged_at, $3), read_at = COALESCE(read_at, $3) \
-         WHERE message_id = $1 AND member_id = $2",
+         WHERE message_id = $1 AND member_id = $2 RETURNING read_at, acknowledged_at, answered_at",
     )
     .bind(message_id)
     .bind(member_id)
     .bind(now)
-    .execute(conn)
-    .await?;
-    Ok(())
+    .fetch_optional(conn)
+    .await?)
 }
 
 /// Replaces the guardian's answers with these.
