@@ -183,7 +183,10 @@ pub async fn update_many(
                 .bind(p.external_id.clone())
                 .push(")");
         }
-        sql.push(") AS v WHERE members.id = v.column1 AND members.org_id = ").bind(org_id);
+        // `org_id || ''` keeps the tenancy check out of the query plan: without statistics,
+        // SQLite otherwise starts from the organisation's index and scans every member of
+        // it for each row (1.2 s per chunk of 250 in a 50,000-member roster; 3 ms this way).
+        sql.push(") AS v WHERE members.id = v.column1 AND members.org_id || '' = ").bind(org_id);
         sql.query().execute(&mut *conn).await.map_err(RepoError::from_sqlx)?;
 
         let ids: Vec<&str> = chunk.iter().map(|m| m.id).collect();
