@@ -14,8 +14,9 @@
 #             RENRAKUMO_SMTP_URL: the time from the send call until GET …/stats shows every
 #             e-mail sent, in messages/s (target at least 3,000/s). Next to it, in the same
 #             run, smtp-source → the same smtp-sink with a message of the same size (one of
-#             ours, rendered into the outbox first) over as many connections as our mailer
-#             keeps (8), reusing them as we do (-d), best of a run before and after ours
+#             ours, rendered into the outbox first) and as many messages, over as many
+#             connections as our mailer keeps (DEFAULT_MAX_CONNECTIONS), reusing them as we
+#             do (-d); the reference is the better of a run before and one after ours
 #             (target: ours at least 40 % of it).
 #
 # It installs Postfix (for smtp-sink/smtp-source) when missing, contacts only 127.0.0.1,
@@ -34,9 +35,10 @@
 #   BENCH_BACKENDS               default "sqlite postgres"
 #   BENCH_PARTS                  default "fanout email"
 #   BENCH_FANOUT_GUARDIANS       default 50000
-#   BENCH_EMAIL_GUARDIANS        default 10000 (2 addresses each: 20,000 e-mails per run)
+#   BENCH_EMAIL_GUARDIANS        default 20000 (2 addresses each: 40,000 e-mails per run)
 #   BENCH_EMAIL_WORKERS          default "1 2 4" (RENRAKUMO_WORKERS of each e-mail run)
-#   BENCH_SMTP_CONNECTIONS       default 8 (DEFAULT_MAX_CONNECTIONS in src/delivery/email.rs)
+#   BENCH_SMTP_CONNECTIONS       smtp-source's sessions; default: DEFAULT_MAX_CONNECTIONS as
+#                                src/delivery/email.rs sets it (what the binary uses)
 #   BENCH_EMAIL_TIMEOUT          default 300 s per e-mail run (then the partial rate is shown)
 #   BENCH_KEEP_LOGS              a folder to copy the server logs into (removed otherwise)
 set -euo pipefail
@@ -46,9 +48,10 @@ root="$PWD"
 backends="${BENCH_BACKENDS:-sqlite postgres}"
 parts="${BENCH_PARTS:-fanout email}"
 fanout_guardians="${BENCH_FANOUT_GUARDIANS:-50000}"
-email_guardians="${BENCH_EMAIL_GUARDIANS:-10000}"
+email_guardians="${BENCH_EMAIL_GUARDIANS:-20000}"
 email_workers="${BENCH_EMAIL_WORKERS:-1 2 4}"
-smtp_connections="${BENCH_SMTP_CONNECTIONS:-8}"
+smtp_connections="${BENCH_SMTP_CONNECTIONS:-$(sed -nE 's/^pub const DEFAULT_MAX_CONNECTIONS: usize = ([0-9]+);.*/\1/p' src/delivery/email.rs)}"
+[ -n "$smtp_connections" ] || { echo "delivery.sh: set BENCH_SMTP_CONNECTIONS (no DEFAULT_MAX_CONNECTIONS in src/delivery/email.rs)" >&2; exit 1; }
 email_timeout="${BENCH_EMAIL_TIMEOUT:-300}"
 pg_admin_url="${RENRAKUMO_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 fanout_target_s=3
