@@ -16,6 +16,7 @@ use utoipa_swagger_ui::SwaggerUi;
 use crate::auth::{JwtKeys, tokens};
 use crate::config::Config;
 use crate::db::Db;
+use crate::db::ack_writer::AckWriter;
 use crate::db::repositories::{organizations, settings};
 use crate::delivery::email::Mailer;
 use crate::delivery::worker::{Worker, WorkerSettings};
@@ -77,7 +78,8 @@ pub async fn prepare(config: Config) -> anyhow::Result<AppState> {
     drop(conn);
     let mailer = Arc::new(Mailer::from_config(&config)?);
     let push = Arc::new(crate::delivery::PushClients::from_config(&config)?);
-    Ok(AppState { db, jwt: Arc::new(JwtKeys::new(secret.as_bytes())), mailer, push, config: Arc::new(config) })
+    let acks = AckWriter::start(db.clone());
+    Ok(AppState { db, acks, jwt: Arc::new(JwtKeys::new(secret.as_bytes())), mailer, push, config: Arc::new(config) })
 }
 
 impl Application {

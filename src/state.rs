@@ -3,6 +3,7 @@ use std::sync::Arc;
 use crate::auth::JwtKeys;
 use crate::config::Config;
 use crate::db::Db;
+use crate::db::ack_writer::AckWriter;
 use crate::delivery::PushClients;
 use crate::delivery::email::Mailer;
 
@@ -10,6 +11,8 @@ use crate::delivery::email::Mailer;
 #[derive(Clone)]
 pub struct AppState {
     pub db: Db,
+    /// Acknowledgements from the personal link, written in batches.
+    pub acks: AckWriter,
     pub config: Arc<Config>,
     pub jwt: Arc<JwtKeys>,
     pub mailer: Arc<Mailer>,

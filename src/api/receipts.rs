@@ -223,7 +223,8 @@ pub struct AcknowledgeResponse {
 }
 
 /// Acknowledge (確認). Idempotent; covers all of the guardian's addresses and devices.
-/// One signature check and one statement: the path a whole school takes within minutes.
+/// One signature check and a share of one batched statement: the path a whole school takes
+/// within minutes.
 #[utoipa::path(tag = "receipts", params(("token" = String, Path)), responses(
     (status = 200, body = AcknowledgeResponse),
     (status = 404, body = Problem, content_type = "application/problem+json"),
@@ -235,10 +236,8 @@ pub async fn acknowledge(
 ) -> ApiResult<web::Json<AcknowledgeResponse>> {
     let (message_id, member_id) =
         state.jwt.verify_receipt_token(&token).ok_or_else(|| ApiError::NotFound(NOT_FOUND.into()))?;
-    let mut conn = state.db.pool.acquire().await?;
-    let acknowledged = receipts::acknowledge(&mut conn, &message_id, &member_id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(NOT_FOUND.into()))?;
+    let acknowledged =
+        state.acks.acknowledge(&message_id, &member_id).await?.ok_or_else(|| ApiError::NotFound(NOT_FOUND.into()))?;
     Ok(web::Json(AcknowledgeResponse {
         message_id,
         read_at: acknowledged.read_at.map(time),

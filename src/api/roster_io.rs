@@ -28,6 +28,10 @@ pub fn configure(cfg: &mut ServiceConfig) {
 const CSV_TYPES: &[&str] =
     &["text/csv", "application/csv", "application/vnd.ms-excel", "text/plain", "application/octet-stream"];
 
+/// From this many rows on, an import reads the organisation's whole roster instead of
+/// looking up the guardians it names, and refreshes the planner's statistics afterwards.
+const WHOLE_ROSTER_ROWS: usize = 2_000;
+
 /// The raw CSV upload.
 pub struct CsvUpload(pub Vec<u8>);
 
@@ -70,15 +74,15 @@ pub struct ImportReport {
     pub dry_run: bool,
 }
 
-enum Plan {
+enum Plan<'a> {
     Create(MemberProfile),
-    Update(String, MemberProfile),
-    Unchanged(String),
+    Update(&'a MemberRecord, MemberProfile),
+    Unchanged,
 }
 
-struct PlannedRow {
+struct PlannedRow<'a> {
     line: u64,
-    plan: Plan,
+    plan: Plan<'a>,
     lists: Vec<String>,
 }
 
@@ -202,15 +206,38 @@ pub async fn import_members(
             .and_then(|v| EmailAddress::parse(v).ok())
             .map(|e| e.key())
     };
-    let email_keys: Vec<String> = roster.rows.iter().filter_map(first_email).collect();
-    let by_external_id = members::ids_by_external_id(&mut tx, &caller.org_id, &external_ids).await?;
-    let by_email = members::ids_by_email_key(&mut tx, &caller.org_id, &email_keys).await?;
-    let mut matched_ids: Vec<String> = by_external_id.values().chain(by_email.values()).cloned().collect();
-    matched_ids.sort();
-    matched_ids.dedup();
-    let mut stored: HashMap<String, MemberRecord> = HashMap::new();
-    for chunk in matched_ids.chunks(500) {
-        stored.extend(members::load(&mut tx, &caller.org_id, chunk).await?.into_iter().map(|r| (r.row.id.clone(), r)));
+    // A large file is matched against the whole roster, read with one scan per table;
+    // a small one looks up just the guardians it names.
+    let stored: HashMap<String, MemberRecord> = if roster.rows.len() >= WHOLE_ROSTER_ROWS {
+        members::load_all(&mut tx, &caller.org_id).await?
+    } else {
+        let email_keys: Vec<String> = roster.rows.iter().filter_map(first_email).collect();
+        let by_external_id = members::ids_by_external_id(&mut tx, &caller.org_id, &external_ids).await?;
+        let by_email = members::ids_by_email_key(&mut tx, &caller.org_id, &email_keys).await?;
+        let mut matched_ids: Vec<String> = by_external_id.into_values().chain(by_email.into_values()).collect();
+        matched_ids.sort();
+        matched_ids.dedup();
+        let mut stored = HashMap::new();
+        for chunk in matched_ids.chunks(500) {
+            stored.extend(
+                members::load(&mut tx, &caller.org_id, chunk).await?.into_iter().map(|r| (r.row.id.clone(), r)),
+            );
+        }
+        stored
+    };
+    let by_external_id: HashMap<&str, &str> = stored
+        .values()
+        .filter_map(|r| r.row.external_id.as_deref().map(|external_id| (external_id, r.row.id.as_str())))
+        .collect();
+    // Where several guardians share an address, the oldest (ids sort by creation time).
+    let mut by_email: HashMap<String, &str> = HashMap::new();
+    for record in stored.values() {
+        for email in &record.emails {
+            let id = by_email.entry(email.address.to_lowercase()).or_insert(record.row.id.as_str());
+            if record.row.id.as_str() < *id {
+                *id = record.row.id.as_str();
+            }
+        }
     }
     let known_lists: HashMap<String, String> = lists::names(&mut tx, &caller.org_id).await?.into_iter().collect();
 
@@ -242,7 +269,7 @@ pub async fn import_members(
             Some(id) => by_external_id.get(id),
             None => email_key.as_ref().and_then(|k| by_email.get(k)),
         };
-        let record = existing_id.and_then(|id| stored.get(id));
+        let record = existing_id.and_then(|id| stored.get(*id));
         let profile = match merged_profile(&roster, row, record) {
             Ok(profile) => profile,
             Err(row_errors) => {
@@ -272,9 +299,9 @@ pub async fn import_members(
                 let new_memberships = row_lists.iter().any(|n| !known_lists.contains_key(n))
                     || wanted.iter().any(|id| !record.list_ids.contains(id));
                 if record.profile() == profile && !new_memberships {
-                    Plan::Unchanged(record.row.id.clone())
+                    Plan::Unchanged
                 } else {
-                    Plan::Update(record.row.id.clone(), profile)
+                    Plan::Update(record, profile)
                 }
             }
         };
@@ -300,7 +327,7 @@ pub async fn import_members(
         match p.plan {
             Plan::Create(_) => report.created += 1,
             Plan::Update(..) => report.updated += 1,
-            Plan::Unchanged(_) => report.unchanged += 1,
+            Plan::Unchanged => report.unchanged += 1,
         }
     }
     if !report.errors.is_empty() && !query.partial && !query.dry_run {
@@ -316,35 +343,47 @@ pub async fn import_members(
         list_ids.insert(name.clone(), created.id);
     }
     let new_ids: Vec<String> = planned.iter().map(|_| new_id()).collect();
+    let stored_profiles: Vec<Option<MemberProfile>> = planned
+        .iter()
+        .map(|p| match &p.plan {
+            Plan::Update(record, _) => Some(record.profile()),
+            _ => None,
+        })
+        .collect();
     let mut creates = Vec::new();
     let mut updates = Vec::new();
-    let mut memberships: Vec<(String, String)> = Vec::new();
-    for (p, fresh_id) in planned.iter().zip(&new_ids) {
-        let member_id = match &p.plan {
+    let mut memberships: Vec<(&str, &str)> = Vec::new();
+    for ((p, fresh_id), before) in planned.iter().zip(&new_ids).zip(&stored_profiles) {
+        let (member_id, member_of): (&str, &[String]) = match &p.plan {
             Plan::Create(profile) => {
-                creates.push(MemberWrite { id: fresh_id, profile });
-                fresh_id
+                creates.push(MemberWrite { id: fresh_id, profile, before: None });
+                (fresh_id, &[])
             }
-            Plan::Update(id, profile) => {
-                updates.push(MemberWrite { id, profile });
-                id
+            Plan::Update(record, profile) => {
+                updates.push(MemberWrite { id: &record.row.id, profile, before: before.as_ref() });
+                (&record.row.id, &record.list_ids)
             }
-            Plan::Unchanged(id) => id,
+            // Unchanged includes its memberships: nothing to add.
+            Plan::Unchanged => continue,
         };
-        for name in &p.lists {
-            if let Some(list_id) = list_ids.get(name) {
-                memberships.push((list_id.clone(), member_id.clone()));
+        let wanted = p.lists.iter().filter_map(|name| list_ids.get(name)).chain(query.list_id.as_ref());
+        for list_id in wanted {
+            if !member_of.contains(list_id) {
+                memberships.push((list_id, member_id));
             }
-        }
-        if let Some(list_id) = &query.list_id {
-            memberships.push((list_id.clone(), member_id.clone()));
         }
     }
     members::insert_many(&mut tx, &caller.org_id, &creates, MemberStatus::Active).await?;
     members::update_many(&mut tx, &caller.org_id, &updates, EmailStatus::Active).await?;
-    let pairs: Vec<(&str, &str)> = memberships.iter().map(|(l, m)| (l.as_str(), m.as_str())).collect();
-    lists::add_memberships(&mut tx, &caller.org_id, &pairs).await?;
+    lists::add_memberships(&mut tx, &caller.org_id, &memberships).await?;
     tx.commit().await?;
+    let written = creates.len() + updates.len();
+    if written >= WHOLE_ROSTER_ROWS {
+        // Fresh statistics, so that the planner stops treating the roster as empty (or as
+        // it was before) for the next import, search and send.
+        let mut conn = state.db.pool.acquire().await?;
+        members::analyze(&mut conn).await?;
+    }
     tracing::info!(
         created = report.created,
         updated = report.updated,

@@ -3,6 +3,7 @@
 //! are epoch milliseconds and booleans 0/1. SQL that must differ per engine (the delivery
 //! queue's claim) branches on [`Db::backend`] inside this module tree only.
 
+pub mod ack_writer;
 pub mod repositories;
 pub mod sql;
 

@@ -1,7 +1,10 @@
 //! A small builder for SQL assembled at run time (search filters, multi-row inserts).
-//! sqlx's own QueryBuilder writes `?` placeholders for the Any driver, which PostgreSQL
-//! does not understand; this one numbers `$1, $2, …`, which both engines accept.
+//! The placeholders are written for the connection's engine when the query is made:
+//! `$1, $2, …` for PostgreSQL, plain `?` for SQLite. SQLite accepts `$N` too, but treats
+//! each as a named parameter and looks every name up in a list, which makes a statement
+//! with thousands of them (a chunk of a roster import) quadratic to prepare and bind.
 
+use sqlx::AnyConnection;
 use sqlx::any::{Any, AnyArguments};
 use sqlx::query::{Query, QueryAs, QueryScalar};
 
@@ -56,12 +59,14 @@ macro_rules! with_binds {
 #[derive(Debug, Default)]
 pub struct Sql {
     text: String,
+    /// Byte offsets in `text` where the placeholders go, in bind order.
+    placeholders: Vec<usize>,
     binds: Vec<Value>,
 }
 
 impl Sql {
     pub fn new(text: &str) -> Sql {
-        Sql { text: text.to_string(), binds: Vec::new() }
+        Sql { text: text.to_string(), placeholders: Vec::new(), binds: Vec::new() }
     }
 
     pub fn push(&mut self, text: &str) -> &mut Sql {
@@ -72,11 +77,11 @@ impl Sql {
     /// Appends the next placeholder and remembers its value.
     pub fn bind(&mut self, value: impl Into<Value>) -> &mut Sql {
         self.binds.push(value.into());
-        self.text.push_str(&format!("${}", self.binds.len()));
+        self.placeholders.push(self.text.len());
         self
     }
 
-    /// Appends `$a, $b, …` for each value (for `IN (…)`).
+    /// Appends a placeholder for each value, comma-separated (for `IN (…)`).
     pub fn bind_list<V: Into<Value>>(&mut self, values: impl IntoIterator<Item = V>) -> &mut Sql {
         for (i, value) in values.into_iter().enumerate() {
             if i > 0 {
@@ -91,21 +96,40 @@ impl Sql {
         self.binds.len()
     }
 
-    pub fn query(self) -> Query<'static, Any, AnyArguments> {
-        with_binds!(sqlx::query(sqlx::AssertSqlSafe(self.text)), self.binds)
+    /// The statement text with placeholders as `conn`'s engine wants them.
+    fn text_for(&self, conn: &AnyConnection) -> String {
+        let numbered = conn.backend_name() != "SQLite";
+        let mut text = String::with_capacity(self.text.len() + self.placeholders.len() * 6);
+        let mut from = 0;
+        for (i, &at) in self.placeholders.iter().enumerate() {
+            text.push_str(&self.text[from..at]);
+            if numbered {
+                text.push('$');
+                text.push_str(&(i + 1).to_string());
+            } else {
+                text.push('?');
+            }
+            from = at;
+        }
+        text.push_str(&self.text[from..]);
+        text
     }
 
-    pub fn query_as<T>(self) -> QueryAs<'static, Any, T, AnyArguments>
+    pub fn query(self, conn: &AnyConnection) -> Query<'static, Any, AnyArguments> {
+        with_binds!(sqlx::query(sqlx::AssertSqlSafe(self.text_for(conn))), self.binds)
+    }
+
+    pub fn query_as<T>(self, conn: &AnyConnection) -> QueryAs<'static, Any, T, AnyArguments>
     where
         T: for<'r> sqlx::FromRow<'r, sqlx::any::AnyRow>,
     {
-        with_binds!(sqlx::query_as(sqlx::AssertSqlSafe(self.text)), self.binds)
+        with_binds!(sqlx::query_as(sqlx::AssertSqlSafe(self.text_for(conn))), self.binds)
     }
 
-    pub fn query_scalar<T>(self) -> QueryScalar<'static, Any, T, AnyArguments>
+    pub fn query_scalar<T>(self, conn: &AnyConnection) -> QueryScalar<'static, Any, T, AnyArguments>
     where
         (T,): for<'r> sqlx::FromRow<'r, sqlx::any::AnyRow>,
     {
-        with_binds!(sqlx::query_scalar(sqlx::AssertSqlSafe(self.text)), self.binds)
+        with_binds!(sqlx::query_scalar(sqlx::AssertSqlSafe(self.text_for(conn))), self.binds)
     }
 }

@@ -80,7 +80,7 @@ pub async fn finish(conn: &mut AnyConnection, ids: &[i64], status: i64, error: O
         let mut sql = Sql::new("UPDATE delivery_jobs SET status = ");
         sql.bind(status).push(", lease_until = NULL, last_error = ").bind(error).push(", updated_at = ").bind(now_ms());
         sql.push(" WHERE id IN (").bind_list(chunk.iter().copied()).push(")");
-        sql.query().execute(&mut *conn).await?;
+        sql.query(conn).execute(&mut *conn).await?;
     }
     Ok(())
 }
@@ -132,13 +132,20 @@ pub async fn record_bounce(conn: &mut AnyConnection, member_id: &str, address_ke
     Ok(())
 }
 
-/// A delivery to a bounced address ends its run of bounces.
-pub async fn record_delivered(conn: &mut AnyConnection, member_id: &str, address_key: &str) -> RepoResult<()> {
-    sqlx::query("UPDATE member_emails SET bounce_count = 0, status = 'active' WHERE member_id = $1 AND address_key = $2 AND status = 'bounced'")
-        .bind(member_id)
-        .bind(address_key)
-        .execute(conn)
-        .await?;
+/// A delivery to a bounced address ends its run of bounces: one statement per batch of
+/// `(member_id, address_key)` pairs, since nearly every address has no bounce to clear.
+pub async fn record_delivered(conn: &mut AnyConnection, addresses: &[(&str, String)]) -> RepoResult<()> {
+    for chunk in addresses.chunks(400) {
+        let mut sql = Sql::new(
+            "UPDATE member_emails SET bounce_count = 0, status = 'active' \
+             WHERE status = 'bounced' AND (member_id, address_key) IN (VALUES ",
+        );
+        for (i, (member_id, address_key)) in chunk.iter().enumerate() {
+            sql.push(if i == 0 { "(" } else { ", (" }).bind(*member_id).push(", ").bind(address_key).push(")");
+        }
+        sql.push(")");
+        sql.query(conn).execute(&mut *conn).await?;
+    }
     Ok(())
 }
 

@@ -346,6 +346,7 @@ impl Worker {
     async fn record(&self, outcomes: Vec<(Job, Outcome)>) -> anyhow::Result<()> {
         let mut tx = self.db().begin().await?;
         let mut sent = Vec::new();
+        let mut delivered_addresses = Vec::new();
         let mut message_ids: Vec<String> = Vec::new();
         for (job, outcome) in &outcomes {
             if !message_ids.contains(&job.message_id) {
@@ -355,7 +356,7 @@ impl Worker {
                 Outcome::Sent => {
                     sent.push(job.id);
                     if job.channel == "email" {
-                        queue::record_delivered(&mut tx, &job.member_id, &job.address.to_lowercase()).await?;
+                        delivered_addresses.push((job.member_id.as_str(), job.address.to_lowercase()));
                     }
                 }
                 Outcome::Retry(reason) if job.attempts < self.settings.max_attempts => {
@@ -384,6 +385,7 @@ impl Worker {
             }
         }
         queue::finish(&mut tx, &sent, queue::SENT, None).await?;
+        queue::record_delivered(&mut tx, &delivered_addresses).await?;
         let completed = queue::complete_messages(&mut tx, &message_ids).await?;
         tx.commit().await?;
         for id in completed {

@@ -16,6 +16,7 @@ on_both_backends!(
     a_scheduled_message_waits_can_be_cancelled_and_goes_out_when_due,
     a_deferral_is_retried_and_a_persistent_one_fails,
     a_refusal_bounces_and_the_third_in_a_row_disables_the_address,
+    a_delivery_ends_a_run_of_bounces,
     push_jobs_of_an_unconfigured_platform_are_skipped_with_the_reason,
     emergency_messages_are_delivered_first,
     two_workers_deliver_every_job_exactly_once,
@@ -388,6 +389,36 @@ async fn a_refusal_bounces_and_the_third_in_a_row_disables_the_address(backend: 
     assert_eq!(stats(&app, token, &id).await["deliveries"]["email"]["sent"], 1);
     let recipients = app.get(&format!("/api/v1/messages/{id}/recipients"), token).await;
     assert_eq!(recipients.ok(200)["items"][0]["deliveries"].as_array().unwrap().len(), 1);
+}
+
+async fn a_delivery_ends_a_run_of_bounces(backend: Backend) {
+    let (app, smtp) = spawn_app_with_smtp(backend).await;
+    let admin = app.create_admin("Bounce School").await;
+    let token = &admin.access_token;
+    let member = create_member(&app, token, json!({"name": "A", "emails": ["full@example.jp"]})).await;
+    let other = create_member(&app, token, json!({"name": "B", "emails": ["other@example.jp"]})).await;
+    let send_one = async |round: u32| {
+        let targets = json!({"member_ids": [member, other]});
+        let id = draft(
+            &app,
+            token,
+            json!({"subject": format!("第{round}報"), "body": "b", "targets": targets, "channels": ["email"]}),
+        )
+        .await;
+        send(&app, token, &id, json!({})).await.ok(202);
+        app.deliver_all().await;
+        app.get(&format!("/api/v1/members/{member}"), token).await.ok(200)["emails"][0]["status"].clone()
+    };
+    smtp.reject("full@example.jp", 552);
+    assert_eq!(send_one(1).await, "bounced");
+    assert_eq!(send_one(2).await, "bounced");
+    smtp.accept("full@example.jp");
+    assert_eq!(send_one(3).await, "active", "a delivered e-mail clears the bounce");
+    // The run starts again from zero: two more refusals do not disable the address.
+    smtp.reject("full@example.jp", 552);
+    assert_eq!(send_one(4).await, "bounced");
+    assert_eq!(send_one(5).await, "bounced");
+    assert_eq!(send_one(6).await, "disabled");
 }
 
 async fn push_jobs_of_an_unconfigured_platform_are_skipped_with_the_reason(backend: Backend) {

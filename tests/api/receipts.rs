@@ -15,6 +15,7 @@ on_both_backends!(
     a_resend_reaches_only_those_who_have_not_answered,
     a_reminder_goes_once_to_those_who_have_not_acknowledged,
     the_app_inbox_reads_acknowledges_and_answers,
+    acknowledgements_arriving_together_are_each_answered_and_stored,
 );
 
 fn survey() -> Value {
@@ -431,4 +432,49 @@ async fn the_app_inbox_reads_acknowledges_and_answers(backend: Backend) {
         .await
         .problem(404);
     assert_eq!(stats(&app, token, &not_mine).await["acknowledged"], 0);
+}
+
+async fn acknowledgements_arriving_together_are_each_answered_and_stored(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let admin = app.create_admin("Busy School").await;
+    let token = &admin.access_token;
+    let mut members = Vec::new();
+    for i in 0..30 {
+        members.push(create_member(&app, token, json!({"name": format!("保護者{i}")})).await);
+    }
+    let ids: Vec<&str> = members.iter().map(String::as_str).collect();
+    let id = send_survey(&app, token, &ids, json!({})).await;
+    // The first 20 acknowledge at once, several twice; the other 10 never do. A token of
+    // another message (never sent to them) is mixed in and must still answer 404.
+    let acknowledging = &members[..20];
+    let app = &app;
+    let mut paths: Vec<String> = acknowledging
+        .iter()
+        .chain(&acknowledging[..5])
+        .map(|member| format!("/api/v1/receipts/{}/ack", link_token(app, &id, member)))
+        .collect();
+    let foreign = link_token(app, "01a00000-0000-7000-8000-000000000000", &members[0]);
+    paths.push(format!("/api/v1/receipts/{foreign}/ack"));
+    let mut answers = futures_util::future::join_all(
+        paths.iter().map(|path| async move { app.call(Method::POST, path, Auth::None, None).await }),
+    )
+    .await;
+    let stranger = answers.pop().unwrap();
+    for answer in &answers {
+        assert_eq!(answer.ok(200)["message_id"], json!(id));
+        assert!(answer.ok(200)["acknowledged_at"].is_string());
+    }
+    stranger.problem(404);
+    assert_eq!(stats(app, token, &id).await["acknowledged"], 20);
+    let unacknowledged = app.get(&format!("/api/v1/messages/{id}/recipients?status=unacknowledged"), token).await;
+    let mut left: Vec<String> = unacknowledged.ok(200)["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["member_id"].as_str().unwrap().to_string())
+        .collect();
+    left.sort();
+    let mut expected = members[20..].to_vec();
+    expected.sort();
+    assert_eq!(left, expected);
 }

@@ -14,6 +14,7 @@ on_both_backends!(
     file_level_problems_are_named,
     export_is_excel_ready_and_masks_without_contacts_read,
     an_exported_file_imports_back_unchanged,
+    a_large_import_matches_against_the_whole_roster,
 );
 
 const SJIS: &[u8] = include_bytes!("../fixtures/roster-excel-sjis.csv");
@@ -202,4 +203,63 @@ async fn an_exported_file_imports_back_unchanged(backend: Backend) {
         (report["created"].clone(), report["updated"].clone(), report["unchanged"].clone()),
         (json!(0), json!(0), json!(6))
     );
+}
+
+/// From 2,000 rows on the import reads the whole roster instead of looking rows up: the
+/// same matching (external id, else first address), counts and memberships.
+async fn a_large_import_matches_against_the_whole_roster(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let admin = app.create_admin("Large School").await;
+    let token = &admin.access_token;
+    let existing = app
+        .post(
+            "/api/v1/members",
+            token,
+            json!({"name": "旧姓 十子", "external_id": "S00010", "emails": ["old10@example.jp"]}),
+        )
+        .await
+        .ok(201)["id"]
+        .clone();
+    let by_address = app
+        .post("/api/v1/members", token, json!({"name": "旧姓 十一", "emails": ["g11@example.jp"]}))
+        .await
+        .ok(201)["id"]
+        .clone();
+    let roster = |promoted: bool| {
+        let mut csv = String::from("name,email1,grade,class,external_id,lists\n");
+        for i in 0..2_500 {
+            let grade = if promoted && i % 5 == 0 { 2 } else { 1 };
+            let external_id = if i % 2 == 0 { format!("S{i:05}") } else { String::new() };
+            csv.push_str(&format!("保護者 {i},g{i}@example.jp,{grade},A,{external_id},{grade}年A組\n"));
+        }
+        csv
+    };
+    let first = import(&app, token, "", roster(false).as_bytes()).await;
+    let first = first.ok(200);
+    assert_eq!((first["created"].clone(), first["updated"].clone()), (json!(2_498), json!(2)));
+    let again = import(&app, token, "", roster(false).as_bytes()).await;
+    assert_eq!(again.ok(200)["unchanged"], 2_500);
+    let promoted = import(&app, token, "", roster(true).as_bytes()).await;
+    let promoted = promoted.ok(200);
+    assert_eq!((promoted["updated"].clone(), promoted["unchanged"].clone()), (json!(500), json!(2_000)));
+    assert_eq!(promoted["lists_created"], json!(["2年A組"]));
+
+    let found = app.get(&format!("/api/v1/members/{}", existing.as_str().unwrap()), token).await;
+    let found = found.ok(200);
+    assert_eq!((found["name"].clone(), found["attributes"]["grade"].clone()), (json!("保護者 10"), json!("2")));
+    assert_eq!(found["emails"].as_array().unwrap().len(), 1);
+    assert_eq!(found["emails"][0]["address"], "g10@example.jp");
+    let found = app.get(&format!("/api/v1/members/{}", by_address.as_str().unwrap()), token).await;
+    assert_eq!(found.ok(200)["name"], "保護者 11", "matched by its first address");
+    let lists = app.get("/api/v1/lists", token).await;
+    let counts: Vec<(Value, Value)> = lists.ok(200)["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| (l["name"].clone(), l["member_count"].clone()))
+        .collect();
+    // Promoted guardians join 2年A組 and stay in 1年A組: an import adds memberships only.
+    assert_eq!(counts.len(), 2);
+    assert!(counts.contains(&(json!("1年A組"), json!(2_500))), "{counts:?}");
+    assert!(counts.contains(&(json!("2年A組"), json!(500))), "{counts:?}");
 }

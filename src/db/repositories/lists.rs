@@ -60,7 +60,7 @@ pub async fn list(
         sql.push(" AND LOWER(l.name) LIKE ").bind(super::like_pattern(q)).push(" ESCAPE '\\'");
     }
     sql.push(" ORDER BY l.id LIMIT ").bind(limit);
-    Ok(sql.query_as().fetch_all(conn).await?)
+    Ok(sql.query_as(conn).fetch_all(conn).await?)
 }
 
 pub async fn update(
@@ -106,7 +106,7 @@ pub async fn existing(conn: &mut AnyConnection, org_id: &str, ids: &[String]) ->
     }
     let mut sql = Sql::new("SELECT id FROM lists WHERE org_id = ");
     sql.bind(org_id).push(" AND id IN (").bind_list(ids).push(")");
-    Ok(sql.query_scalar().fetch_all(conn).await?)
+    Ok(sql.query_scalar(conn).fetch_all(conn).await?)
 }
 
 /// (name, id) of every list of the organisation.
@@ -151,7 +151,7 @@ pub async fn add_memberships(conn: &mut AnyConnection, org_id: &str, pairs: &[(&
             sql.bind(*list_id).push(", ").bind(*member_id).push(", ").bind(org_id).push(", ").bind(now).push(")");
         }
         sql.push(" ON CONFLICT (list_id, member_id) DO NOTHING");
-        added += sql.query().execute(&mut *conn).await?.rows_affected();
+        added += sql.query(conn).execute(&mut *conn).await?.rows_affected();
     }
     Ok(added)
 }
@@ -161,7 +161,7 @@ pub async fn remove_members(conn: &mut AnyConnection, list_id: &str, member_ids:
     for chunk in member_ids.chunks(500) {
         let mut sql = Sql::new("DELETE FROM list_members WHERE list_id = ");
         sql.bind(list_id).push(" AND member_id IN (").bind_list(chunk).push(")");
-        removed += sql.query().execute(&mut *conn).await?.rows_affected();
+        removed += sql.query(conn).execute(&mut *conn).await?.rows_affected();
     }
     Ok(removed)
 }
@@ -172,7 +172,7 @@ pub async fn members_in(conn: &mut AnyConnection, list_id: &str, member_ids: &[S
     for chunk in member_ids.chunks(500) {
         let mut sql = Sql::new("SELECT member_id FROM list_members WHERE list_id = ");
         sql.bind(list_id).push(" AND member_id IN (").bind_list(chunk).push(")");
-        found.extend(sql.query_scalar::<String>().fetch_all(&mut *conn).await?);
+        found.extend(sql.query_scalar::<String>(conn).fetch_all(&mut *conn).await?);
     }
     Ok(found)
 }

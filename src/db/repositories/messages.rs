@@ -138,7 +138,7 @@ pub async fn update_content(
 pub async fn delete_drafts(conn: &mut AnyConnection, org_id: &str, ids: &[String]) -> RepoResult<u64> {
     let mut sql = Sql::new("DELETE FROM messages WHERE status = 'draft' AND org_id = ");
     sql.bind(org_id).push(" AND id IN (").bind_list(ids).push(")");
-    Ok(sql.query().execute(conn).await?.rows_affected())
+    Ok(sql.query(conn).execute(conn).await?.rows_affected())
 }
 
 #[derive(Debug, Default)]
@@ -185,7 +185,7 @@ pub async fn list(
             .push(" ESCAPE '\\')");
     }
     sql.push(" ORDER BY id DESC LIMIT ").bind(limit);
-    Ok(sql.query_as().fetch_all(conn).await?)
+    Ok(sql.query_as(conn).fetch_all(conn).await?)
 }
 
 /// The members a message's targets select: active members of the organisation.
@@ -218,17 +218,17 @@ fn select_members(sql: &mut Sql, org_id: &str, targets: &Targets) {
 pub async fn preview(conn: &mut AnyConnection, org_id: &str, targets: &Targets) -> RepoResult<(i64, i64, i64)> {
     let mut members = Sql::new("SELECT COUNT(*)");
     select_members(&mut members, org_id, targets);
-    let recipients: i64 = members.query_scalar().fetch_one(&mut *conn).await?;
+    let recipients: i64 = members.query_scalar(conn).fetch_one(&mut *conn).await?;
     let mut emails = Sql::new(
         "SELECT COUNT(*) FROM member_emails e WHERE e.status IN ('active', 'bounced') AND e.member_id IN (SELECT m.id",
     );
     select_members(&mut emails, org_id, targets);
     emails.push(")");
-    let emails: i64 = emails.query_scalar().fetch_one(&mut *conn).await?;
+    let emails: i64 = emails.query_scalar(conn).fetch_one(&mut *conn).await?;
     let mut devices = Sql::new("SELECT COUNT(*) FROM member_devices d WHERE d.member_id IN (SELECT m.id");
     select_members(&mut devices, org_id, targets);
     devices.push(")");
-    let devices: i64 = devices.query_scalar().fetch_one(&mut *conn).await?;
+    let devices: i64 = devices.query_scalar(conn).fetch_one(&mut *conn).await?;
     Ok((recipients, emails, devices))
 }
 
@@ -248,7 +248,7 @@ pub async fn fan_out(
     let mut recipients = Sql::new("INSERT INTO recipients (message_id, member_id, org_id, created_at) SELECT ");
     recipients.bind(message_id).push(", m.id, m.org_id, ").bind(now);
     select_members(&mut recipients, org_id, targets);
-    let count = recipients.query().execute(&mut *conn).await?.rows_affected() as i64;
+    let count = recipients.query(conn).execute(&mut *conn).await?.rows_affected() as i64;
     enqueue(conn, message_id, "TRUE", email, push, priority).await?;
     sqlx::query("UPDATE messages SET recipient_count = $2, updated_at = $3 WHERE id = $1")
         .bind(message_id)
@@ -324,7 +324,7 @@ pub async fn transition(
         .push(" AND status IN (")
         .bind_list(from.iter().copied())
         .push(")");
-    Ok(sql.query().execute(conn).await?.rows_affected() == 1)
+    Ok(sql.query(conn).execute(conn).await?.rows_affected() == 1)
 }
 
 /// Delivery counts of one message: (channel, job status, count).
@@ -394,7 +394,7 @@ pub async fn recipients(
         _ => {}
     }
     sql.push(" ORDER BY r.member_id LIMIT ").bind(limit);
-    let rows: Vec<RecipientRow> = sql.query_as().fetch_all(&mut *conn).await?;
+    let rows: Vec<RecipientRow> = sql.query_as(conn).fetch_all(&mut *conn).await?;
     if rows.is_empty() {
         return Ok((rows, vec![]));
     }
@@ -405,6 +405,6 @@ pub async fn recipients(
         .push(" AND member_id IN (")
         .bind_list(rows.iter().map(|r| r.member_id.as_str()))
         .push(") ORDER BY member_id, id");
-    let jobs = jobs.query_as().fetch_all(conn).await?;
+    let jobs = jobs.query_as(conn).fetch_all(conn).await?;
     Ok((rows, jobs))
 }

@@ -1,5 +1,7 @@
 //! What guardians do with a message: read it, acknowledge it, answer its survey.
 
+use std::collections::{BTreeSet, HashMap};
+
 use sqlx::AnyConnection;
 
 use crate::db::sql::Sql;
@@ -35,23 +37,55 @@ pub async fn mark_read(conn: &mut AnyConnection, message_id: &str, member_id: &s
 }
 
 /// Idempotent: the first acknowledgement's time stays. Acknowledging implies reading.
-/// One statement, answering the recipient's state (None: no such recipient): the hot path
-/// when a whole school acknowledges at once.
+/// Answers the recipient's state (None: no such recipient).
 pub async fn acknowledge(
     conn: &mut AnyConnection,
     message_id: &str,
     member_id: &str,
 ) -> RepoResult<Option<RecipientState>> {
+    let mut states = acknowledge_many(conn, &[(message_id, member_id)]).await?;
+    Ok(states.remove(&(message_id.to_string(), member_id.to_string())))
+}
+
+#[derive(sqlx::FromRow)]
+struct AcknowledgedRow {
+    message_id: String,
+    member_id: String,
+    read_at: Option<i64>,
+    acknowledged_at: Option<i64>,
+    answered_at: Option<i64>,
+}
+
+/// [`acknowledge`] for many (message, guardian) pairs in one statement: the states of those
+/// that exist, by pair. Repeated pairs are harmless.
+pub async fn acknowledge_many(
+    conn: &mut AnyConnection,
+    pairs: &[(&str, &str)],
+) -> RepoResult<HashMap<(String, String), RecipientState>> {
     let now = now_ms();
-    Ok(sqlx::query_as(
-        "UPDATE recipients SET acknowledged_at = COALESCE(acknowledged_at, $3), read_at = COALESCE(read_at, $3) \
-         WHERE message_id = $1 AND member_id = $2 RETURNING read_at, acknowledged_at, answered_at",
-    )
-    .bind(message_id)
-    .bind(member_id)
-    .bind(now)
-    .fetch_optional(conn)
-    .await?)
+    let distinct: Vec<(&str, &str)> = pairs.iter().copied().collect::<BTreeSet<_>>().into_iter().collect();
+    let mut states = HashMap::with_capacity(distinct.len());
+    for chunk in distinct.chunks(500) {
+        let mut sql = Sql::new("UPDATE recipients SET acknowledged_at = COALESCE(acknowledged_at, ");
+        sql.bind(now).push("), read_at = COALESCE(read_at, ").bind(now).push(") FROM (VALUES ");
+        for (i, (message_id, member_id)) in chunk.iter().enumerate() {
+            sql.push(if i == 0 { "(" } else { ", (" }).bind(*message_id).push(", ").bind(*member_id).push(")");
+        }
+        sql.push(
+            ") AS v WHERE recipients.message_id = v.column1 AND recipients.member_id = v.column2 \
+             RETURNING recipients.message_id, recipients.member_id, read_at, acknowledged_at, answered_at",
+        );
+        let rows: Vec<AcknowledgedRow> = sql.query_as(conn).fetch_all(&mut *conn).await?;
+        for row in rows {
+            let state = RecipientState {
+                read_at: row.read_at,
+                acknowledged_at: row.acknowledged_at,
+                answered_at: row.answered_at,
+            };
+            states.insert((row.message_id, row.member_id), state);
+        }
+    }
+    Ok(states)
 }
 
 /// Replaces the guardian's answers with these.
@@ -85,7 +119,7 @@ pub async fn save_answers(
                 .push(", ");
             sql.bind(choices).push(", ").bind(answer.text.clone()).push(", ").bind(now).push(")");
         }
-        sql.query().execute(&mut *conn).await?;
+        sql.query(conn).execute(&mut *conn).await?;
     }
     sqlx::query("UPDATE recipients SET answered_at = $3, read_at = COALESCE(read_at, $3) WHERE message_id = $1 AND member_id = $2")
         .bind(message_id)
@@ -126,7 +160,7 @@ pub async fn answers(
         sql.push(" AND member_id = ").bind(member_id);
     }
     sql.push(" ORDER BY member_id, question");
-    Ok(sql.query_as().fetch_all(conn).await?)
+    Ok(sql.query_as(conn).fetch_all(conn).await?)
 }
 
 pub async fn answered_count(conn: &mut AnyConnection, message_id: &str) -> RepoResult<i64> {
@@ -229,7 +263,7 @@ pub async fn inbox(
         sql.push(" AND r.message_id < ").bind(before);
     }
     sql.push(" ORDER BY r.message_id DESC LIMIT ").bind(limit);
-    Ok(sql.query_as().fetch_all(conn).await?)
+    Ok(sql.query_as(conn).fetch_all(conn).await?)
 }
 
 pub async fn unread_count(conn: &mut AnyConnection, member_id: &str) -> RepoResult<i64> {
