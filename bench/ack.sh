@@ -7,8 +7,8 @@
 # database and computes every personal-link token itself (bench/ack_helper.py, from the
 # known RENRAKUMO_JWT_SECRET it starts the server with). wrk (bench/ack.lua) then walks
 # the tokens so that each request acknowledges another guardian, for BENCH_DURATION
-# seconds at each of BENCH_CONNECTIONS, and afterwards every guardian answered 2xx must be
-# acknowledged in the database (none lost; the script fails otherwise).
+# seconds at each of BENCH_CONNECTIONS, and afterwards the acknowledgements counted in the
+# database must be at least the guardians answered 2xx (none lost; the script fails otherwise).
 #
 # Next to each run, in the same run on the same machine, it measures wrk against
 # /healthz on the same server (the HTTP stack's ceiling without the database), and as
@@ -280,7 +280,7 @@ measure() {
   x0="$(xacts)"
   launch_server "$backend"
   cpu0="$(python3 "$helper" cpu "$server_pid")"
-  ACK_MODE="$mode" ACK_TOKENS="$tokens" ACK_THREADS="$threads" ACK_OUT="$tmp/$label.out" \
+  ACK_MODE="$mode" ACK_TOKENS="$tokens" ACK_THREADS="$threads" ACK_CONNECTIONS="$c" ACK_OUT="$tmp/$label.out" \
     wrk -t"$threads" -c"$c" -d"${secs}s" --timeout 30s --latency -s "$root/bench/ack.lua" "$base_url$path" \
     >"$tmp/$label.wrk" 2>&1 &
   wrk_pid=$!
@@ -333,15 +333,13 @@ measure() {
   if [ "$kind" = ack ]; then
     local id
     id="$(cat "$tmp/message-$run")"
-    db_query "SELECT m.name FROM recipients r JOIN members m ON m.id = r.member_id WHERE r.message_id = '$id' AND r.acknowledged_at IS NOT NULL" >"$tmp/$label.db-names"
-    python3 "$helper" check "$tmp/$label.out.names" "$tmp/$label.db-names" >"$tmp/$label.check"
-    in_db="$(kv "$tmp/$label.check" in_db)"
-    lost="$(kv "$tmp/$label.check" lost)"
-    unanswered="$(kv "$tmp/$label.check" unanswered)"
-    [ "$(kv "$tmp/$label.check" answered)" = "$distinct" ] || die "$label: wrk's distinct count and its name list disagree"
-    local counted
-    counted="$(db_query "SELECT COUNT(*) FROM recipients WHERE message_id = '$id' AND acknowledged_at IS NOT NULL")"
-    [ "$counted" = "$in_db" ] || die "$label: COUNT(acknowledged_at) $counted but $in_db names"
+    # The issue's definition: acknowledgements counted in the database afterwards against
+    # the distinct guardians answered 2xx. More in the database is requests still in flight
+    # when wrk stopped (at most one per connection); fewer is acknowledgements lost.
+    in_db="$(db_query "SELECT COUNT(*) FROM recipients WHERE message_id = '$id' AND acknowledged_at IS NOT NULL")"
+    lost=$(( distinct > in_db ? distinct - in_db : 0 ))
+    unanswered=$(( in_db > distinct ? in_db - distinct : 0 ))
+    [ "$unanswered" -le "$c" ] || die "$label: $unanswered more acknowledged than answered, more than the $c connections could have had in flight"
   fi
   if [ "$current" = postgres ]; then
     local x1

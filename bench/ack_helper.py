@@ -3,7 +3,6 @@
 
     ack_helper.py tokens  < pairs.tsv > tokens.txt   (ACK_SECRET in the environment)
     ack_helper.py roster ROWS FIRST                  CSV of guardians bench-gFIRST… (no addresses)
-    ack_helper.py check ANSWERED_NAMES DB_NAMES      compares two name lists, prints key=value
     ack_helper.py cpu SERVER_PID                     CPU ticks: server, postgres, machine busy, machine total
 
 `tokens` computes the personal-link token of each (message id, member id) line exactly as
@@ -50,22 +49,6 @@ def roster(rows: int, first: int) -> None:
     out.write("name,external_id\r\n")
     for n in range(first, first + rows):
         out.write(f"bench-g{n:06d},ACK{n:06d}\r\n")
-
-
-def read_names(path: str) -> set:
-    with open(path, encoding="utf-8") as f:
-        return {line.strip() for line in f if line.strip()}
-
-
-def check(answered_path: str, db_path: str) -> None:
-    answered = read_names(answered_path)
-    in_db = read_names(db_path)
-    print(f"answered={len(answered)}")
-    print(f"in_db={len(in_db)}")
-    # Answered 2xx but not acknowledged in the database: lost.
-    print(f"lost={len(answered - in_db)}")
-    # Acknowledged but never answered to wrk: still in flight when wrk stopped.
-    print(f"unanswered={len(in_db - answered)}")
 
 
 def ticks_of(pid: str) -> int:

@@ -62,6 +62,21 @@ pub fn new_id() -> String {
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
+/// Moves the SQLite write-ahead log into the database file every second, beside the
+/// requests rather than inside one of them (measured on the acknowledgement benchmark: p99
+/// 52–305 ms with SQLite's automatic checkpoints, 18–39 ms this way). PASSIVE never waits
+/// for readers or the writer; it ends when the pool is closed.
+async fn checkpoint_in_background(pool: AnyPool) {
+    while !pool.is_closed() {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        if let Err(error) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&pool).await
+            && !pool.is_closed()
+        {
+            tracing::warn!(error = %error, "SQLite checkpoint failed");
+        }
+    }
+}
+
 impl Db {
     pub async fn connect(database_url: &str) -> anyhow::Result<Db> {
         sqlx::any::install_default_drivers();
@@ -83,10 +98,13 @@ impl Db {
                     if backend == Backend::Sqlite {
                         // WAL lets readers run beside the writer; NORMAL is durable across
                         // process crashes in WAL mode; the timeout queues writers instead of
-                        // failing them with SQLITE_BUSY.
+                        // failing them with SQLITE_BUSY. No automatic checkpoints: SQLite runs
+                        // them inside the commit that crosses the threshold, so a write (and
+                        // every request queued behind the one writer) waited for the copy and
+                        // its fsync; `checkpoint_in_background` does them instead.
                         conn.execute(
                             "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-                             PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;",
+                             PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000; PRAGMA wal_autocheckpoint = 0;",
                         )
                         .await?;
                     }
@@ -95,6 +113,9 @@ impl Db {
             })
             .connect_with(options)
             .await?;
+        if backend == Backend::Sqlite {
+            tokio::spawn(checkpoint_in_background(pool.clone()));
+        }
         Ok(Db { pool, backend })
     }
 
