@@ -380,9 +380,17 @@ pub async fn import_members(
     let written = creates.len() + updates.len();
     if written >= WHOLE_ROSTER_ROWS {
         // Fresh statistics, so that the planner stops treating the roster as empty (or as
-        // it was before) for the next import, search and send.
-        let mut conn = state.db.pool.acquire().await?;
-        members::analyze(&mut conn).await?;
+        // it was before) for the next import, search and send; the caller need not wait.
+        let db = state.db.clone();
+        actix_web::rt::spawn(async move {
+            let analysed = match db.pool.acquire().await {
+                Ok(mut conn) => members::analyze(&mut conn).await.map_err(anyhow::Error::from),
+                Err(error) => Err(error.into()),
+            };
+            if let Err(error) = analysed {
+                tracing::warn!(error = %error, "statistics after the import not refreshed");
+            }
+        });
     }
     tracing::info!(
         created = report.created,

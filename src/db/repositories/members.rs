@@ -6,6 +6,7 @@ use sqlx::AnyConnection;
 
 use crate::db::sql::Sql;
 use crate::db::{RepoError, RepoResult, new_id, now_ms};
+use crate::domain::EmailAddress;
 use crate::domain::member::{EmailStatus, MemberProfile, MemberStatus};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -88,9 +89,13 @@ impl MemberWrite<'_> {
     }
 }
 
-/// Rows per multi-row statement: far below SQLite's and PostgreSQL's bind limits, and large
-/// enough that an import spends its time in the database, not in round trips.
+/// Members per multi-row statement: far below SQLite's and PostgreSQL's bind limits, and
+/// large enough that an import spends its time in the database, not in round trips.
 const CHUNK: usize = 250;
+/// Addresses or attributes per insert. Rows are gathered across members so that every
+/// statement but the last has this many: one prepared statement, parsed and planned once
+/// per connection, instead of a new one for each chunk's count of addresses.
+const ROWS: usize = 500;
 
 pub async fn insert(
     conn: &mut AnyConnection,
@@ -142,11 +147,10 @@ pub async fn insert_many(
                 .push(")");
         }
         sql.query(conn).execute(&mut *conn).await.map_err(RepoError::from_sqlx)?;
-        let all: Vec<&MemberWrite> = chunk.iter().collect();
-        write_emails(conn, org_id, &all, &HashMap::new(), EmailStatus::Active).await?;
-        write_attributes(conn, org_id, &all).await?;
     }
-    Ok(())
+    let all: Vec<&MemberWrite> = members.iter().collect();
+    write_emails(conn, org_id, &all, &HashMap::new(), EmailStatus::Active).await?;
+    write_attributes(conn, org_id, &all).await
 }
 
 /// Overwrites one member's profile. Addresses that stay keep their status and bounce
@@ -172,6 +176,9 @@ pub async fn update_many(
     new_email_status: EmailStatus,
 ) -> RepoResult<()> {
     let now = now_ms();
+    // Addresses are rewritten after every profile, so their inserts fill whole statements.
+    let mut emails_changed: Vec<&MemberWrite> = Vec::new();
+    let mut kept: HashMap<(String, String), (String, i64)> = HashMap::new();
     for chunk in members.chunks(CHUNK) {
         // UPDATE … FROM (VALUES …): one statement for the chunk on both engines, which both
         // name the columns of an unaliased VALUES list column1, column2, ….
@@ -204,31 +211,66 @@ pub async fn update_many(
         sql.push(") AS v WHERE members.id = v.column1 AND members.org_id || '' = ").bind(org_id);
         sql.query(conn).execute(&mut *conn).await.map_err(RepoError::from_sqlx)?;
 
-        let emails_changed: Vec<&MemberWrite> = chunk.iter().filter(|m| m.emails_changed()).collect();
-        if !emails_changed.is_empty() {
-            let ids = emails_changed.iter().map(|m| m.id);
-            let mut kept =
+        let changed: Vec<&MemberWrite> = chunk.iter().filter(|m| m.emails_changed()).collect();
+        if !changed.is_empty() {
+            let ids = changed.iter().map(|m| m.id);
+            let mut before =
                 Sql::new("SELECT member_id, address_key, status, bounce_count FROM member_emails WHERE member_id IN (");
-            kept.bind_list(ids.clone()).push(")");
-            let kept: HashMap<(String, String), (String, i64)> = kept
-                .query_as::<(String, String, String, i64)>(conn)
-                .fetch_all(&mut *conn)
-                .await?
-                .into_iter()
-                .map(|(member, key, status, bounces)| ((member, key), (status, bounces)))
-                .collect();
+            before.bind_list(ids.clone()).push(")");
+            let rows = before.query_as::<(String, String, String, i64)>(conn).fetch_all(&mut *conn).await?;
+            kept.extend(rows.into_iter().map(|(member, key, status, bounces)| ((member, key), (status, bounces))));
             let mut delete = Sql::new("DELETE FROM member_emails WHERE member_id IN (");
             delete.bind_list(ids).push(")");
             delete.query(conn).execute(&mut *conn).await?;
-            write_emails(conn, org_id, &emails_changed, &kept, new_email_status).await?;
+            emails_changed.extend(changed);
         }
-        let attributes_changed: Vec<&MemberWrite> = chunk.iter().filter(|m| m.attributes_changed()).collect();
-        if !attributes_changed.is_empty() {
-            let mut delete = Sql::new("DELETE FROM member_attributes WHERE member_id IN (");
-            delete.bind_list(attributes_changed.iter().map(|m| m.id)).push(")");
-            delete.query(conn).execute(&mut *conn).await?;
-            write_attributes(conn, org_id, &attributes_changed).await?;
+    }
+    write_emails(conn, org_id, &emails_changed, &kept, new_email_status).await?;
+    update_attributes(conn, org_id, members).await
+}
+
+/// Brings the attributes of updated members up to date: where the stored profile is known,
+/// only the keys that changed (a promotion changes `grade` and `class` of every guardian,
+/// not their other attributes); otherwise all of them are rewritten.
+async fn update_attributes(conn: &mut AnyConnection, org_id: &str, members: &[MemberWrite<'_>]) -> RepoResult<()> {
+    let mut rewritten: Vec<&MemberWrite> = Vec::new();
+    let mut removed: Vec<(&str, &str)> = Vec::new();
+    let mut changed: Vec<(&str, &str, &str)> = Vec::new();
+    for m in members.iter().filter(|m| m.attributes_changed()) {
+        let Some(before) = m.before else {
+            rewritten.push(m);
+            continue;
+        };
+        let now = &m.profile.attributes;
+        removed.extend(before.attributes.keys().filter(|k| !now.contains_key(*k)).map(|k| (m.id, k.as_str())));
+        changed.extend(
+            now.iter()
+                .filter(|(k, v)| before.attributes.get(*k) != Some(*v))
+                .map(|(k, v)| (m.id, k.as_str(), v.as_str())),
+        );
+    }
+    if !rewritten.is_empty() {
+        let mut delete = Sql::new("DELETE FROM member_attributes WHERE member_id IN (");
+        delete.bind_list(rewritten.iter().map(|m| m.id)).push(")");
+        delete.query(conn).execute(&mut *conn).await?;
+        write_attributes(conn, org_id, &rewritten).await?;
+    }
+    for chunk in removed.chunks(ROWS) {
+        let mut delete = Sql::new("DELETE FROM member_attributes WHERE (member_id, key) IN (VALUES ");
+        for (i, (member_id, key)) in chunk.iter().enumerate() {
+            delete.push(if i == 0 { "(" } else { ", (" }).bind(*member_id).push(", ").bind(*key).push(")");
         }
+        delete.push(")");
+        delete.query(conn).execute(&mut *conn).await?;
+    }
+    for chunk in changed.chunks(ROWS) {
+        let mut upsert = Sql::new("INSERT INTO member_attributes (member_id, org_id, key, value) VALUES ");
+        for (i, (member_id, key, value)) in chunk.iter().enumerate() {
+            upsert.push(if i == 0 { "(" } else { ", (" });
+            upsert.bind(*member_id).push(", ").bind(org_id).push(", ").bind(*key).push(", ").bind(*value).push(")");
+        }
+        upsert.push(" ON CONFLICT (member_id, key) DO UPDATE SET value = excluded.value");
+        upsert.query(conn).execute(&mut *conn).await?;
     }
     Ok(())
 }
@@ -244,22 +286,26 @@ async fn write_emails(
     new_status: EmailStatus,
 ) -> RepoResult<()> {
     let now = now_ms();
-    let mut emails = Sql::new(
-        "INSERT INTO member_emails (id, member_id, org_id, position, address, address_key, status, bounce_count, created_at) VALUES ",
-    );
-    for m in members {
-        for (i, email) in m.profile.emails.iter().enumerate() {
-            let (status, bounces) =
-                kept.get(&(m.id.to_string(), email.key())).cloned().unwrap_or((new_status.as_str().to_string(), 0));
-            emails.push(if emails.bind_count() == 0 { "(" } else { ", (" });
+    let rows: Vec<(&str, usize, &EmailAddress)> =
+        members.iter().flat_map(|m| m.profile.emails.iter().enumerate().map(|(i, email)| (m.id, i, email))).collect();
+    for chunk in rows.chunks(ROWS) {
+        let mut emails = Sql::new(
+            "INSERT INTO member_emails (id, member_id, org_id, position, address, address_key, status, bounce_count, created_at) VALUES ",
+        );
+        for (n, (member_id, i, email)) in chunk.iter().enumerate() {
+            let (status, bounces) = kept
+                .get(&(member_id.to_string(), email.key()))
+                .cloned()
+                .unwrap_or((new_status.as_str().to_string(), 0));
+            emails.push(if n == 0 { "(" } else { ", (" });
             emails
                 .bind(new_id())
                 .push(", ")
-                .bind(m.id)
+                .bind(*member_id)
                 .push(", ")
                 .bind(org_id)
                 .push(", ")
-                .bind(i as i64 + 1)
+                .bind(*i as i64 + 1)
                 .push(", ");
             emails
                 .bind(email.as_str())
@@ -273,8 +319,6 @@ async fn write_emails(
                 .bind(now)
                 .push(")");
         }
-    }
-    if emails.bind_count() > 0 {
         emails.query(conn).execute(&mut *conn).await.map_err(RepoError::from_sqlx)?;
     }
     Ok(())
@@ -283,14 +327,14 @@ async fn write_emails(
 /// Inserts the attributes of freshly written members (or of members whose attributes were
 /// just cleared).
 async fn write_attributes(conn: &mut AnyConnection, org_id: &str, members: &[&MemberWrite<'_>]) -> RepoResult<()> {
-    let mut attributes = Sql::new("INSERT INTO member_attributes (member_id, org_id, key, value) VALUES ");
-    for m in members {
-        for (key, value) in &m.profile.attributes {
-            attributes.push(if attributes.bind_count() == 0 { "(" } else { ", (" });
-            attributes.bind(m.id).push(", ").bind(org_id).push(", ").bind(key).push(", ").bind(value).push(")");
+    let rows: Vec<(&str, &String, &String)> =
+        members.iter().flat_map(|m| m.profile.attributes.iter().map(|(key, value)| (m.id, key, value))).collect();
+    for chunk in rows.chunks(ROWS) {
+        let mut attributes = Sql::new("INSERT INTO member_attributes (member_id, org_id, key, value) VALUES ");
+        for (n, (member_id, key, value)) in chunk.iter().enumerate() {
+            attributes.push(if n == 0 { "(" } else { ", (" });
+            attributes.bind(*member_id).push(", ").bind(org_id).push(", ").bind(*key).push(", ").bind(*value).push(")");
         }
-    }
-    if attributes.bind_count() > 0 {
         attributes.query(conn).execute(&mut *conn).await?;
     }
     Ok(())
