@@ -18,12 +18,12 @@ on_both_backends!(
     create_admin_works_beside_a_running_server,
 );
 
-const BIN: &str = env!("CARGO_BIN_EXE_renrakumo");
+pub const BIN: &str = env!("CARGO_BIN_EXE_renrakumo");
 const TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The binary with nothing inherited from the shell that could change what it reads,
 /// run in an empty directory so that defaults (./renrakumo.db, ./outbox) land there.
-fn renrakumo(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Command {
+pub fn renrakumo(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Command {
     let mut command = Command::new(BIN);
     for (name, _) in std::env::vars_os() {
         if name.to_string_lossy().starts_with("RENRAKUMO_") {

@@ -17,6 +17,7 @@ on_both_backends!(
     a_deferral_is_retried_and_a_persistent_one_fails,
     a_refusal_bounces_and_the_third_in_a_row_disables_the_address,
     a_delivery_ends_a_run_of_bounces,
+    sigterm_stops_a_worker_after_the_round_in_flight_with_nothing_left_claimed,
     push_jobs_of_an_unconfigured_platform_are_skipped_with_the_reason,
     emergency_messages_are_delivered_first,
     two_workers_deliver_every_job_exactly_once,
@@ -419,6 +420,80 @@ async fn a_delivery_ends_a_run_of_bounces(backend: Backend) {
     assert_eq!(send_one(4).await, "bounced");
     assert_eq!(send_one(5).await, "bounced");
     assert_eq!(send_one(6).await, "disabled");
+}
+
+/// `renrakumo worker` as an operator runs it, stopped with SIGTERM while a slow relay is
+/// taking its e-mails: it stops claiming, finishes what it holds, records it and exits 0;
+/// nothing stays claimed, and another worker delivers the rest, each address once.
+async fn sigterm_stops_a_worker_after_the_round_in_flight_with_nothing_left_claimed(backend: Backend) {
+    let (app, smtp) = spawn_app_with_smtp(backend).await;
+    let admin = app.create_admin("Shutdown School").await;
+    let token = &admin.access_token;
+    let list = create_list(&app, token, "全校").await;
+    let guardians = 700;
+    let mut csv = String::from("name,email1\n");
+    for i in 0..guardians {
+        csv.push_str(&format!("保護者 {i},g{i}@example.jp\n"));
+    }
+    let imported = crate::roster_io::import(&app, token, &format!("?list_id={list}"), csv.as_bytes()).await;
+    assert_eq!(imported.ok(200)["created"], guardians);
+    let id = draft(
+        &app,
+        token,
+        json!({"subject": "s", "body": "b", "targets": {"list_ids": [list]}, "channels": ["email"]}),
+    )
+    .await;
+    send(&app, token, &id, json!({})).await.ok(202);
+
+    smtp.slow_down(std::time::Duration::from_millis(20));
+    let dir = tempfile::tempdir().unwrap();
+    let smtp_url = smtp.url().to_string();
+    let mut worker = crate::cli::renrakumo(
+        dir.path(),
+        &["worker"],
+        &[("RENRAKUMO_DATABASE_URL", &app.database_url), ("RENRAKUMO_SMTP_URL", &smtp_url), ("RENRAKUMO_WORKERS", "1")],
+    )
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::null())
+    .spawn()
+    .expect("the worker starts");
+    smtp.wait_for(1).await;
+    let signalled = std::process::Command::new("kill").arg("-TERM").arg(worker.id().to_string()).status().unwrap();
+    assert!(signalled.success());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = worker.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = worker.kill();
+            panic!("the worker did not exit within 60 s of SIGTERM");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "the worker exits 0 after SIGTERM: {status}");
+
+    let count = |status: i64| {
+        let pool = app.state.db.pool.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM delivery_jobs WHERE status = $1")
+                .bind(status)
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+        }
+    };
+    let received = smtp.received().len() as i64;
+    assert_eq!(count(1).await, 0, "no job is left claimed");
+    assert_eq!(count(2).await, received, "every e-mail the relay took is recorded as sent, and only those");
+    assert!(received < guardians, "it stopped claiming: {received} of {guardians} sent");
+
+    app.deliver_all().await;
+    // (The sender's summary of the finished message goes to the admin's address.)
+    let to_guardians: Vec<String> =
+        smtp.received().iter().map(|m| m.to[0].clone()).filter(|to| to.starts_with('g')).collect();
+    assert_eq!(to_guardians.len() as i64, guardians, "the rest went out");
+    assert_eq!(to_guardians.iter().collect::<BTreeSet<_>>().len() as i64, guardians, "each address once");
 }
 
 async fn push_jobs_of_an_unconfigured_platform_are_skipped_with_the_reason(backend: Backend) {

@@ -37,6 +37,8 @@ struct State {
     rules: Mutex<HashMap<String, (u16, Stage)>>,
     credentials: Mutex<Option<(String, String)>>,
     connections: std::sync::atomic::AtomicUsize,
+    /// How long each accepted message takes before its 250 (a slow relay).
+    delay: Mutex<Duration>,
 }
 
 pub struct SmtpServer {
@@ -115,6 +117,11 @@ impl SmtpServer {
     /// Accept RCPT but answer `code` after the data (content refused, e.g. 554).
     pub fn reject_data(&self, recipient: &str, code: u16) {
         self.state.rules.lock().unwrap().insert(recipient.to_string(), (code, Stage::Data));
+    }
+
+    /// Take `delay` over each message before accepting it.
+    pub fn slow_down(&self, delay: Duration) {
+        *self.state.delay.lock().unwrap() = delay;
     }
 
     /// Offer AUTH PLAIN/LOGIN and refuse MAIL (530) until the client logs in with these.
@@ -294,6 +301,10 @@ impl Session {
                     match envelope.data_rule {
                         Some(code) => reply!("{code} {} message refused by test rule\r\n", enhanced(code)),
                         None => {
+                            let delay = *self.state.delay.lock().unwrap();
+                            if !delay.is_zero() {
+                                tokio::time::sleep(delay).await;
+                            }
                             let mail = ReceivedMail { from: envelope.from.unwrap_or_default(), to: envelope.to, data };
                             self.state.received.lock().unwrap().push(mail);
                             self.accepted.send_modify(|count| *count += 1);
