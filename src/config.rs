@@ -21,6 +21,10 @@ pub struct Settings {
     /// `smtp://host:port`, `smtps://user:pass@host:465` or `smtp://…?tls=starttls`; unset = .eml files in the outbox folder.
     #[arg(long, env = "RENRAKUMO_SMTP_URL", hide_env_values = true, global = true)]
     pub smtp_url: Option<String>,
+    /// PEM file of certificates to trust for SMTP over TLS besides the public roots (a relay
+    /// with a private CA).
+    #[arg(long, env = "RENRAKUMO_SMTP_CA_FILE", global = true)]
+    pub smtp_ca_file: Option<PathBuf>,
     /// Folder for .eml files when no SMTP server is configured.
     #[arg(long, env = "RENRAKUMO_OUTBOX_DIR", default_value = "./outbox", global = true)]
     pub outbox_dir: PathBuf,
@@ -70,6 +74,8 @@ pub struct Config {
     pub bind: SocketAddr,
     pub public_url: Url,
     pub smtp_url: Option<Url>,
+    /// DER certificates from RENRAKUMO_SMTP_CA_FILE, trusted for SMTP besides the public roots.
+    pub smtp_roots: Vec<Vec<u8>>,
     pub outbox_dir: PathBuf,
     pub mail_from: String,
     pub apns: Option<ApnsConfig>,
@@ -153,6 +159,22 @@ impl Settings {
             Some(v) if !v.is_empty() => Some(parse_url("RENRAKUMO_SMTP_URL", v, &["smtp", "smtps"])?),
             _ => None,
         };
+        let smtp_roots = match &self.smtp_ca_file {
+            None => Vec::new(),
+            Some(path) => {
+                const VAR: &str = "RENRAKUMO_SMTP_CA_FILE";
+                let pem = read_file(VAR, path)?;
+                use rustls::pki_types::pem::PemObject as _;
+                let roots = rustls::pki_types::CertificateDer::pem_slice_iter(pem.as_bytes())
+                    .map(|cert| cert.map(|c| c.to_vec()))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| bad(VAR, format!("{} is not PEM: {e}", path.display())))?;
+                if roots.is_empty() {
+                    return Err(bad(VAR, format!("{} holds no certificate", path.display())));
+                }
+                roots
+            }
+        };
         let apns = match &self.apns_key_file {
             None => None,
             Some(path) => {
@@ -206,6 +228,7 @@ impl Settings {
             bind,
             public_url,
             smtp_url,
+            smtp_roots,
             outbox_dir: self.outbox_dir.clone(),
             mail_from: self.mail_from.clone(),
             apns,
@@ -234,6 +257,7 @@ impl Default for Settings {
             bind: "127.0.0.1:8080".into(),
             public_url: "http://127.0.0.1:8080".into(),
             smtp_url: None,
+            smtp_ca_file: None,
             outbox_dir: "./outbox".into(),
             mail_from: "renrakumo <noreply@localhost>".into(),
             apns_key_file: None,

@@ -136,7 +136,9 @@ impl Mailer {
             .parse()
             .map_err(|e| anyhow::anyhow!("RENRAKUMO_MAIL_FROM: not a mailbox like `name <addr@host>` ({e})"))?;
         let transport = match &config.smtp_url {
-            Some(url) => Transport::Smtp(SmtpPool::new(Endpoint::from_url(url)?, DEFAULT_MAX_CONNECTIONS)),
+            Some(url) => {
+                Transport::Smtp(SmtpPool::new(Endpoint::from_url(url, &config.smtp_roots)?, DEFAULT_MAX_CONNECTIONS))
+            }
             None => Transport::Outbox(config.outbox_dir.clone()),
         };
         Ok(Mailer { from, transport })
@@ -343,10 +345,13 @@ struct Endpoint {
     hello: ClientId,
     /// Built once: loading the root store per connection would cost more than the handshake.
     tls: Option<Arc<rustls::ClientConfig>>,
+    /// The same trust for lettre's STARTTLS upgrade.
+    starttls: Option<TlsParameters>,
 }
 
 impl Endpoint {
-    fn from_url(url: &Url) -> anyhow::Result<Endpoint> {
+    /// `extra_roots` (DER) are trusted besides the webpki roots (RENRAKUMO_SMTP_CA_FILE).
+    fn from_url(url: &Url, extra_roots: &[Vec<u8>]) -> anyhow::Result<Endpoint> {
         const VAR: &str = "RENRAKUMO_SMTP_URL";
         let host = match url.host() {
             Some(url::Host::Ipv6(ip)) => ip.to_string(),
@@ -373,10 +378,22 @@ impl Endpoint {
             Some(Credentials::new(decode(url.username()), decode(url.password().unwrap_or_default())))
         };
         let tls = match security {
-            Security::Implicit => Some(Arc::new(tls_client_config()?)),
+            Security::Implicit => Some(Arc::new(tls_client_config(extra_roots)?)),
             Security::Plain | Security::StartTls => None,
         };
-        Ok(Endpoint { host, port, security, credentials, hello: ClientId::default(), tls })
+        let starttls = match security {
+            Security::StartTls => {
+                let mut builder = TlsParameters::builder(host.clone());
+                for der in extra_roots {
+                    let cert = lettre::transport::smtp::client::Certificate::from_der(der.clone())
+                        .context("RENRAKUMO_SMTP_CA_FILE: a certificate lettre cannot read")?;
+                    builder = builder.add_root_certificate(cert);
+                }
+                Some(builder.build_rustls().context("STARTTLS parameters")?)
+            }
+            Security::Plain | Security::Implicit => None,
+        };
+        Ok(Endpoint { host, port, security, credentials, hello: ClientId::default(), tls, starttls })
     }
 
     /// TCP with TCP_NODELAY, then TLS if asked, greeting and EHLO, STARTTLS, AUTH.
@@ -402,9 +419,10 @@ impl Endpoint {
         let mut conn = AsyncSmtpConnection::connect_with_transport(stream, &self.hello)
             .await
             .map_err(|e| SendOutcome::Transient(describe("greeting", &e)))?;
-        if self.security == Security::StartTls {
-            let params = TlsParameters::new(self.host.clone()).map_err(|e| transient("TLS parameters", &e))?;
-            conn.starttls(params, &self.hello).await.map_err(|e| SendOutcome::Transient(describe("STARTTLS", &e)))?;
+        if let Some(params) = &self.starttls {
+            conn.starttls(params.clone(), &self.hello)
+                .await
+                .map_err(|e| SendOutcome::Transient(describe("STARTTLS", &e)))?;
         }
         if let Some(credentials) = &self.credentials {
             // A refused login is our configuration, not the recipient: retry later.
@@ -416,10 +434,13 @@ impl Endpoint {
     }
 }
 
-/// rustls with ring named explicitly (nothing installed process-wide) and the webpki roots,
-/// the same trust lettre uses for STARTTLS.
-fn tls_client_config() -> anyhow::Result<rustls::ClientConfig> {
-    let roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
+/// rustls with ring named explicitly (nothing installed process-wide) and the webpki roots
+/// plus `extra_roots`, the same trust lettre gets for STARTTLS.
+fn tls_client_config(extra_roots: &[Vec<u8>]) -> anyhow::Result<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
+    for der in extra_roots {
+        roots.add(rustls::pki_types::CertificateDer::from(der.clone())).context("RENRAKUMO_SMTP_CA_FILE")?;
+    }
     Ok(rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
         .with_safe_default_protocol_versions()
         .context("TLS protocol versions")?
@@ -728,7 +749,7 @@ mod tests {
 
     #[test]
     fn smtp_urls_pick_security_port_and_credentials() {
-        let endpoint = |s: &str| Endpoint::from_url(&Url::parse(s).unwrap());
+        let endpoint = |s: &str| Endpoint::from_url(&Url::parse(s).unwrap(), &[]);
         let plain = endpoint("smtp://mail.example.jp").unwrap();
         assert_eq!((plain.port, plain.security), (25, Security::Plain));
         assert!(plain.credentials.is_none());

@@ -84,12 +84,17 @@ fn a_bad_configuration_stops_start_up_with_one_line_naming_the_variable() {
     let key_not_p8 = dir.path().join("not-a-key.p8");
     std::fs::write(&key_not_p8, "hello").unwrap();
     let key_not_p8 = key_not_p8.display().to_string();
+    let no_certificate = dir.path().join("ca.pem");
+    std::fs::write(&no_certificate, "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n").unwrap();
+    let no_certificate = no_certificate.display().to_string();
     for (variable, value, says) in [
         ("RENRAKUMO_DATABASE_URL", "mysql://x", "unknown scheme 'mysql'"),
         ("RENRAKUMO_DATABASE_URL", "nonsense", "not a URL"),
         ("RENRAKUMO_SMTP_URL", "ftp://h", "unknown scheme 'ftp'"),
         ("RENRAKUMO_APNS_KEY_FILE", "/nonexistent.p8", "cannot read /nonexistent.p8"),
         ("RENRAKUMO_APNS_KEY_FILE", &key_not_p8, "not a .p8"),
+        ("RENRAKUMO_SMTP_CA_FILE", "/nonexistent.pem", "cannot read /nonexistent.pem"),
+        ("RENRAKUMO_SMTP_CA_FILE", &no_certificate, "holds no certificate"),
         ("RENRAKUMO_BIND", "notanaddress", "notanaddress"),
         ("RENRAKUMO_PUBLIC_URL", "not a url", "not a URL"),
         ("RENRAKUMO_LOG_FORMAT", "xml", "xml"),

@@ -7,7 +7,7 @@ use renrakumo::config::Config;
 use renrakumo::delivery::{Attachment, Mailer, OutgoingEmail, SendOutcome};
 use renrakumo::domain::EmailAddress;
 
-use crate::smtp_server::SmtpServer;
+use crate::smtp_server::{SmtpServer, TlsOffer};
 
 const SUBJECT: &str = "【重要】台風接近に伴う臨時休校のお知らせ（３年２組）";
 const BODY: &str = "保護者各位\n\n台風の接近に伴い、明日は臨時休校とします。\n\
@@ -47,6 +47,7 @@ async fn japanese_subject_and_body_arrive_decoded() {
 
     assert_eq!(outcome, SendOutcome::Delivered);
     let mails = server.wait_for(1).await;
+    assert!(!mails[0].secured, "smtp:// without tls= is plain");
     assert_eq!(mails[0].from, "noreply@localhost");
     assert_eq!(mails[0].to, vec!["hanako@example.jp".to_string()]);
     let message = parsed(&mails[0].data);
@@ -239,6 +240,61 @@ async fn credentials_in_the_url_log_in_with_auth() {
     let outcome = wrong.send(&email("hanako@example.jp", 2)).await;
     assert!(matches!(&outcome, SendOutcome::Transient(reply) if reply.starts_with("535")), "{outcome:?}");
     assert_eq!(server.received().len(), 1);
+}
+
+/// `config` for a TLS server, trusting the test CA as RENRAKUMO_SMTP_CA_FILE would.
+fn tls_config(server: &SmtpServer, trust_test_ca: bool) -> Config {
+    use rustls::pki_types::pem::PemObject as _;
+    let mut config = config(Some(server.url()));
+    if trust_test_ca {
+        let pem = crate::push_servers::test_ca().ca_pem.as_bytes();
+        config.smtp_roots =
+            rustls::pki_types::CertificateDer::pem_slice_iter(pem).map(|c| c.unwrap().to_vec()).collect();
+    }
+    config
+}
+
+#[tokio::test]
+async fn starttls_upgrades_before_auth_and_the_message_arrives() {
+    let server = SmtpServer::start_with(TlsOffer::StartTls).await;
+    server.require_auth("mailer@example.jp", "secret");
+    let mut config = tls_config(&server, true);
+    let mut url = server.url();
+    url.set_username("mailer%40example.jp").unwrap();
+    url.set_password(Some("secret")).unwrap();
+    config.smtp_url = Some(url);
+    let mailer = Mailer::from_config(&config).unwrap();
+
+    assert_eq!(mailer.send(&email("hanako@example.jp", 1)).await, SendOutcome::Delivered);
+    let mails = server.wait_for(1).await;
+    assert!(mails[0].secured, "sent after the upgrade");
+    assert_eq!(parsed(&mails[0].data).subject(), Some(SUBJECT));
+}
+
+#[tokio::test]
+async fn implicit_tls_delivers_and_the_connection_is_reused() {
+    let server = SmtpServer::start_with(TlsOffer::Implicit).await;
+    let mailer = Mailer::from_config(&tls_config(&server, true)).unwrap();
+
+    for n in 1..=3 {
+        assert_eq!(mailer.send(&email("hanako@example.jp", n)).await, SendOutcome::Delivered);
+    }
+    let mails = server.wait_for(3).await;
+    assert!(mails.iter().all(|m| m.secured));
+    assert_eq!(server.connections(), 1, "one TLS handshake for the three messages");
+}
+
+#[tokio::test]
+async fn a_relay_certificate_nobody_vouches_for_is_refused_and_retried_later() {
+    for tls in [TlsOffer::StartTls, TlsOffer::Implicit] {
+        let server = SmtpServer::start_with(tls).await;
+        let mailer = Mailer::from_config(&tls_config(&server, false)).unwrap();
+
+        let outcome = mailer.send(&email("hanako@example.jp", 1)).await;
+
+        assert!(matches!(&outcome, SendOutcome::Transient(reason) if reason.contains("TLS")), "{tls:?}: {outcome:?}");
+        assert!(server.received().is_empty(), "{tls:?}: nothing goes over an unverified connection");
+    }
 }
 
 #[tokio::test]

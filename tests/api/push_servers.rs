@@ -100,6 +100,13 @@ pub struct TestCa {
     server: Arc<rustls::ServerConfig>,
 }
 
+impl TestCa {
+    /// The server side of the test certificate (also offers HTTP/2 by ALPN).
+    pub fn server_config(&self) -> Arc<rustls::ServerConfig> {
+        Arc::clone(&self.server)
+    }
+}
+
 pub fn test_ca() -> &'static TestCa {
     static CA: OnceLock<TestCa> = OnceLock::new();
     CA.get_or_init(|| {

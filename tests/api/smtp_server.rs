@@ -1,7 +1,8 @@
 //! A real SMTP server over TCP for tests: enough ESMTP for lettre (EHLO with 8BITMIME,
 //! SMTPUTF8, PIPELINING; optional AUTH PLAIN/LOGIN; MAIL, RCPT, DATA with dot-unstuffing,
-//! RSET, NOOP, QUIT). It records every accepted message, counts connections, and answers a
-//! chosen code for a chosen recipient, so tests see exactly what a relay would.
+//! RSET, NOOP, QUIT; STARTTLS or implicit TLS with the test CA). It records every accepted
+//! message, counts connections, and answers a chosen code for a chosen recipient, so tests
+//! see exactly what a relay would.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -10,7 +11,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 /// One message the server accepted (2xx after the data).
@@ -22,6 +23,8 @@ pub struct ReceivedMail {
     pub to: Vec<String>,
     /// The message as sent, dot-unstuffed, CRLF line ends, without the final `.` line.
     pub data: Vec<u8>,
+    /// Whether it came over TLS (implicit, or after STARTTLS).
+    pub secured: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -41,8 +44,23 @@ struct State {
     delay: Mutex<Duration>,
 }
 
+/// How a server offers TLS (with the certificate of `push_servers::test_ca`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsOffer {
+    None,
+    /// Plain greeting, STARTTLS advertised in EHLO.
+    StartTls,
+    /// TLS from the first byte (port 465 style).
+    Implicit,
+}
+
+/// What a session runs over: TCP, or TLS on top of it.
+trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
+
 pub struct SmtpServer {
     pub addr: SocketAddr,
+    tls: TlsOffer,
     state: Arc<State>,
     /// Counts accepted messages; waiters watch it instead of sleeping.
     accepted: watch::Receiver<usize>,
@@ -62,6 +80,13 @@ impl Drop for SmtpServer {
 impl SmtpServer {
     /// Listens on 127.0.0.1 at a free port.
     pub async fn start() -> SmtpServer {
+        SmtpServer::start_with(TlsOffer::None).await
+    }
+
+    /// Listens on 127.0.0.1 at a free port, offering TLS as `tls` says.
+    pub async fn start_with(tls: TlsOffer) -> SmtpServer {
+        let acceptor = (tls != TlsOffer::None)
+            .then(|| tokio_rustls::TlsAcceptor::from(crate::push_servers::test_ca().server_config()));
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind the test SMTP server");
         let addr = listener.local_addr().unwrap();
         let state = Arc::new(State::default());
@@ -78,25 +103,43 @@ impl SmtpServer {
                 while let Ok((stream, _)) = listener.accept().await {
                     state.connections.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                     open_tx.send_modify(|open| *open += 1);
-                    let session = Session {
+                    let mut session = Session {
                         state: Arc::clone(&state),
                         accepted: Arc::clone(&accepted_tx),
                         kick: kick.subscribe(),
+                        acceptor: acceptor.clone(),
                     };
                     let open_tx = Arc::clone(&open_tx);
                     tokio::spawn(async move {
-                        session.run(stream).await;
+                        let stream: Option<Box<dyn Io>> = match (&session.acceptor, tls) {
+                            (Some(acceptor), TlsOffer::Implicit) => {
+                                acceptor.accept(stream).await.ok().map(|s| Box::new(s) as _)
+                            }
+                            _ => Some(Box::new(stream)),
+                        };
+                        // A session runs again over TLS after STARTTLS, without a new greeting.
+                        let (mut stream, mut secured) = (stream, tls == TlsOffer::Implicit);
+                        let mut greet = true;
+                        while let Some(current) = stream.take() {
+                            stream = session.run(current, secured, greet).await;
+                            (secured, greet) = (true, false);
+                        }
                         open_tx.send_modify(|open| *open -= 1);
                     });
                 }
             }
         });
-        SmtpServer { addr, state, accepted, kick, open, task }
+        SmtpServer { addr, tls, state, accepted, kick, open, task }
     }
 
-    /// `smtp://127.0.0.1:PORT` for `Config::smtp_url`.
+    /// `smtp://127.0.0.1:PORT` for `Config::smtp_url` (`smtps://`, `?tls=starttls` with TLS).
     pub fn url(&self) -> url::Url {
-        url::Url::parse(&format!("smtp://{}", self.addr)).unwrap()
+        let url = match self.tls {
+            TlsOffer::None => format!("smtp://{}", self.addr),
+            TlsOffer::StartTls => format!("smtp://{}?tls=starttls", self.addr),
+            TlsOffer::Implicit => format!("smtps://{}", self.addr),
+        };
+        url::Url::parse(&url).unwrap()
     }
 
     /// Answer `code` (5xx) to RCPT for this recipient path (as the client writes it).
@@ -165,6 +208,7 @@ struct Session {
     state: Arc<State>,
     accepted: Arc<watch::Sender<usize>>,
     kick: watch::Receiver<u64>,
+    acceptor: Option<tokio_rustls::TlsAcceptor>,
 }
 
 #[derive(Default)]
@@ -182,8 +226,9 @@ fn path(argument: &str) -> Option<String> {
 }
 
 impl Session {
-    async fn run(mut self, stream: TcpStream) {
-        let (read, mut write) = stream.into_split();
+    /// Serves one connection; returns the TLS stream to go on with after STARTTLS.
+    async fn run(&mut self, stream: Box<dyn Io>, secured: bool, greet: bool) -> Option<Box<dyn Io>> {
+        let (read, mut write) = tokio::io::split(stream);
         let mut reader = BufReader::new(read);
         let mut envelope = Envelope::default();
         let mut authenticated = false;
@@ -191,22 +236,24 @@ impl Session {
         macro_rules! reply {
             ($($arg:tt)*) => {
                 if write.write_all(format!($($arg)*).as_bytes()).await.is_err() {
-                    return;
+                    return None;
                 }
             };
         }
-        reply!("220 localhost ESMTP renrakumo-test\r\n");
+        if greet {
+            reply!("220 localhost ESMTP renrakumo-test\r\n");
+        }
         loop {
             let mut line = Vec::new();
             tokio::select! {
                 read = reader.read_until(b'\n', &mut line) => {
                     if read.unwrap_or(0) == 0 {
-                        return;
+                        return None;
                     }
                 }
                 _ = self.kick.changed() => {
                     reply!("421 4.4.2 localhost closing idle connection\r\n");
-                    return;
+                    return None;
                 }
             }
             let line = String::from_utf8_lossy(&line).trim_end_matches(['\r', '\n']).to_string();
@@ -214,12 +261,21 @@ impl Session {
             match verb.to_ascii_uppercase().as_str() {
                 "EHLO" => {
                     reply!("250-localhost\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250-PIPELINING\r\n");
+                    if self.acceptor.is_some() && !secured {
+                        reply!("250-STARTTLS\r\n");
+                    }
                     if auth_required {
                         reply!("250-AUTH PLAIN LOGIN\r\n");
                     }
                     reply!("250 SIZE 20971520\r\n");
                 }
                 "HELO" => reply!("250 localhost\r\n"),
+                "STARTTLS" if !secured && self.acceptor.is_some() => {
+                    reply!("220 2.0.0 ready to start TLS\r\n");
+                    let stream = reader.into_inner().unsplit(write);
+                    let acceptor = self.acceptor.clone().expect("checked above");
+                    return acceptor.accept(stream).await.ok().map(|s| Box::new(s) as Box<dyn Io>);
+                }
                 "AUTH" => {
                     let expected = self.state.credentials.lock().unwrap().clone();
                     let (mechanism, initial) = argument.split_once(' ').unwrap_or((argument, ""));
@@ -287,7 +343,7 @@ impl Session {
                     loop {
                         let mut line = Vec::new();
                         match reader.read_until(b'\n', &mut line).await {
-                            Ok(0) | Err(_) => return,
+                            Ok(0) | Err(_) => return None,
                             Ok(_) => {}
                         }
                         if line == b".\r\n" || line == b".\n" {
@@ -305,7 +361,12 @@ impl Session {
                             if !delay.is_zero() {
                                 tokio::time::sleep(delay).await;
                             }
-                            let mail = ReceivedMail { from: envelope.from.unwrap_or_default(), to: envelope.to, data };
+                            let mail = ReceivedMail {
+                                from: envelope.from.unwrap_or_default(),
+                                to: envelope.to,
+                                data,
+                                secured,
+                            };
                             self.state.received.lock().unwrap().push(mail);
                             self.accepted.send_modify(|count| *count += 1);
                             reply!("250 2.0.0 ok: queued\r\n");
@@ -319,7 +380,7 @@ impl Session {
                 "NOOP" => reply!("250 2.0.0 ok\r\n"),
                 "QUIT" => {
                     reply!("221 2.0.0 bye\r\n");
-                    return;
+                    return None;
                 }
                 _ => reply!("502 5.5.2 command not recognised\r\n"),
             }
@@ -329,8 +390,8 @@ impl Session {
 
 /// One AUTH LOGIN round: prompt (base64), read the base64 answer.
 async fn login_prompt(
-    write: &mut tokio::net::tcp::OwnedWriteHalf,
-    reader: &mut BufReader<tokio::net::tcp::OwnedReadHalf>,
+    write: &mut (impl tokio::io::AsyncWrite + Unpin),
+    reader: &mut (impl tokio::io::AsyncBufRead + Unpin),
     prompt: &str,
 ) -> Option<String> {
     write.write_all(format!("334 {prompt}\r\n").as_bytes()).await.ok()?;
