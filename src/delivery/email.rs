@@ -103,10 +103,20 @@ impl SendOutcome {
     }
 }
 
-/// Sends [`OutgoingEmail`]s; cheap to share behind an `Arc` across delivery tasks.
+/// Sends in flight to one receiving domain from this instance (all delivery tasks together).
+pub const DEFAULT_PER_DOMAIN: usize = 16;
+/// Japanese carriers answer bursts with 4xx deferrals: their domains get a tighter bound.
+const CARRIER_PER_DOMAIN: usize = 4;
+const CARRIER_DOMAINS: [&str; 6] =
+    ["docomo.ne.jp", "ezweb.ne.jp", "au.com", "softbank.ne.jp", "i.softbank.jp", "ymobile.ne.jp"];
+
+/// Sends [`OutgoingEmail`]s; cheap to share behind an `Arc` across delivery tasks, which
+/// then share its bounds (connections, sends per domain).
 pub struct Mailer {
     from: Mailbox,
     transport: Transport,
+    per_domain: usize,
+    domains: std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Semaphore>>>,
 }
 
 enum Transport {
@@ -141,7 +151,26 @@ impl Mailer {
             }
             None => Transport::Outbox(config.outbox_dir.clone()),
         };
-        Ok(Mailer { from, transport })
+        Ok(Mailer { from, transport, per_domain: DEFAULT_PER_DOMAIN, domains: Default::default() })
+    }
+
+    /// Bounds the sends in flight per receiving domain (carrier domains: at most
+    /// `CARRIER_PER_DOMAIN`); the default is [`DEFAULT_PER_DOMAIN`].
+    pub fn with_per_domain(mut self, per_domain: usize) -> Mailer {
+        self.per_domain = per_domain.max(1);
+        self.domains = Default::default();
+        self
+    }
+
+    fn domain_permits(&self, to: &EmailAddress) -> Arc<tokio::sync::Semaphore> {
+        let domain = to.as_str().rsplit('@').next().unwrap_or_default().to_lowercase();
+        let limit = if CARRIER_DOMAINS.contains(&domain.as_str()) {
+            self.per_domain.min(CARRIER_PER_DOMAIN)
+        } else {
+            self.per_domain
+        };
+        let mut domains = self.domains.lock().expect("domain limits");
+        Arc::clone(domains.entry(domain).or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(limit))))
     }
 
     /// Bounds the open SMTP connections (at least one); the default is
@@ -156,6 +185,8 @@ impl Mailer {
     /// Sends one message to its one address. Never fails: every problem is an outcome.
     #[tracing::instrument(name = "send_email", skip_all, fields(message_id = %email.message_id, outcome))]
     pub async fn send(&self, email: &OutgoingEmail) -> SendOutcome {
+        let permits = self.domain_permits(&email.to);
+        let _permit = permits.acquire().await;
         let outcome = self.send_inner(email).await;
         tracing::Span::current().record("outcome", outcome.kind());
         match &outcome {

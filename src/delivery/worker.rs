@@ -3,13 +3,13 @@
 //! deterministically instead of sleeping.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
 use rand::Rng;
 use sha2::{Digest, Sha256};
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::watch;
 
 use crate::db::repositories::{attachments, members, messages, receipts, users};
 use crate::db::{Db, now_ms};
@@ -33,10 +33,8 @@ pub struct WorkerSettings {
     pub retry_cap: Duration,
     /// Sleep when a round found nothing to do.
     pub idle: Duration,
-    /// Sends in flight per worker.
+    /// Sends in flight per worker (per receiving domain, the mailer bounds them).
     pub concurrency: usize,
-    /// Sends in flight per receiving domain: Japanese carriers throttle bursts.
-    pub per_domain: usize,
 }
 
 impl Default for WorkerSettings {
@@ -49,14 +47,9 @@ impl Default for WorkerSettings {
             retry_cap: Duration::from_secs(3600),
             idle: Duration::from_millis(250),
             concurrency: 64,
-            per_domain: 16,
         }
     }
 }
-
-/// Carrier domains get a tighter bound: they answer bursts with 4xx deferrals.
-const CARRIER_DOMAINS: [&str; 6] =
-    ["docomo.ne.jp", "ezweb.ne.jp", "au.com", "softbank.ne.jp", "i.softbank.jp", "ymobile.ne.jp"];
 
 enum Outcome {
     Sent,
@@ -84,12 +77,11 @@ struct Prepared {
 pub struct Worker {
     state: AppState,
     settings: WorkerSettings,
-    domains: Mutex<HashMap<String, Arc<Semaphore>>>,
 }
 
 impl Worker {
     pub fn new(state: AppState, settings: WorkerSettings) -> Worker {
-        Worker { state, settings, domains: Mutex::new(HashMap::new()) }
+        Worker { state, settings }
     }
 
     fn db(&self) -> &Db {
@@ -251,17 +243,6 @@ impl Worker {
         Ok(prepared)
     }
 
-    fn domain_permit(&self, address: &str) -> Arc<Semaphore> {
-        let domain = address.rsplit('@').next().unwrap_or_default().to_lowercase();
-        let limit = if CARRIER_DOMAINS.contains(&domain.as_str()) {
-            self.settings.per_domain.min(4)
-        } else {
-            self.settings.per_domain
-        };
-        let mut domains = self.domains.lock().expect("domain limits");
-        domains.entry(domain).or_insert_with(|| Arc::new(Semaphore::new(limit.max(1)))).clone()
-    }
-
     async fn deliver(&self, job: &Job, prepared: &HashMap<String, Prepared>) -> Outcome {
         let Some(message) = prepared.get(&job.message_id) else {
             return Outcome::Failed("the message was deleted".into());
@@ -283,8 +264,6 @@ impl Worker {
                     message_id: format!("<{}.{}.{address_tag}@renrakumo>", job.message_id, job.member_id),
                     attachments: message.attachments.clone(),
                 };
-                let permit = self.domain_permit(&job.address);
-                let _permit = permit.acquire().await;
                 match self.state.mailer.send(&email).await {
                     SendOutcome::Delivered => Outcome::Sent,
                     SendOutcome::Rejected(reply) => Outcome::Bounced(reply),

@@ -242,6 +242,27 @@ async fn credentials_in_the_url_log_in_with_auth() {
     assert_eq!(server.received().len(), 1);
 }
 
+/// A carrier throttles bursts: however many tasks share the instance's mailer, at most four
+/// messages go to one carrier domain at once, while other domains get their own, larger
+/// bound.
+#[tokio::test]
+async fn sends_to_one_carrier_domain_are_bounded_across_every_caller() {
+    let server = SmtpServer::start().await;
+    server.slow_down(std::time::Duration::from_millis(40));
+    let mailer = Arc::new(mailer_for(&server));
+    let sends = (0..32).map(|n| {
+        let mailer = Arc::clone(&mailer);
+        let to = if n % 2 == 0 { format!("g{n}@docomo.ne.jp") } else { format!("g{n}@example.jp") };
+        // Each send from its own task, as the delivery workers of an instance do.
+        tokio::spawn(async move { mailer.send(&email(&to, n)).await })
+    });
+    for outcome in futures_util::future::join_all(sends).await {
+        assert_eq!(outcome.unwrap(), SendOutcome::Delivered);
+    }
+    assert_eq!(server.most_at_once("docomo.ne.jp"), 4, "the carrier bound, reached and held");
+    assert!(server.most_at_once("example.jp") > 4, "other domains are not held to it");
+}
+
 /// `config` for a TLS server, trusting the test CA as RENRAKUMO_SMTP_CA_FILE would.
 fn tls_config(server: &SmtpServer, trust_test_ca: bool) -> Config {
     use rustls::pki_types::pem::PemObject as _;

@@ -42,6 +42,8 @@ struct State {
     connections: std::sync::atomic::AtomicUsize,
     /// How long each accepted message takes before its 250 (a slow relay).
     delay: Mutex<Duration>,
+    /// Per recipient domain: messages being taken now, and the most at once.
+    in_flight: Mutex<HashMap<String, (usize, usize)>>,
 }
 
 /// How a server offers TLS (with the certificate of `push_servers::test_ca`).
@@ -160,6 +162,11 @@ impl SmtpServer {
     /// Accept RCPT but answer `code` after the data (content refused, e.g. 554).
     pub fn reject_data(&self, recipient: &str, code: u16) {
         self.state.rules.lock().unwrap().insert(recipient.to_string(), (code, Stage::Data));
+    }
+
+    /// The most messages for `domain` that were being taken at the same time.
+    pub fn most_at_once(&self, domain: &str) -> usize {
+        self.state.in_flight.lock().unwrap().get(domain).map_or(0, |(_, most)| *most)
     }
 
     /// Take `delay` over each message before accepting it.
@@ -358,9 +365,17 @@ impl Session {
                         Some(code) => reply!("{code} {} message refused by test rule\r\n", enhanced(code)),
                         None => {
                             let delay = *self.state.delay.lock().unwrap();
+                            let domain = envelope.to[0].rsplit('@').next().unwrap_or_default().to_lowercase();
+                            {
+                                let mut in_flight = self.state.in_flight.lock().unwrap();
+                                let (now, most) = in_flight.entry(domain.clone()).or_default();
+                                *now += 1;
+                                *most = (*most).max(*now);
+                            }
                             if !delay.is_zero() {
                                 tokio::time::sleep(delay).await;
                             }
+                            self.state.in_flight.lock().unwrap().get_mut(&domain).expect("counted above").0 -= 1;
                             let mail = ReceivedMail {
                                 from: envelope.from.unwrap_or_default(),
                                 to: envelope.to,
