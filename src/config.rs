@@ -74,8 +74,8 @@ pub struct Config {
     pub bind: SocketAddr,
     pub public_url: Url,
     pub smtp_url: Option<Url>,
-    /// DER certificates from RENRAKUMO_SMTP_CA_FILE, trusted for SMTP besides the public roots.
-    pub smtp_roots: Vec<Vec<u8>>,
+    /// Certificates from RENRAKUMO_SMTP_CA_FILE, trusted for SMTP besides the public roots.
+    pub smtp_roots: Vec<rustls::pki_types::CertificateDer<'static>>,
     pub outbox_dir: PathBuf,
     pub mail_from: String,
     pub apns: Option<ApnsConfig>,
@@ -164,15 +164,8 @@ impl Settings {
             Some(path) => {
                 const VAR: &str = "RENRAKUMO_SMTP_CA_FILE";
                 let pem = read_file(VAR, path)?;
-                use rustls::pki_types::pem::PemObject as _;
-                let roots = rustls::pki_types::CertificateDer::pem_slice_iter(pem.as_bytes())
-                    .map(|cert| cert.map(|c| c.to_vec()))
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(|e| bad(VAR, format!("{} is not PEM: {e}", path.display())))?;
-                if roots.is_empty() {
-                    return Err(bad(VAR, format!("{} holds no certificate", path.display())));
-                }
-                roots
+                crate::delivery::tls::pem_certificates(pem.as_bytes())
+                    .map_err(|e| bad(VAR, format!("{} {e:#}", path.display())))?
             }
         };
         let apns = match &self.apns_key_file {

@@ -15,6 +15,7 @@
 //! outcome do. The reply text inside [`SendOutcome`] may quote the address (servers echo it),
 //! so callers store it with the delivery and do not log it either.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -28,6 +29,7 @@ use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::{AsyncSmtpConnection, AsyncTokioStream, TlsParameters};
 use lettre::transport::smtp::commands::{Data, Mail, Rcpt, Rset};
 use lettre::transport::smtp::extension::{ClientId, Extension, MailBodyParameter, MailParameter};
+use rustls::pki_types::CertificateDer;
 use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 use url::Url;
@@ -116,7 +118,7 @@ pub struct Mailer {
     from: Mailbox,
     transport: Transport,
     per_domain: usize,
-    domains: std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Semaphore>>>,
+    domains: Mutex<HashMap<String, Arc<Semaphore>>>,
 }
 
 enum Transport {
@@ -162,7 +164,7 @@ impl Mailer {
         self
     }
 
-    fn domain_permits(&self, to: &EmailAddress) -> Arc<tokio::sync::Semaphore> {
+    fn domain_permits(&self, to: &EmailAddress) -> Arc<Semaphore> {
         let domain = to.as_str().rsplit('@').next().unwrap_or_default().to_lowercase();
         let limit = if CARRIER_DOMAINS.contains(&domain.as_str()) {
             self.per_domain.min(CARRIER_PER_DOMAIN)
@@ -170,7 +172,7 @@ impl Mailer {
             self.per_domain
         };
         let mut domains = self.domains.lock().expect("domain limits");
-        Arc::clone(domains.entry(domain).or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(limit))))
+        Arc::clone(domains.entry(domain).or_insert_with(|| Arc::new(Semaphore::new(limit))))
     }
 
     /// Bounds the open SMTP connections (at least one); the default is
@@ -381,8 +383,8 @@ struct Endpoint {
 }
 
 impl Endpoint {
-    /// `extra_roots` (DER) are trusted besides the webpki roots (RENRAKUMO_SMTP_CA_FILE).
-    fn from_url(url: &Url, extra_roots: &[Vec<u8>]) -> anyhow::Result<Endpoint> {
+    /// `extra_roots` are trusted besides the webpki roots (RENRAKUMO_SMTP_CA_FILE).
+    fn from_url(url: &Url, extra_roots: &[CertificateDer<'static>]) -> anyhow::Result<Endpoint> {
         const VAR: &str = "RENRAKUMO_SMTP_URL";
         let host = match url.host() {
             Some(url::Host::Ipv6(ip)) => ip.to_string(),
@@ -409,14 +411,14 @@ impl Endpoint {
             Some(Credentials::new(decode(url.username()), decode(url.password().unwrap_or_default())))
         };
         let tls = match security {
-            Security::Implicit => Some(Arc::new(tls_client_config(extra_roots)?)),
+            Security::Implicit => Some(Arc::new(super::tls::client_config(extra_roots, &[])?)),
             Security::Plain | Security::StartTls => None,
         };
         let starttls = match security {
             Security::StartTls => {
                 let mut builder = TlsParameters::builder(host.clone());
                 for der in extra_roots {
-                    let cert = lettre::transport::smtp::client::Certificate::from_der(der.clone())
+                    let cert = lettre::transport::smtp::client::Certificate::from_der(der.to_vec())
                         .context("RENRAKUMO_SMTP_CA_FILE: a certificate lettre cannot read")?;
                     builder = builder.add_root_certificate(cert);
                 }
@@ -463,20 +465,6 @@ impl Endpoint {
         }
         Ok(conn)
     }
-}
-
-/// rustls with ring named explicitly (nothing installed process-wide) and the webpki roots
-/// plus `extra_roots`, the same trust lettre gets for STARTTLS.
-fn tls_client_config(extra_roots: &[Vec<u8>]) -> anyhow::Result<rustls::ClientConfig> {
-    let mut roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
-    for der in extra_roots {
-        roots.add(rustls::pki_types::CertificateDer::from(der.clone())).context("RENRAKUMO_SMTP_CA_FILE")?;
-    }
-    Ok(rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .context("TLS protocol versions")?
-        .with_root_certificates(roots)
-        .with_no_client_auth())
 }
 
 /// lettre's stream trait wants `peer_addr`, which tokio-rustls' stream does not have.

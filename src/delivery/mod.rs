@@ -9,6 +9,7 @@ pub mod email;
 pub mod fcm;
 pub mod push;
 pub mod queue;
+pub mod tls;
 pub mod worker;
 
 pub use email::{Attachment, Mailer, OutgoingEmail, SendOutcome};

@@ -13,14 +13,11 @@
 
 use std::borrow::Cow;
 use std::fmt;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use anyhow::Context as _;
 use reqwest::header::HeaderMap;
-use rustls::pki_types::CertificateDer;
-use rustls::pki_types::pem::PemObject as _;
 use url::Url;
 
 /// One notification to one device, as the delivery engine hands it over.
@@ -186,22 +183,11 @@ pub(crate) fn plain_client(options: &ClientOptions) -> anyhow::Result<reqwest::C
 const USER_AGENT: &str = concat!("renrakumo/", env!("CARGO_PKG_VERSION"));
 
 fn tls_config(options: &ClientOptions, alpn: &[&[u8]]) -> anyhow::Result<rustls::ClientConfig> {
-    let mut roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
+    let mut roots = Vec::new();
     for pem in &options.root_certificates_pem {
-        let mut found = 0;
-        for cert in CertificateDer::pem_slice_iter(pem) {
-            roots.add(cert.context("reading a root certificate (PEM)")?).context("adding a root certificate")?;
-            found += 1;
-        }
-        anyhow::ensure!(found > 0, "no certificate in the given root certificate PEM");
+        roots.extend(super::tls::pem_certificates(pem).context("a root certificate PEM")?);
     }
-    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .context("TLS protocol versions")?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-    Ok(config)
+    super::tls::client_config(&roots, alpn)
 }
 
 /// Checks the scheme and drops a trailing slash, so that `{base}/3/device/…` is well formed.

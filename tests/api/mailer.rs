@@ -265,12 +265,10 @@ async fn sends_to_one_carrier_domain_are_bounded_across_every_caller() {
 
 /// `config` for a TLS server, trusting the test CA as RENRAKUMO_SMTP_CA_FILE would.
 fn tls_config(server: &SmtpServer, trust_test_ca: bool) -> Config {
-    use rustls::pki_types::pem::PemObject as _;
     let mut config = config(Some(server.url()));
     if trust_test_ca {
         let pem = crate::push_servers::test_ca().ca_pem.as_bytes();
-        config.smtp_roots =
-            rustls::pki_types::CertificateDer::pem_slice_iter(pem).map(|c| c.unwrap().to_vec()).collect();
+        config.smtp_roots = renrakumo::delivery::tls::pem_certificates(pem).unwrap();
     }
     config
 }
