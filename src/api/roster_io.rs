@@ -76,7 +76,8 @@ pub struct ImportReport {
 
 enum Plan<'a> {
     Create(MemberProfile),
-    Update(&'a MemberRecord, MemberProfile),
+    /// The stored record, the profile as stored, the profile to write.
+    Update(&'a MemberRecord, MemberProfile, MemberProfile),
     Unchanged,
 }
 
@@ -298,10 +299,11 @@ pub async fn import_members(
                     row_lists.iter().filter_map(|n| known_lists.get(n)).chain(query.list_id.as_ref()).collect();
                 let new_memberships = row_lists.iter().any(|n| !known_lists.contains_key(n))
                     || wanted.iter().any(|id| !record.list_ids.contains(id));
-                if record.profile() == profile && !new_memberships {
+                let stored = record.profile();
+                if stored == profile && !new_memberships {
                     Plan::Unchanged
                 } else {
-                    Plan::Update(record, profile)
+                    Plan::Update(record, stored, profile)
                 }
             }
         };
@@ -343,24 +345,17 @@ pub async fn import_members(
         list_ids.insert(name.clone(), created.id);
     }
     let new_ids: Vec<String> = planned.iter().map(|_| new_id()).collect();
-    let stored_profiles: Vec<Option<MemberProfile>> = planned
-        .iter()
-        .map(|p| match &p.plan {
-            Plan::Update(record, _) => Some(record.profile()),
-            _ => None,
-        })
-        .collect();
     let mut creates = Vec::new();
     let mut updates = Vec::new();
     let mut memberships: Vec<(&str, &str)> = Vec::new();
-    for ((p, fresh_id), before) in planned.iter().zip(&new_ids).zip(&stored_profiles) {
+    for (p, fresh_id) in planned.iter().zip(&new_ids) {
         let (member_id, member_of): (&str, &[String]) = match &p.plan {
             Plan::Create(profile) => {
                 creates.push(MemberWrite { id: fresh_id, profile, before: None });
                 (fresh_id, &[])
             }
-            Plan::Update(record, profile) => {
-                updates.push(MemberWrite { id: &record.row.id, profile, before: before.as_ref() });
+            Plan::Update(record, stored, profile) => {
+                updates.push(MemberWrite { id: &record.row.id, profile, before: Some(stored) });
                 (&record.row.id, &record.list_ids)
             }
             // Unchanged includes its memberships: nothing to add.

@@ -394,9 +394,9 @@ async fn load_where(
     ids: Option<&[String]>,
 ) -> RepoResult<HashMap<String, MemberRecord>> {
     // Child rows carry their organisation, so both forms select on the child table alone.
-    let scope = |sql: &mut Sql, member_id: &str| match ids {
+    let scope = |sql: &mut Sql| match ids {
         Some(ids) => {
-            sql.push(&format!(" WHERE {member_id} IN (")).bind_list(ids).push(")");
+            sql.push(" WHERE member_id IN (").bind_list(ids).push(")");
         }
         None => {
             sql.push(" WHERE org_id = ").bind(org_id);
@@ -410,21 +410,21 @@ async fn load_where(
     let rows: Vec<MemberRow> = sql.query_as(conn).fetch_all(&mut *conn).await?;
 
     let mut sql = Sql::new("SELECT member_id, address, status, bounce_count FROM member_emails");
-    scope(&mut sql, "member_id");
+    scope(&mut sql);
     sql.push(" ORDER BY member_id, position");
     let emails: Vec<EmailRow> = sql.query_as(conn).fetch_all(&mut *conn).await?;
 
     let mut sql = Sql::new("SELECT id, member_id, platform, token, app_id, created_at, updated_at FROM member_devices");
-    scope(&mut sql, "member_id");
+    scope(&mut sql);
     sql.push(" ORDER BY member_id, created_at, id");
     let devices: Vec<DeviceRow> = sql.query_as(conn).fetch_all(&mut *conn).await?;
 
     let mut sql = Sql::new("SELECT member_id, key, value FROM member_attributes");
-    scope(&mut sql, "member_id");
+    scope(&mut sql);
     let attributes: Vec<(String, String, String)> = sql.query_as(conn).fetch_all(&mut *conn).await?;
 
     let mut sql = Sql::new("SELECT member_id, list_id FROM list_members");
-    scope(&mut sql, "member_id");
+    scope(&mut sql);
     sql.push(" ORDER BY list_id");
     let memberships: Vec<(String, String)> = sql.query_as(conn).fetch_all(&mut *conn).await?;
 
