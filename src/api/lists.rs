@@ -200,8 +200,9 @@ pub async fn update_list(
 #[delete("/lists/{id}")]
 pub async fn delete_list(state: web::Data<AppState>, caller: Caller, id: web::Path<String>) -> ApiResult<HttpResponse> {
     caller.require(Scope::ListsWrite)?;
-    let mut conn = state.db.pool.acquire().await?;
-    lists::delete(&mut conn, &caller.org_id, &id).await.or_not_found("list")?;
+    let mut tx = state.db.begin().await?;
+    lists::delete(&mut tx, &caller.org_id, &id).await.or_not_found("list")?;
+    tx.commit().await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -234,7 +235,9 @@ async fn list_and_member(
     list_id: &str,
     member_id: &str,
 ) -> ApiResult<()> {
-    lists::find(conn, &caller.org_id, list_id).await?.ok_or_else(|| ApiError::not_found("list"))?;
+    if lists::existing(conn, &caller.org_id, &[list_id.to_string()]).await?.is_empty() {
+        return Err(ApiError::not_found("list"));
+    }
     if members::existing(conn, &caller.org_id, &[member_id.to_string()]).await?.is_empty() {
         return Err(ApiError::not_found("member"));
     }
@@ -345,7 +348,9 @@ pub async fn bulk_membership(
         _ => {}
     }
     let mut tx = state.db.begin().await?;
-    lists::find(&mut tx, &caller.org_id, &id).await?.ok_or_else(|| ApiError::not_found("list"))?;
+    if lists::existing(&mut tx, &caller.org_id, std::slice::from_ref(&id)).await?.is_empty() {
+        return Err(ApiError::not_found("list"));
+    }
     if let Some(to) = &body.to_list_id {
         crate::api::members::check_list_ids(&mut tx, &caller.org_id, std::slice::from_ref(to), "to_list_id")
             .await

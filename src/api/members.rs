@@ -484,8 +484,9 @@ pub async fn delete_member(
     id: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
     caller.require(Scope::MembersWrite)?;
-    let mut conn = state.db.pool.acquire().await?;
-    members::delete(&mut conn, &caller.org_id, &id).await.or_not_found("member")?;
+    let mut tx = state.db.begin().await?;
+    members::delete(&mut tx, &caller.org_id, &id).await.or_not_found("member")?;
+    tx.commit().await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -56,6 +56,15 @@ macro_rules! with_binds {
     }};
 }
 
+/// The row lock a transaction takes on the parents it adds child rows to, where no foreign
+/// key does it (PostgreSQL, see migrations/postgres/0007): a concurrent delete of the
+/// parent then waits for the transaction and removes what it added. SQLite keeps its
+/// foreign keys and runs one writer at a time, so it needs none.
+/// `of` names the locked table (or its alias) in the query.
+pub fn key_share_lock(conn: &AnyConnection, of: &str) -> String {
+    if conn.backend_name() == "SQLite" { String::new() } else { format!(" FOR KEY SHARE OF {of}") }
+}
+
 #[derive(Debug, Default)]
 pub struct Sql {
     text: String,

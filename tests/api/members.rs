@@ -18,6 +18,7 @@ on_both_backends!(
     an_integration_upserts_by_external_id,
     grades_are_promoted_in_one_call_without_cascading,
     another_organisations_members_answer_404,
+    a_deleted_guardian_leaves_no_trace_in_lists_messages_or_search,
 );
 
 fn names(page: &Value) -> Vec<String> {
@@ -400,4 +401,53 @@ async fn another_organisations_members_answer_404(backend: Backend) {
         .await
         .ok(201);
     assert_eq!(app.get(&path, &school_a.access_token).await.ok(200)["name"], "A の保護者");
+}
+
+async fn a_deleted_guardian_leaves_no_trace_in_lists_messages_or_search(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let admin = app.create_admin("Deletion School").await;
+    let token = &admin.access_token;
+    let list = create_list(&app, token, "1年A組").await;
+    let leaving = create_member(
+        &app,
+        token,
+        json!({"name": "転出 する", "emails": ["leaving@example.jp"], "attributes": {"grade": "1"}, "list_ids": [list]}),
+    )
+    .await;
+    let staying = create_member(
+        &app,
+        token,
+        json!({"name": "在籍 する", "emails": ["staying@example.jp"], "attributes": {"grade": "2"}, "list_ids": [list]}),
+    )
+    .await;
+    let message = app
+        .post(
+            "/api/v1/messages",
+            token,
+            json!({"subject": "保護者会", "body": "来週です。", "targets": {"list_ids": [list]}, "channels": ["email"]}),
+        )
+        .await
+        .ok(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    app.post(&format!("/api/v1/messages/{message}/send"), token, json!({})).await.ok(202);
+    assert_eq!(app.deliver_all().await, 2);
+    let link = app.state.jwt.receipt_token(&message, &leaving);
+    app.call(Method::GET, &format!("/api/v1/receipts/{link}"), Auth::None, None).await.ok(200);
+
+    assert_eq!(app.delete(&format!("/api/v1/members/{leaving}"), token).await.status, 204);
+    app.get(&format!("/api/v1/members/{leaving}"), token).await.problem(404);
+    assert_eq!(app.get(&format!("/api/v1/lists/{list}"), token).await.ok(200)["member_count"], 1);
+    let recipients = app.get(&format!("/api/v1/messages/{message}/recipients"), token).await;
+    let recipients: Vec<&str> =
+        recipients.ok(200)["items"].as_array().unwrap().iter().map(|r| r["member_id"].as_str().unwrap()).collect();
+    assert_eq!(recipients, [staying.as_str()]);
+    app.call(Method::GET, &format!("/api/v1/receipts/{link}"), Auth::None, None).await.problem(404);
+    assert!(names(app.get("/api/v1/members?q=leaving", token).await.ok(200)).is_empty());
+    let promotion = json!({"attribute": "grade", "changes": {"1": "2"}, "dry_run": true});
+    assert_eq!(app.post("/api/v1/members/promote", token, promotion).await.ok(200)["total"], 0);
+    // The address is free again: a new guardian may take it.
+    create_member(&app, token, json!({"name": "新しい 保護者", "emails": ["leaving@example.jp"]})).await;
+    app.delete(&format!("/api/v1/members/{leaving}"), token).await.problem(404);
 }

@@ -1,6 +1,6 @@
 use sqlx::AnyConnection;
 
-use crate::db::sql::Sql;
+use crate::db::sql::{Sql, key_share_lock};
 use crate::db::{RepoError, RepoResult, new_id, now_ms};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -89,29 +89,40 @@ pub async fn update(
     find(conn, org_id, id).await?.ok_or(RepoError::NotFound)
 }
 
-/// Deletes the list and its memberships; the members themselves stay.
+/// Deletes the list and its memberships; the members themselves stay. The list row goes
+/// first, so a transaction adding members to it (which locks it) has finished before its
+/// memberships are deleted.
 pub async fn delete(conn: &mut AnyConnection, org_id: &str, id: &str) -> RepoResult<()> {
-    let done =
-        sqlx::query("DELETE FROM lists WHERE org_id = $1 AND id = $2").bind(org_id).bind(id).execute(conn).await?;
+    let done = sqlx::query("DELETE FROM lists WHERE org_id = $1 AND id = $2")
+        .bind(org_id)
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
     if done.rows_affected() == 0 {
         return Err(RepoError::NotFound);
     }
+    // No foreign key cascades this on PostgreSQL (migrations/postgres/0007).
+    sqlx::query("DELETE FROM list_members WHERE list_id = $1").bind(id).execute(conn).await?;
     Ok(())
 }
 
-/// The ids among `ids` that are lists of the organisation.
+/// The ids among `ids` that are lists of the organisation, locked against deletion until
+/// the caller's transaction ends (members are about to be added to them).
 pub async fn existing(conn: &mut AnyConnection, org_id: &str, ids: &[String]) -> RepoResult<Vec<String>> {
     if ids.is_empty() {
         return Ok(vec![]);
     }
     let mut sql = Sql::new("SELECT id FROM lists WHERE org_id = ");
-    sql.bind(org_id).push(" AND id IN (").bind_list(ids).push(")");
+    sql.bind(org_id).push(" AND id IN (").bind_list(ids).push(")").push(&key_share_lock(conn, "lists"));
     Ok(sql.query_scalar(conn).fetch_all(conn).await?)
 }
 
-/// (name, id) of every list of the organisation.
+/// (name, id) of every list of the organisation, locked as [`existing`] locks them: an
+/// import adds members to lists by name.
 pub async fn names(conn: &mut AnyConnection, org_id: &str) -> RepoResult<Vec<(String, String)>> {
-    Ok(sqlx::query_as("SELECT name, id FROM lists WHERE org_id = $1").bind(org_id).fetch_all(conn).await?)
+    let mut sql = Sql::new("SELECT name, id FROM lists WHERE org_id = ");
+    sql.bind(org_id).push(&key_share_lock(conn, "lists"));
+    Ok(sql.query_as(conn).fetch_all(conn).await?)
 }
 
 pub async fn set_join_code(conn: &mut AnyConnection, org_id: &str, id: &str, code: Option<&str>) -> RepoResult<()> {
@@ -178,6 +189,9 @@ pub async fn members_in(conn: &mut AnyConnection, list_id: &str, member_ids: &[S
 }
 
 /// (organisation id, list id) of the list with this join code.
+/// Locked as [`existing`] locks: the guardian who registers with the code joins the list.
 pub async fn find_by_join_code(conn: &mut AnyConnection, join_code: &str) -> RepoResult<Option<(String, String)>> {
-    Ok(sqlx::query_as("SELECT org_id, id FROM lists WHERE join_code = $1").bind(join_code).fetch_optional(conn).await?)
+    let mut sql = Sql::new("SELECT org_id, id FROM lists WHERE join_code = ");
+    sql.bind(join_code).push(&key_share_lock(conn, "lists"));
+    Ok(sql.query_as(conn).fetch_optional(conn).await?)
 }

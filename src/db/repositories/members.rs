@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use sqlx::AnyConnection;
 
-use crate::db::sql::Sql;
+use crate::db::sql::{Sql, key_share_lock};
 use crate::db::{RepoError, RepoResult, new_id, now_ms};
 use crate::domain::EmailAddress;
 use crate::domain::member::{EmailStatus, MemberProfile, MemberStatus};
@@ -209,7 +209,11 @@ pub async fn update_many(
         // SQLite otherwise starts from the organisation's index and scans every member of
         // it for each row (1.2 s per chunk of 250 in a 50,000-member roster; 3 ms this way).
         sql.push(") AS v WHERE members.id = v.column1 AND members.org_id || '' = ").bind(org_id);
-        sql.query(conn).execute(&mut *conn).await.map_err(RepoError::from_sqlx)?;
+        let updated = sql.query(conn).execute(&mut *conn).await.map_err(RepoError::from_sqlx)?.rows_affected();
+        if updated != chunk.len() as u64 {
+            // Deleted since the caller read it: its new child rows would have no parent.
+            return Err(RepoError::Conflict("members.deleted".into()));
+        }
 
         let changed: Vec<&MemberWrite> = chunk.iter().filter(|m| m.emails_changed()).collect();
         if !changed.is_empty() {
@@ -363,11 +367,25 @@ pub async fn set_status(conn: &mut AnyConnection, org_id: &str, id: &str, status
     Ok(())
 }
 
+/// Deletes the member and everything of it: addresses, attributes, list memberships and
+/// its place among messages' recipients (with its answers). The member row goes first, so
+/// a transaction adding child rows to it (which locks it) has finished before the children
+/// are deleted.
 pub async fn delete(conn: &mut AnyConnection, org_id: &str, id: &str) -> RepoResult<()> {
-    let done =
-        sqlx::query("DELETE FROM members WHERE org_id = $1 AND id = $2").bind(org_id).bind(id).execute(conn).await?;
+    let done = sqlx::query("DELETE FROM members WHERE org_id = $1 AND id = $2")
+        .bind(org_id)
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
     if done.rows_affected() == 0 {
         return Err(RepoError::NotFound);
+    }
+    // No foreign keys cascade these on PostgreSQL (migrations/postgres/0007).
+    for table in ["member_attributes", "member_emails", "list_members", "recipients"] {
+        sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table} WHERE member_id = $1")))
+            .bind(id)
+            .execute(&mut *conn)
+            .await?;
     }
     Ok(())
 }
@@ -522,12 +540,13 @@ pub async fn search(
     Ok(sql.query_scalar(conn).fetch_all(conn).await?)
 }
 
-/// The ids among `ids` that are members of the organisation.
+/// The ids among `ids` that are members of the organisation, locked against deletion until
+/// the caller's transaction ends (it may add child rows to them).
 pub async fn existing(conn: &mut AnyConnection, org_id: &str, ids: &[String]) -> RepoResult<Vec<String>> {
     let mut found = Vec::new();
     for chunk in ids.chunks(500) {
         let mut sql = Sql::new("SELECT id FROM members WHERE org_id = ");
-        sql.bind(org_id).push(" AND id IN (").bind_list(chunk).push(")");
+        sql.bind(org_id).push(" AND id IN (").bind_list(chunk).push(")").push(&key_share_lock(conn, "members"));
         found.extend(sql.query_scalar::<String>(conn).fetch_all(&mut *conn).await?);
     }
     Ok(found)

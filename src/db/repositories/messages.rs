@@ -2,7 +2,7 @@
 
 use sqlx::AnyConnection;
 
-use crate::db::sql::Sql;
+use crate::db::sql::{Sql, key_share_lock};
 use crate::db::{RepoError, RepoResult, new_id, now_ms};
 use crate::domain::message::Targets;
 
@@ -248,6 +248,9 @@ pub async fn fan_out(
     let mut recipients = Sql::new("INSERT INTO recipients (message_id, member_id, org_id, created_at) SELECT ");
     recipients.bind(message_id).push(", m.id, m.org_id, ").bind(now);
     select_members(&mut recipients, org_id, targets);
+    // Locked, so that a guardian deleted meanwhile is either left out or deleted after the
+    // send, recipient row included (migrations/postgres/0007).
+    recipients.push(&key_share_lock(conn, "m"));
     let count = recipients.query(conn).execute(&mut *conn).await?.rows_affected() as i64;
     enqueue(conn, message_id, "TRUE", email, push, priority).await?;
     sqlx::query("UPDATE messages SET recipient_count = $2, updated_at = $3 WHERE id = $1")
