@@ -593,33 +593,29 @@ pub async fn stats(
     caller.require(Scope::MessagesRead)?;
     let mut conn = state.db.pool.acquire().await?;
     let message = find(&mut conn, &caller, &id).await?;
-    let (recipients, read, acknowledged) = messages::response_counts(&mut conn, &id).await?;
-    let mut email = EmailCounts::default();
-    let mut push = PushCounts::default();
-    for (channel, status, count) in messages::delivery_counts(&mut conn, &id).await? {
-        let queued = matches!(status, queue::QUEUED | queue::CLAIMED);
-        match channel.as_str() {
-            "email" => match status {
-                _ if queued => email.queued += count,
-                queue::SENT => email.sent += count,
-                queue::BOUNCED => email.bounced += count,
-                _ => email.failed += count,
-            },
-            _ => match status {
-                _ if queued => push.queued += count,
-                queue::SENT => push.sent += count,
-                queue::INVALID => push.invalid += count,
-                queue::SKIPPED => push.skipped += count,
-                _ => push.failed += count,
-            },
-        }
-    }
+    let (recipients, read, acknowledged, answered) = messages::response_counts(&mut conn, &id).await?;
+    let tallies = queue::tallies(&mut conn, &id).await?;
+    let email = tallies.get("email").copied().unwrap_or_default();
+    let email = EmailCounts {
+        queued: email.queued,
+        sent: email.sent,
+        failed: email.failed + email.invalid + email.skipped,
+        bounced: email.bounced,
+    };
+    let push = tallies.get("push").copied().unwrap_or_default();
+    let push = PushCounts {
+        queued: push.queued,
+        sent: push.sent,
+        failed: push.failed + push.bounced,
+        invalid: push.invalid,
+        skipped: push.skipped,
+    };
     Ok(web::Json(StatsResponse {
         status: MessageStatus::parse(&message.status).unwrap_or(MessageStatus::Draft),
         recipients,
         read,
         acknowledged,
-        answered: crate::db::repositories::receipts::answered_count(&mut conn, &id).await?,
+        answered,
         deliveries: DeliveryCounts { email, push },
     }))
 }

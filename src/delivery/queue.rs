@@ -4,6 +4,7 @@
 //! side by side without waiting on each other; SQLite has one writer, so its plain
 //! `UPDATE … RETURNING` is already exclusive.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use sqlx::AnyConnection;
@@ -74,21 +75,33 @@ pub async fn reclaim_expired(db: &Db) -> RepoResult<u64> {
     Ok(done.rows_affected())
 }
 
-/// Sets a terminal or waiting status on jobs, in one statement per call.
-pub async fn finish(conn: &mut AnyConnection, ids: &[i64], status: i64, error: Option<&str>) -> RepoResult<()> {
+/// Sets an outcome on jobs still waiting or being sent (a job whose lease expired may have
+/// been finished by another worker meanwhile: its first outcome stands), and counts the
+/// change in `tallies`.
+pub async fn finish(
+    conn: &mut AnyConnection,
+    ids: &[i64],
+    status: i64,
+    error: Option<&str>,
+    tallies: &mut Tallies,
+) -> RepoResult<()> {
     for chunk in ids.chunks(500) {
         let mut sql = Sql::new("UPDATE delivery_jobs SET status = ");
         sql.bind(status).push(", lease_until = NULL, last_error = ").bind(error).push(", updated_at = ").bind(now_ms());
-        sql.push(" WHERE id IN (").bind_list(chunk.iter().copied()).push(")");
-        sql.query(conn).execute(&mut *conn).await?;
+        sql.push(" WHERE id IN (").bind_list(chunk.iter().copied());
+        sql.push(&format!(") AND status IN ({QUEUED}, {CLAIMED}) RETURNING message_id, channel"));
+        for (message_id, channel) in sql.query_as::<(String, String)>(conn).fetch_all(&mut *conn).await? {
+            tallies.finished(message_id, channel, status);
+        }
     }
     Ok(())
 }
 
-/// Back to the queue, not before `run_after`.
+/// Back to the queue, not before `run_after` (unless another worker finished it meanwhile).
 pub async fn retry_later(conn: &mut AnyConnection, id: i64, run_after: i64, error: &str) -> RepoResult<()> {
     sqlx::query(sqlx::AssertSqlSafe(format!(
-        "UPDATE delivery_jobs SET status = {QUEUED}, lease_until = NULL, run_after = $2, last_error = $3, updated_at = $4 WHERE id = $1"
+        "UPDATE delivery_jobs SET status = {QUEUED}, lease_until = NULL, run_after = $2, last_error = $3, updated_at = $4 \
+         WHERE id = $1 AND status IN ({QUEUED}, {CLAIMED})"
     )))
     .bind(id)
     .bind(run_after)
@@ -168,4 +181,78 @@ pub async fn take_due_scheduled(conn: &mut AnyConnection, backend: Backend) -> R
             .await?;
     }
     Ok(due)
+}
+
+/// A message's jobs of one channel by state: the change one statement made, or a sum.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Tally {
+    /// Waiting or being sent.
+    pub queued: i64,
+    pub sent: i64,
+    pub failed: i64,
+    pub bounced: i64,
+    pub invalid: i64,
+    pub skipped: i64,
+}
+
+/// Changes to the tallies of (message id, channel), collected in a transaction and written
+/// with [`write_tallies`] before it commits.
+#[derive(Debug, Default)]
+pub struct Tallies(BTreeMap<(String, String), Tally>);
+
+impl Tallies {
+    pub fn queued(&mut self, message_id: String, channel: String, jobs: i64) {
+        self.0.entry((message_id, channel)).or_default().queued += jobs;
+    }
+
+    fn finished(&mut self, message_id: String, channel: String, status: i64) {
+        let tally = self.0.entry((message_id, channel)).or_default();
+        tally.queued -= 1;
+        match status {
+            SENT => tally.sent += 1,
+            BOUNCED => tally.bounced += 1,
+            INVALID => tally.invalid += 1,
+            SKIPPED => tally.skipped += 1,
+            _ => tally.failed += 1,
+        }
+    }
+}
+
+/// Appends the changes as rows (see migrations/sqlite/0006_delivery_tallies.sql).
+pub async fn write_tallies(conn: &mut AnyConnection, tallies: Tallies) -> RepoResult<()> {
+    let rows: Vec<_> = tallies.0.into_iter().filter(|(_, tally)| *tally != Tally::default()).collect();
+    for chunk in rows.chunks(100) {
+        let mut sql = Sql::new(
+            "INSERT INTO delivery_tallies (message_id, channel, queued, sent, failed, bounced, invalid, skipped) VALUES ",
+        );
+        for (i, ((message_id, channel), t)) in chunk.iter().enumerate() {
+            sql.push(if i == 0 { "(" } else { ", (" });
+            sql.bind(message_id.as_str()).push(", ").bind(channel.as_str());
+            for count in [t.queued, t.sent, t.failed, t.bounced, t.invalid, t.skipped] {
+                sql.push(", ").bind(count);
+            }
+            sql.push(")");
+        }
+        sql.query(conn).execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// The message's jobs by channel and state, summed from its tally rows.
+pub async fn tallies(conn: &mut AnyConnection, message_id: &str) -> RepoResult<BTreeMap<String, Tally>> {
+    // CAST: PostgreSQL sums BIGINT as NUMERIC, which the Any driver does not carry.
+    let rows: Vec<(String, i64, i64, i64, i64, i64, i64)> = sqlx::query_as(
+        "SELECT channel, CAST(SUM(queued) AS BIGINT), CAST(SUM(sent) AS BIGINT), CAST(SUM(failed) AS BIGINT), \
+         CAST(SUM(bounced) AS BIGINT), CAST(SUM(invalid) AS BIGINT), CAST(SUM(skipped) AS BIGINT) \
+         FROM delivery_tallies WHERE message_id = $1 GROUP BY channel",
+    )
+    .bind(message_id)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(channel, queued, sent, failed, bounced, invalid, skipped)| {
+            (channel, Tally { queued, sent, failed, bounced, invalid, skipped })
+        })
+        .collect())
 }

@@ -324,6 +324,7 @@ impl Worker {
 
     async fn record(&self, outcomes: Vec<(Job, Outcome)>) -> anyhow::Result<()> {
         let mut tx = self.db().begin().await?;
+        let mut tallies = queue::Tallies::default();
         let mut sent = Vec::new();
         let mut delivered_addresses = Vec::new();
         let mut message_ids: Vec<String> = Vec::new();
@@ -346,10 +347,10 @@ impl Worker {
                     queue::retry_later(&mut tx, job.id, now_ms() + delay, reason).await?;
                 }
                 Outcome::Retry(reason) | Outcome::RetryAfter(reason, _) | Outcome::Failed(reason) => {
-                    queue::finish(&mut tx, &[job.id], queue::FAILED, Some(reason)).await?;
+                    queue::finish(&mut tx, &[job.id], queue::FAILED, Some(reason), &mut tallies).await?;
                 }
                 Outcome::Invalid(reason) => {
-                    queue::finish(&mut tx, &[job.id], queue::INVALID, Some(reason)).await?;
+                    queue::finish(&mut tx, &[job.id], queue::INVALID, Some(reason), &mut tallies).await?;
                     if let Some(device_id) = &job.device_id {
                         // Gone from the roster; the recipients list still shows why.
                         let _ = members::delete_device(&mut tx, &job.org_id, &job.member_id, device_id).await;
@@ -357,14 +358,17 @@ impl Worker {
                     }
                 }
                 Outcome::Bounced(reply) => {
-                    queue::finish(&mut tx, &[job.id], queue::BOUNCED, Some(reply)).await?;
+                    queue::finish(&mut tx, &[job.id], queue::BOUNCED, Some(reply), &mut tallies).await?;
                     queue::record_bounce(&mut tx, &job.member_id, &job.address.to_lowercase()).await?;
                 }
-                Outcome::Skipped(reason) => queue::finish(&mut tx, &[job.id], queue::SKIPPED, Some(reason)).await?,
+                Outcome::Skipped(reason) => {
+                    queue::finish(&mut tx, &[job.id], queue::SKIPPED, Some(reason), &mut tallies).await?
+                }
             }
         }
-        queue::finish(&mut tx, &sent, queue::SENT, None).await?;
+        queue::finish(&mut tx, &sent, queue::SENT, None, &mut tallies).await?;
         queue::record_delivered(&mut tx, &delivered_addresses).await?;
+        queue::write_tallies(&mut tx, tallies).await?;
         let completed = queue::complete_messages(&mut tx, &message_ids).await?;
         tx.commit().await?;
         for id in completed {
@@ -377,10 +381,10 @@ impl Worker {
     async fn send_summary(&self, message_id: &str) {
         let Ok(mut conn) = self.db().pool.acquire().await else { return };
         let Ok(Some(message)) = messages::find_any(&mut conn, message_id).await else { return };
-        let Ok(counts) = messages::delivery_counts(&mut conn, message_id).await else { return };
+        let Ok(tallies) = queue::tallies(&mut conn, message_id).await else { return };
         drop(conn);
         let Some(to) = self.sender_address(&message).await else { return };
-        let count = |status: i64| counts.iter().filter(|(_, s, _)| *s == status).map(|(_, _, n)| n).sum::<i64>();
+        let count = |state: fn(&queue::Tally) -> i64| tallies.values().map(state).sum::<i64>();
         let email = OutgoingEmail {
             to,
             subject: format!("[配信完了] {}", message.subject),
@@ -388,10 +392,10 @@ impl Worker {
                 "「{}」の配信が終わりました。\n\n宛先: {} 人\n配信済み: {}\n失敗: {}\n不達: {}\n対象外（未設定のチャネル）: {}\n",
                 message.subject,
                 message.recipient_count,
-                count(queue::SENT),
-                count(queue::FAILED) + count(queue::INVALID),
-                count(queue::BOUNCED),
-                count(queue::SKIPPED),
+                count(|t| t.sent),
+                count(|t| t.failed + t.invalid),
+                count(|t| t.bounced),
+                count(|t| t.skipped),
             ),
             message_id: format!("<{message_id}.summary@renrakumo>"),
             attachments: vec![],

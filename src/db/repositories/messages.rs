@@ -4,6 +4,7 @@ use sqlx::AnyConnection;
 
 use crate::db::sql::{Sql, key_share_lock};
 use crate::db::{RepoError, RepoResult, new_id, now_ms};
+use crate::delivery::queue::{Tallies, write_tallies};
 use crate::domain::message::Targets;
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -277,26 +278,34 @@ pub async fn enqueue(
     let now = now_ms();
     let mut inserts = Vec::new();
     if email {
-        inserts.push(format!(
+        inserts.push(("email", format!(
             "INSERT INTO delivery_jobs (message_id, member_id, org_id, channel, address, priority, status, attempts, run_after, created_at, updated_at) \
              SELECT r.message_id, r.member_id, r.org_id, 'email', e.address, $2, 0, 0, $3, $3, $3 \
              FROM recipients r JOIN members m ON m.id = r.member_id JOIN member_emails e ON e.member_id = r.member_id \
              WHERE r.message_id = $1 AND m.status = 'active' AND e.status IN ('active', 'bounced') AND {condition} \
              ORDER BY r.member_id, e.position"
-        ));
+        )));
     }
     if push {
-        inserts.push(format!(
+        inserts.push(("push", format!(
             "INSERT INTO delivery_jobs (message_id, member_id, org_id, channel, address, platform, device_id, priority, status, attempts, run_after, created_at, updated_at) \
              SELECT r.message_id, r.member_id, r.org_id, 'push', d.token, d.platform, d.id, $2, 0, 0, $3, $3, $3 \
              FROM recipients r JOIN members m ON m.id = r.member_id JOIN member_devices d ON d.member_id = r.member_id \
              WHERE r.message_id = $1 AND m.status = 'active' AND {condition} ORDER BY r.member_id, d.id"
-        ));
+        )));
     }
-    for insert in inserts {
-        sqlx::query(sqlx::AssertSqlSafe(insert)).bind(message_id).bind(priority).bind(now).execute(&mut *conn).await?;
+    let mut tallies = Tallies::default();
+    for (channel, insert) in inserts {
+        let queued = sqlx::query(sqlx::AssertSqlSafe(insert))
+            .bind(message_id)
+            .bind(priority)
+            .bind(now)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+        tallies.queued(message_id.to_string(), channel.to_string(), queued as i64);
     }
-    Ok(())
+    write_tallies(conn, tallies).await
 }
 
 /// Moves a message between states when it is in one of `from`; false otherwise.
@@ -330,19 +339,11 @@ pub async fn transition(
     Ok(sql.query(conn).execute(conn).await?.rows_affected() == 1)
 }
 
-/// Delivery counts of one message: (channel, job status, count).
-pub async fn delivery_counts(conn: &mut AnyConnection, message_id: &str) -> RepoResult<Vec<(String, i64, i64)>> {
+/// (recipients, read, acknowledged, answered)
+pub async fn response_counts(conn: &mut AnyConnection, message_id: &str) -> RepoResult<(i64, i64, i64, i64)> {
     Ok(sqlx::query_as(
-        "SELECT channel, status, COUNT(*) FROM delivery_jobs WHERE message_id = $1 GROUP BY channel, status",
+        "SELECT COUNT(*), COUNT(read_at), COUNT(acknowledged_at), COUNT(answered_at) FROM recipients WHERE message_id = $1",
     )
-    .bind(message_id)
-    .fetch_all(conn)
-    .await?)
-}
-
-/// (recipients, read, acknowledged)
-pub async fn response_counts(conn: &mut AnyConnection, message_id: &str) -> RepoResult<(i64, i64, i64)> {
-    Ok(sqlx::query_as("SELECT COUNT(*), COUNT(read_at), COUNT(acknowledged_at) FROM recipients WHERE message_id = $1")
         .bind(message_id)
         .fetch_one(conn)
         .await?)

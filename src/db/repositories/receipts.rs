@@ -163,13 +163,6 @@ pub async fn answers(
     Ok(sql.query_as(conn).fetch_all(conn).await?)
 }
 
-pub async fn answered_count(conn: &mut AnyConnection, message_id: &str) -> RepoResult<i64> {
-    Ok(sqlx::query_scalar("SELECT COUNT(answered_at) FROM recipients WHERE message_id = $1")
-        .bind(message_id)
-        .fetch_one(conn)
-        .await?)
-}
-
 /// Who a resend or reminder reaches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Followers {
