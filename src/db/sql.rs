@@ -65,6 +65,12 @@ pub fn key_share_lock(conn: &AnyConnection, of: &str) -> String {
     if conn.backend_name() == "SQLite" { String::new() } else { format!(" FOR KEY SHARE OF {of}") }
 }
 
+/// The row lock of a transaction that must be the only one deciding about the row until it
+/// commits: `FOR UPDATE` on PostgreSQL; SQLite runs one writer at a time.
+pub fn update_lock(conn: &AnyConnection, of: &str) -> String {
+    if conn.backend_name() == "SQLite" { String::new() } else { format!(" FOR UPDATE OF {of}") }
+}
+
 #[derive(Debug, Default)]
 pub struct Sql {
     text: String,

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use sqlx::AnyConnection;
 
-use crate::db::sql::Sql;
+use crate::db::sql::{Sql, update_lock};
 use crate::db::{Backend, Db, RepoResult, now_ms};
 
 pub const QUEUED: i64 = 0;
@@ -64,6 +64,19 @@ pub async fn claim(db: &Db, limit: i64, lease: Duration) -> RepoResult<Vec<Job>>
     }
 }
 
+/// Gives claimed jobs back to the queue untried (a worker stopping before it sent them).
+pub async fn release(db: &Db, ids: &[i64]) -> RepoResult<()> {
+    let mut conn = db.pool.acquire().await?;
+    for chunk in ids.chunks(500) {
+        let mut sql = Sql::new(&format!(
+            "UPDATE delivery_jobs SET status = {QUEUED}, lease_until = NULL, attempts = attempts - 1 WHERE status = {CLAIMED} AND id IN ("
+        ));
+        sql.bind_list(chunk.iter().copied()).push(")");
+        sql.query(&conn).execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
 /// Puts jobs whose lease expired (their instance died or hung) back in the queue.
 pub async fn reclaim_expired(db: &Db) -> RepoResult<u64> {
     let done = sqlx::query(sqlx::AssertSqlSafe(format!(
@@ -116,17 +129,28 @@ pub async fn retry_later(conn: &mut AnyConnection, id: i64, run_after: i64, erro
 pub async fn complete_messages(conn: &mut AnyConnection, ids: &[String]) -> RepoResult<Vec<String>> {
     let mut completed = Vec::new();
     for id in ids {
-        let done = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "UPDATE messages SET status = 'sent', completed_at = $2, updated_at = $2 WHERE id = $1 AND status = 'sending' \
-             AND NOT EXISTS (SELECT 1 FROM delivery_jobs WHERE message_id = $1 AND status IN ({QUEUED}, {CLAIMED}))"
-        )))
-        .bind(id)
-        .bind(now_ms())
-        .execute(&mut *conn)
-        .await?;
-        if done.rows_affected() == 1 {
-            completed.push(id.clone());
+        // Workers recording a message's last jobs at the same time take turns here, so the
+        // last of them, whose next statement sees the others' commits, completes it.
+        let mut lock = Sql::new("SELECT id FROM messages WHERE status = 'sending' AND id = ");
+        lock.bind(id.as_str()).push(&update_lock(conn, "messages"));
+        if lock.query(conn).fetch_optional(&mut *conn).await?.is_none() {
+            continue;
         }
+        let pending: i64 = sqlx::query_scalar(
+            "SELECT CAST(COALESCE(SUM(queued), 0) AS BIGINT) FROM delivery_tallies WHERE message_id = $1",
+        )
+        .bind(id)
+        .fetch_one(&mut *conn)
+        .await?;
+        if pending > 0 {
+            continue;
+        }
+        sqlx::query("UPDATE messages SET status = 'sent', completed_at = $2, updated_at = $2 WHERE id = $1")
+            .bind(id)
+            .bind(now_ms())
+            .execute(&mut *conn)
+            .await?;
+        completed.push(id.clone());
     }
     Ok(completed)
 }
@@ -218,7 +242,7 @@ impl Tallies {
     }
 }
 
-/// Appends the changes as rows (see migrations/sqlite/0006_delivery_tallies.sql).
+/// Appends the changes as rows (see migrations/sqlite/0006_delivery_progress.sql).
 pub async fn write_tallies(conn: &mut AnyConnection, tallies: Tallies) -> RepoResult<()> {
     let rows: Vec<_> = tallies.0.into_iter().filter(|(_, tally)| *tally != Tally::default()).collect();
     for chunk in rows.chunks(100) {

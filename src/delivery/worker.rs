@@ -88,46 +88,86 @@ impl Worker {
         &self.state.db
     }
 
-    /// One round: due scheduled messages, expired leases, one batch of jobs. Returns the
-    /// number of messages started plus jobs handled (0 = nothing to do).
+    /// One round: due scheduled messages, expired leases, one batch of jobs delivered and
+    /// recorded. Returns the number of messages started plus jobs handled (0 = nothing to do).
     pub async fn run_once(&self) -> anyhow::Result<usize> {
+        let (started, jobs) = self.claim_round().await?;
+        let outcomes = self.deliver_all(jobs).await?;
+        let handled = outcomes.len();
+        self.record(outcomes).await?;
+        Ok(started + handled)
+    }
+
+    /// The database's part of a round before sending: due scheduled messages and reminders,
+    /// expired leases, and a batch of jobs claimed. Returns (messages started, jobs).
+    async fn claim_round(&self) -> anyhow::Result<(usize, Vec<Job>)> {
         let started = self.start_due_messages().await? + self.send_due_reminders().await?;
         queue::reclaim_expired(self.db()).await?;
         let jobs = queue::claim(self.db(), self.settings.batch, self.settings.lease).await?;
+        Ok((started, jobs))
+    }
+
+    async fn deliver_all(&self, jobs: Vec<Job>) -> anyhow::Result<Vec<(Job, Outcome)>> {
         if jobs.is_empty() {
-            return Ok(started);
+            return Ok(vec![]);
         }
         let prepared = self.prepare(&jobs).await?;
-        let outcomes: Vec<(Job, Outcome)> = futures_util::stream::iter(jobs)
+        Ok(futures_util::stream::iter(jobs)
             .map(|job| async {
                 let outcome = self.deliver(&job, &prepared).await;
                 (job, outcome)
             })
             .buffer_unordered(self.settings.concurrency)
             .collect()
-            .await;
-        let handled = outcomes.len();
-        self.record(outcomes).await?;
-        Ok(started + handled)
+            .await)
     }
 
-    /// Runs rounds until `shutdown` turns true; then finishes the round in flight (its
-    /// jobs are recorded, none is left claimed) and returns.
+    /// Runs rounds until `shutdown` turns true; then records the round in flight, releases
+    /// the batch claimed for the next one (none of its jobs is left claimed) and returns.
+    ///
+    /// While a batch is being sent, the previous one is recorded and the next one claimed:
+    /// the database's share of a round (on PostgreSQL about a third of a round of 500
+    /// e-mails) overlaps the sending instead of adding to it.
     pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let mut sending: Vec<Job> = Vec::new();
+        let mut unrecorded: Vec<(Job, Outcome)> = Vec::new();
         while !*shutdown.borrow() {
-            match self.run_once().await {
-                Ok(0) => {
-                    tokio::select! {
-                        _ = tokio::time::sleep(self.settings.idle) => {}
-                        _ = shutdown.changed() => {}
-                    }
-                }
-                Ok(_) => {}
+            let previous = std::mem::take(&mut unrecorded);
+            let batch = std::mem::take(&mut sending);
+            let idle = batch.is_empty();
+            let (sent, recorded, claimed) =
+                tokio::join!(self.deliver_all(batch), self.record(previous), self.claim_round());
+            if let Err(error) = recorded {
+                tracing::error!(error = ?error, "recording delivery outcomes failed; those jobs go again when their lease ends");
+            }
+            match sent {
+                Ok(outcomes) => unrecorded = outcomes,
                 Err(error) => {
-                    tracing::error!(error = ?error, "delivery round failed");
+                    tracing::error!(error = ?error, "delivering a batch failed; its jobs go again when their lease ends")
+                }
+            }
+            match claimed {
+                Ok((started, jobs)) => {
+                    if idle && started == 0 && jobs.is_empty() && unrecorded.is_empty() {
+                        tokio::select! {
+                            _ = tokio::time::sleep(self.settings.idle) => {}
+                            _ = shutdown.changed() => {}
+                        }
+                    }
+                    sending = jobs;
+                }
+                Err(error) => {
+                    tracing::error!(error = ?error, "claiming delivery jobs failed");
                     tokio::time::sleep(Duration::from_secs(1)).await;
                 }
             }
+        }
+        if let Err(error) = self.record(unrecorded).await {
+            tracing::error!(error = ?error, "recording the last delivery outcomes failed; those jobs go again when their lease ends");
+        }
+        let ids: Vec<i64> = sending.iter().map(|job| job.id).collect();
+        if let Err(error) = queue::release(self.db(), &ids).await {
+            tracing::error!(error = ?error, "releasing claimed jobs failed; they go again when their lease ends");
         }
     }
 
@@ -323,6 +363,9 @@ impl Worker {
     }
 
     async fn record(&self, outcomes: Vec<(Job, Outcome)>) -> anyhow::Result<()> {
+        if outcomes.is_empty() {
+            return Ok(());
+        }
         let mut tx = self.db().begin().await?;
         let mut tallies = queue::Tallies::default();
         let mut sent = Vec::new();

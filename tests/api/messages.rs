@@ -487,6 +487,12 @@ async fn sigterm_stops_a_worker_after_the_round_in_flight_with_nothing_left_clai
     assert_eq!(count(1).await, 0, "no job is left claimed");
     assert_eq!(count(2).await, received, "every e-mail the relay took is recorded as sent, and only those");
     assert!(received < guardians, "it stopped claiming: {received} of {guardians} sent");
+    let untried_with_attempts: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM delivery_jobs WHERE status = 0 AND attempts > 0")
+            .fetch_one(&app.state.db.pool)
+            .await
+            .unwrap();
+    assert_eq!(untried_with_attempts, 0, "a batch claimed ahead and given back counts no attempt");
 
     app.deliver_all().await;
     // (The sender's summary of the finished message goes to the admin's address.)
