@@ -14,7 +14,7 @@ use crate::auth::Caller;
 use crate::db::now_ms;
 use crate::db::repositories::members;
 use crate::db::repositories::messages::{self, MessageContent, MessageFilter, MessageRow};
-use crate::delivery::queue;
+use crate::db::repositories::queue;
 use crate::delivery::worker::{Worker, WorkerSettings, fan_out};
 use crate::domain::member::mask_token;
 use crate::domain::message::{self as rules, Channel, MessageStatus, Priority, Survey, Targets};

@@ -27,7 +27,7 @@ use lettre::message::header::{ContentTransferEncoding, ContentType, HeaderName, 
 use lettre::message::{Body, Mailbox, Message, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::{AsyncSmtpConnection, AsyncTokioStream, TlsParameters};
-use lettre::transport::smtp::commands::{Data, Mail, Rcpt, Rset};
+use lettre::transport::smtp::commands::{Data, Ehlo, Mail, Rcpt, Rset};
 use lettre::transport::smtp::extension::{ClientId, Extension, MailBodyParameter, MailParameter};
 use rustls::pki_types::CertificateDer;
 use tokio::net::TcpStream;
@@ -430,7 +430,7 @@ impl Endpoint {
     }
 
     /// TCP with TCP_NODELAY, then TLS if asked, greeting and EHLO, STARTTLS, AUTH.
-    async fn connect(&self) -> Result<AsyncSmtpConnection, SendOutcome> {
+    async fn connect(&self) -> Result<SmtpConnection, SendOutcome> {
         let transient = |what: &str, e: &dyn fmt::Display| SendOutcome::Transient(format!("{what}: {e}"));
         let tcp = TcpStream::connect((self.host.as_str(), self.port))
             .await
@@ -457,13 +457,20 @@ impl Endpoint {
                 .await
                 .map_err(|e| SendOutcome::Transient(describe("STARTTLS", &e)))?;
         }
+        // lettre keeps only the EHLO keywords it uses; PIPELINING is not among them, so the
+        // server is asked again (before AUTH, which a later EHLO could reset).
+        let capabilities = conn
+            .command(Ehlo::new(self.hello.clone()))
+            .await
+            .map_err(|e| SendOutcome::Transient(describe("EHLO", &e)))?;
+        let pipelining = capabilities.message().any(|line| line.trim().eq_ignore_ascii_case("PIPELINING"));
         if let Some(credentials) = &self.credentials {
             // A refused login is our configuration, not the recipient: retry later.
             conn.auth(&[Mechanism::Plain, Mechanism::Login], credentials)
                 .await
                 .map_err(|e| SendOutcome::Transient(describe("AUTH", &e)))?;
         }
-        Ok(conn)
+        Ok(SmtpConnection { smtp: conn, pipelining })
     }
 }
 
@@ -524,8 +531,15 @@ fn reply_code(e: &lettre::transport::smtp::Error) -> Option<u16> {
     e.status().map(u16::from)
 }
 
+/// A session ready for its next transaction.
+struct SmtpConnection {
+    smtp: AsyncSmtpConnection,
+    /// The server offers PIPELINING (RFC 2920): MAIL, RCPT and DATA go in one write.
+    pipelining: bool,
+}
+
 struct IdleConnection {
-    conn: AsyncSmtpConnection,
+    conn: SmtpConnection,
     since: Instant,
 }
 
@@ -554,18 +568,18 @@ impl SmtpPool {
         SmtpPool { endpoint, max_connections, slots: Semaphore::new(max_connections), idle: Mutex::new(Vec::new()) }
     }
 
-    fn take_idle(&self) -> Option<AsyncSmtpConnection> {
+    fn take_idle(&self) -> Option<SmtpConnection> {
         let mut idle = self.idle.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         // Most recently used first; older ones age out instead of being kept warm.
         while let Some(IdleConnection { conn, since }) = idle.pop() {
-            if since.elapsed() < IDLE_LIMIT && !conn.has_broken() {
+            if since.elapsed() < IDLE_LIMIT && !conn.smtp.has_broken() {
                 return Some(conn);
             }
         }
         None
     }
 
-    fn put_idle(&self, conn: AsyncSmtpConnection) {
+    fn put_idle(&self, conn: SmtpConnection) {
         let mut idle = self.idle.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         idle.push(IdleConnection { conn, since: Instant::now() });
     }
@@ -602,7 +616,9 @@ impl SmtpPool {
 
 /// MAIL, RCPT, DATA, message. Replies are classified here; the connection is kept after a
 /// refusal once RSET has cleared the half-done transaction.
-async fn transact(conn: &mut AsyncSmtpConnection, from: &Address, to: &Address, bytes: &[u8]) -> Transaction {
+async fn transact(conn: &mut SmtpConnection, from: &Address, to: &Address, bytes: &[u8]) -> Transaction {
+    let pipelined = conn.pipelining;
+    let conn = &mut conn.smtp;
     let info = conn.server_info();
     let mut parameters = Vec::new();
     let ascii = |address: &Address| AsRef::<str>::as_ref(address).is_ascii();
@@ -625,20 +641,37 @@ async fn transact(conn: &mut AsyncSmtpConnection, from: &Address, to: &Address, 
         parameters.push(MailParameter::Body(MailBodyParameter::EightBitMime));
     }
 
-    if let Err(e) = conn.command(Mail::new(Some(from.clone()), parameters)).await {
+    let mail = Mail::new(Some(from.clone()), parameters);
+    let rcpt = Rcpt::new(to.clone(), vec![]);
+    // Pipelined, the three commands leave in one write (half the round trips of a message)
+    // and their replies are read in order; lettre sends what `command` is given and reads
+    // one reply, so the other two are read after it.
+    let mail_reply =
+        if pipelined { conn.command(format!("{mail}{rcpt}{Data}")).await } else { conn.command(mail).await };
+    if let Err(e) = mail_reply {
         // A refused sender is about our From or our account, not about this address:
         // marking the address bounced would be wrong, so it is retried later.
         let outcome = SendOutcome::Transient(describe("MAIL", &e));
         return match reply_code(&e) {
-            Some(code) if code >= 500 => after_refusal(conn, outcome).await,
+            Some(code) if code >= 500 => {
+                if pipelined && !both_refused(conn).await {
+                    return Transaction { outcome, reusable: false, stale: false };
+                }
+                after_refusal(conn, outcome).await
+            }
             // 421 or no reply at all: the connection is gone.
             _ => Transaction { outcome, reusable: false, stale: true },
         };
     }
-    if let Err(e) = conn.command(Rcpt::new(to.clone(), vec![])).await {
+    let rcpt_reply = if pipelined { conn.read_response().await } else { conn.command(rcpt).await };
+    if let Err(e) = rcpt_reply {
+        if pipelined && !refused_reply(conn.read_response().await) {
+            return Transaction { outcome: classify(&e, "RCPT"), reusable: false, stale: false };
+        }
         return refused(conn, "RCPT", &e).await;
     }
-    if let Err(e) = conn.command(Data).await {
+    let data_reply = if pipelined { conn.read_response().await } else { conn.command(Data).await };
+    if let Err(e) = data_reply {
         return refused(conn, "DATA", &e).await;
     }
     match conn.message(bytes).await {
@@ -656,6 +689,18 @@ fn classify(e: &lettre::transport::smtp::Error, stage: &str) -> SendOutcome {
         Some(code) if code >= 500 => SendOutcome::Rejected(describe(stage, e)),
         _ => SendOutcome::Transient(describe(stage, e)),
     }
+}
+
+/// After a pipelined command was refused: the replies to what followed it must be refusals
+/// too. A 354 (the server would take a message with no valid recipient) or a lost
+/// connection leaves the session unusable.
+fn refused_reply(reply: Result<lettre::transport::smtp::response::Response, lettre::transport::smtp::Error>) -> bool {
+    matches!(reply, Err(e) if reply_code(&e).is_some())
+}
+
+/// The replies to RCPT and DATA after a pipelined MAIL was refused.
+async fn both_refused(conn: &mut AsyncSmtpConnection) -> bool {
+    refused_reply(conn.read_response().await) && refused_reply(conn.read_response().await)
 }
 
 async fn refused(conn: &mut AsyncSmtpConnection, stage: &str, e: &lettre::transport::smtp::Error) -> Transaction {

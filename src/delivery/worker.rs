@@ -11,11 +11,11 @@ use rand::Rng;
 use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 
+use crate::db::repositories::queue::{self, Job};
 use crate::db::repositories::{attachments, members, messages, receipts, users};
 use crate::db::{Db, now_ms};
 use crate::delivery::email::{Attachment, OutgoingEmail, SendOutcome};
 use crate::delivery::push::{Notification, PushOutcome};
-use crate::delivery::queue::{self, Job};
 use crate::domain::EmailAddress;
 use crate::domain::message::{Priority, Targets};
 use crate::state::AppState;

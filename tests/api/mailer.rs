@@ -152,6 +152,40 @@ async fn a_550_for_the_recipient_is_a_rejection_and_the_connection_is_kept() {
 }
 
 #[tokio::test]
+async fn mail_rcpt_and_data_are_pipelined_when_offered_and_refusals_keep_the_session_in_step() {
+    for pipelining in [true, false] {
+        let server = SmtpServer::start().await;
+        if !pipelining {
+            server.without_pipelining();
+        }
+        server.reject("refused@example.jp", 550);
+        server.defer("later@example.jp", 451);
+        server.reject_data("content@example.jp", 554);
+        let mailer = mailer_for(&server);
+
+        let mut outcomes = Vec::new();
+        for (n, to) in
+            ["first@example.jp", "refused@example.jp", "later@example.jp", "content@example.jp", "last@example.jp"]
+                .into_iter()
+                .enumerate()
+        {
+            outcomes.push(mailer.send(&email(to, n as u32)).await);
+        }
+
+        assert_eq!(outcomes[0], SendOutcome::Delivered);
+        assert!(matches!(&outcomes[1], SendOutcome::Rejected(r) if r.starts_with("550 ")), "{:?}", outcomes[1]);
+        assert!(matches!(&outcomes[2], SendOutcome::Transient(r) if r.starts_with("451 ")), "{:?}", outcomes[2]);
+        assert!(matches!(&outcomes[3], SendOutcome::Rejected(r) if r.starts_with("554 ")), "{:?}", outcomes[3]);
+        assert_eq!(outcomes[4], SendOutcome::Delivered, "the session is still in step after the refusals");
+        let received = server.wait_for(2).await;
+        let to: Vec<&str> = received.iter().map(|m| m.to[0].as_str()).collect();
+        assert_eq!(to, ["first@example.jp", "last@example.jp"]);
+        assert!(received.iter().all(|m| m.pipelined == pipelining), "pipelined only when offered ({pipelining})");
+        assert_eq!(server.connections(), 1, "one session throughout (pipelining {pipelining})");
+    }
+}
+
+#[tokio::test]
 async fn a_451_for_the_recipient_is_transient() {
     let server = SmtpServer::start().await;
     server.defer("hanako@example.jp", 451);

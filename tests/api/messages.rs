@@ -598,8 +598,9 @@ async fn jobs_of_a_crashed_worker_are_delivered_after_their_lease(backend: Backe
     let id = draft(&app, token, json!({"subject": "s", "body": "b", "targets": {"member_ids": [member]}})).await;
     send(&app, token, &id, json!({})).await.ok(202);
     // An instance claims the job and dies before recording anything.
-    let claimed =
-        renrakumo::delivery::queue::claim(&app.state.db, 10, std::time::Duration::from_secs(300)).await.unwrap();
+    let claimed = renrakumo::db::repositories::queue::claim(&app.state.db, 10, std::time::Duration::from_secs(300))
+        .await
+        .unwrap();
     assert_eq!(claimed.len(), 1);
     assert_eq!(app.deliver_all().await, 0, "the lease holds");
     let mut conn = app.state.db.pool.acquire().await.unwrap();

@@ -25,6 +25,8 @@ pub struct ReceivedMail {
     pub data: Vec<u8>,
     /// Whether it came over TLS (implicit, or after STARTTLS).
     pub secured: bool,
+    /// Whether the client sent RCPT before the reply to MAIL (PIPELINING, RFC 2920).
+    pub pipelined: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -44,6 +46,8 @@ struct State {
     delay: Mutex<Duration>,
     /// Per recipient domain: messages being taken now, and the most at once.
     in_flight: Mutex<HashMap<String, (usize, usize)>>,
+    /// EHLO leaves PIPELINING out.
+    no_pipelining: std::sync::atomic::AtomicBool,
 }
 
 /// How a server offers TLS (with the certificate of `push_servers::test_ca`).
@@ -169,6 +173,11 @@ impl SmtpServer {
         self.state.in_flight.lock().unwrap().get(domain).map_or(0, |(_, most)| *most)
     }
 
+    /// Stop offering PIPELINING (from the next EHLO on).
+    pub fn without_pipelining(&self) {
+        self.state.no_pipelining.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
     /// Take `delay` over each message before accepting it.
     pub fn slow_down(&self, delay: Duration) {
         *self.state.delay.lock().unwrap() = delay;
@@ -223,6 +232,7 @@ struct Envelope {
     from: Option<String>,
     to: Vec<String>,
     data_rule: Option<u16>,
+    pipelined: bool,
 }
 
 /// The path inside `<…>` after `MAIL FROM:` / `RCPT TO:`, parameters dropped.
@@ -267,7 +277,10 @@ impl Session {
             let (verb, argument) = line.split_once(' ').unwrap_or((&line, ""));
             match verb.to_ascii_uppercase().as_str() {
                 "EHLO" => {
-                    reply!("250-localhost\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250-PIPELINING\r\n");
+                    reply!("250-localhost\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n");
+                    if !self.state.no_pipelining.load(std::sync::atomic::Ordering::SeqCst) {
+                        reply!("250-PIPELINING\r\n");
+                    }
                     if self.acceptor.is_some() && !secured {
                         reply!("250-STARTTLS\r\n");
                     }
@@ -310,7 +323,9 @@ impl Session {
                 "MAIL" if auth_required && !authenticated => reply!("530 5.7.0 authentication required\r\n"),
                 "MAIL" => match path(argument) {
                     Some(from) => {
-                        envelope = Envelope { from: Some(from), ..Envelope::default() };
+                        // What the client wrote after MAIL before reading its reply.
+                        let pipelined = !reader.buffer().is_empty();
+                        envelope = Envelope { from: Some(from), pipelined, ..Envelope::default() };
                         reply!("250 2.1.0 ok\r\n");
                     }
                     None => reply!("501 5.5.4 syntax: MAIL FROM:<address>\r\n"),
@@ -381,6 +396,7 @@ impl Session {
                                 to: envelope.to,
                                 data,
                                 secured,
+                                pipelined: envelope.pipelined,
                             };
                             self.state.received.lock().unwrap().push(mail);
                             self.accepted.send_modify(|count| *count += 1);

@@ -2,9 +2,9 @@
 
 use sqlx::AnyConnection;
 
+use super::queue::{Tallies, write_tallies};
 use crate::db::sql::{Sql, key_share_lock};
 use crate::db::{RepoError, RepoResult, new_id, now_ms};
-use crate::delivery::queue::{Tallies, write_tallies};
 use crate::domain::message::Targets;
 
 #[derive(Debug, Clone, sqlx::FromRow)]

@@ -9,6 +9,7 @@ pub mod login_failures;
 pub mod members;
 pub mod messages;
 pub mod organizations;
+pub mod queue;
 pub mod receipts;
 pub mod sessions;
 pub mod settings;
