@@ -168,6 +168,10 @@ fn classify(status: StatusCode, reason: Option<String>, after: Option<Duration>)
             PushOutcome::InvalidToken(reason_or(""))
         }
         403 if reason.as_deref() == Some("ExpiredProviderToken") => return Answer::ExpiredProviderToken,
+        // Our credentials refused (InvalidProviderToken: wrong key, key id or team): the
+        // configuration, not this device. Retried with the engine's backoff (about an hour
+        // in all), so the notifications still go out once the key is fixed.
+        403 => PushOutcome::retry(format!("403 {}", reason_or("Forbidden")), after),
         429 => PushOutcome::retry(format!("429 {}", reason_or("TooManyRequests")), after),
         500..=599 => PushOutcome::retry(format!("{code} {}", reason_or("server error")), after),
         400..=499 => PushOutcome::Failed(reason_or(&format!("HTTP {code}"))),
@@ -376,7 +380,7 @@ mod tests {
         ));
         assert_eq!(
             done(classify(StatusCode::FORBIDDEN, r("InvalidProviderToken"), None)),
-            PushOutcome::Failed("InvalidProviderToken".into())
+            PushOutcome::retry("403 InvalidProviderToken", None)
         );
         assert!(matches!(
             done(classify(StatusCode::TOO_MANY_REQUESTS, None, Some(Duration::from_secs(5)))),

@@ -303,6 +303,20 @@ async fn apns_unreachable_server_means_retry() {
 }
 
 #[tokio::test]
+async fn apns_refusing_our_provider_key_means_retry_not_failure() {
+    let server = ApnsServer::start().await;
+    let mut config = server.config();
+    config.key_id = "WRONGKEY01".into();
+    let client = ApnsClient::new(&config, &server.url).expect("APNs client");
+
+    let outcome = client.send(&notification(&apns_token(1), false)).await;
+
+    let PushOutcome::Retry { reason, .. } = outcome else { panic!("expected Retry, got {outcome:?}") };
+    assert!(reason.starts_with("403 InvalidProviderToken"), "{reason}");
+    assert!(server.received().is_empty());
+}
+
+#[tokio::test]
 async fn apns_client_refuses_a_bad_key_or_url() {
     let server = ApnsServer::start().await;
     let mut config = server.config();
