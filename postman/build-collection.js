@@ -172,6 +172,13 @@ const docs = {
       method: 'GET', path: '/api/v1/no-such-thing', auth: NOAUTH,
       test: problem(404),
     }),
+    request('A known path with another method → 405 with Allow', {
+      method: 'DELETE', path: '/healthz', auth: NOAUTH,
+      test: problem(405, `
+  pm.test('Allow names the methods the path takes', function () {
+      pm.expect(pm.response.headers.get('Allow')).to.eql('GET');
+  });`),
+    }),
   ],
 };
 

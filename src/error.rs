@@ -70,6 +70,9 @@ pub enum ApiError {
     Forbidden(String),
     #[error("not found: {0}")]
     NotFound(String),
+    /// A known path, another method; `allow` lists the methods it takes (`GET, PUT`).
+    #[error("method not allowed")]
+    MethodNotAllowed { method: String, allow: String },
     #[error("conflict: {detail}")]
     Conflict { detail: String, field: Option<String> },
     #[error("payload too large: {detail}")]
@@ -100,6 +103,7 @@ impl ApiError {
             ApiError::Unauthorized(_) | ApiError::InvalidGrant => "unauthorized",
             ApiError::Forbidden(_) => "forbidden",
             ApiError::NotFound(_) => "not-found",
+            ApiError::MethodNotAllowed { .. } => "method-not-allowed",
             ApiError::Conflict { .. } => "conflict",
             ApiError::PayloadTooLarge { .. } => "payload-too-large",
             ApiError::UnsupportedMediaType(_) => "unsupported-media-type",
@@ -126,6 +130,9 @@ impl ApiError {
             ApiError::InvalidGrant => ("wrong e-mail address or password".into(), vec![]),
             ApiError::Forbidden(d) | ApiError::NotFound(d) | ApiError::Unavailable(d) => (d.clone(), vec![]),
             ApiError::UnsupportedMediaType(d) => (d.clone(), vec![FieldError::new("Content-Type", d.clone())]),
+            ApiError::MethodNotAllowed { method, allow } => {
+                (format!("{method} is not allowed here; this path takes {allow}"), vec![])
+            }
             ApiError::TooManyRequests { retry_after_secs } => {
                 (format!("too many failed attempts; try again in {retry_after_secs} s"), vec![])
             }
@@ -178,6 +185,7 @@ impl ResponseError for ApiError {
             ApiError::Unauthorized(_) | ApiError::InvalidGrant => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -199,6 +207,9 @@ impl ResponseError for ApiError {
             }
             ApiError::Unauthorized(_) | ApiError::InvalidGrant => {
                 response.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
+            }
+            ApiError::MethodNotAllowed { allow, .. } => {
+                response.insert_header((header::ALLOW, allow.as_str()));
             }
             _ => {}
         }

@@ -118,14 +118,22 @@ fn run(listener: TcpListener, state: AppState) -> anyhow::Result<Server> {
             )
             .configure(crate::api::configure)
             .split_for_parts();
+        let known_paths = Arc::new(KnownPaths::from_spec(&api));
         app.service(SwaggerUi::new("/swagger-ui/{_:.*}").url("/api-docs/openapi.json", api))
             .route(
                 "/",
                 web::get()
                     .to(|| async { HttpResponse::Found().insert_header((header::LOCATION, "/swagger-ui/")).finish() }),
             )
-            .default_service(web::to(|| async {
-                ApiError::NotFound("no route matches this method and path".into()).error_response()
+            .default_service(web::to(move |req: actix_web::HttpRequest| {
+                let known_paths = Arc::clone(&known_paths);
+                async move {
+                    match known_paths.allowed_methods(req.path()) {
+                        Some(allow) => ApiError::MethodNotAllowed { method: req.method().to_string(), allow },
+                        None => ApiError::NotFound("no route matches this path".into()),
+                    }
+                    .error_response()
+                }
             }))
             .wrap(ErrorHandlers::new().default_handler(problem_fallback))
             .wrap_fn(|req, srv| {
@@ -145,6 +153,42 @@ fn run(listener: TcpListener, state: AppState) -> anyhow::Result<Server> {
     .listen(listener)?
     .run();
     Ok(server)
+}
+
+/// The documented paths and their methods: each handler is its own actix resource, so a
+/// request no handler took may still name a known path with another method (405, `Allow`).
+struct KnownPaths(Vec<(Vec<String>, Vec<&'static str>)>);
+
+impl KnownPaths {
+    fn from_spec(spec: &utoipa::openapi::OpenApi) -> KnownPaths {
+        let paths = spec.paths.paths.iter().map(|(template, item)| {
+            let methods = [
+                ("GET", &item.get),
+                ("POST", &item.post),
+                ("PUT", &item.put),
+                ("PATCH", &item.patch),
+                ("DELETE", &item.delete),
+            ];
+            let allow = methods.iter().filter(|(_, op)| op.is_some()).map(|(m, _)| *m).collect();
+            (template.split('/').map(str::to_string).collect(), allow)
+        });
+        KnownPaths(paths.collect())
+    }
+
+    /// The methods of the documented paths `path` matches (`{…}` matching one segment), as
+    /// an `Allow` header value; `None` for an unknown path.
+    fn allowed_methods(&self, path: &str) -> Option<String> {
+        let segments: Vec<&str> = path.split('/').collect();
+        let mut allow: Vec<&str> = Vec::new();
+        for (template, methods) in &self.0 {
+            let matches = template.len() == segments.len()
+                && template.iter().zip(&segments).all(|(t, s)| t == s || (t.starts_with('{') && !s.is_empty()));
+            if matches {
+                allow.extend(methods.iter().filter(|m| !allow.contains(m)).collect::<Vec<_>>());
+            }
+        }
+        (!allow.is_empty()).then(|| allow.join(", "))
+    }
 }
 
 /// The safety net: an error answer produced outside our handlers (actix's own 404/405,

@@ -23,7 +23,7 @@ on_both_backends!(
     bad_paging_parameters_are_422_naming_the_parameter,
     an_unknown_query_parameter_is_422_naming_it,
     an_unknown_route_is_a_404_problem,
-    a_wrong_method_on_a_known_path_is_a_404_problem,
+    a_wrong_method_on_a_known_path_is_a_405_problem_naming_the_allowed_ones,
     a_request_without_credentials_is_401_with_a_bearer_challenge,
     a_garbage_bearer_token_is_401,
     an_unknown_api_key_is_401,
@@ -319,25 +319,27 @@ async fn an_unknown_route_is_a_404_problem(backend: Backend) {
     answer.problem(404);
 }
 
-async fn a_wrong_method_on_a_known_path_is_a_404_problem(backend: Backend) {
+async fn a_wrong_method_on_a_known_path_is_a_405_problem_naming_the_allowed_ones(backend: Backend) {
     let app = spawn_app(backend).await;
     let admin = app.create_admin("Error School").await;
     let user_path = format!("/api/v1/users/{}", admin.user_id);
-    for (method, path) in [
-        (Method::PUT, "/api/v1/users"),
-        (Method::DELETE, "/api/v1/users"),
-        (Method::POST, user_path.as_str()),
-        (Method::PUT, user_path.as_str()),
-        (Method::GET, "/api/v1/auth/login"),
-        (Method::POST, "/healthz"),
-        (Method::DELETE, "/api/v1/me"),
+    for (method, path, allow) in [
+        (Method::PUT, "/api/v1/users", "GET, POST"),
+        (Method::DELETE, "/api/v1/users", "GET, POST"),
+        (Method::POST, user_path.as_str(), "GET, PATCH, DELETE"),
+        (Method::PUT, user_path.as_str(), "GET, PATCH, DELETE"),
+        (Method::GET, "/api/v1/auth/login", "POST"),
+        (Method::POST, "/healthz", "GET"),
+        (Method::DELETE, "/api/v1/me", "GET"),
     ] {
         let answer = app.call(method.clone(), path, Auth::Bearer(&admin.access_token), None).await;
-        // Each method is its own route in actix: the others fall through to the
-        // default service, which answers 404, not 405.
-        assert!(answer.problem(404).is_empty(), "{method} {path}");
+        assert!(answer.problem(405).is_empty(), "{method} {path}");
+        assert_eq!(answer.headers.get("allow").and_then(|v| v.to_str().ok()), Some(allow), "{method} {path}");
+        assert_eq!(answer.body["type"], "urn:renrakumo:problem:method-not-allowed");
         assert_no_internals(&answer);
     }
+    // A path nobody documents stays a 404, whatever the method.
+    app.call(Method::DELETE, "/api/v1/users/x/y", Auth::Bearer(&admin.access_token), None).await.problem(404);
 }
 
 async fn a_request_without_credentials_is_401_with_a_bearer_challenge(backend: Backend) {
