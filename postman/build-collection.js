@@ -1985,6 +1985,42 @@ const messages = {
             pm.expect(problem.errors.map(e => e.field)).to.eql(['targets.list_ids[0]']);
         });`),
     }),
+    request('Create a draft with an Idempotency-Key', {
+      method: 'POST', path: '/api/v1/messages',
+      headers: [{ key: 'Idempotency-Key', value: 'draft-{{listId}}' }],
+      json: { subject: '再送されても一通', body: '本文' },
+      test: ok(201) + `
+        pm.test('the first answer is not a replay', function () {
+            pm.expect(pm.response.headers.get('Idempotent-Replayed')).to.be.undefined;
+        });
+        pm.collectionVariables.set('idempotentMessageId', body.id);`,
+    }),
+    request('The same request again → the first answer, replayed', {
+      method: 'POST', path: '/api/v1/messages',
+      headers: [{ key: 'Idempotency-Key', value: 'draft-{{listId}}' }],
+      json: { subject: '再送されても一通', body: '本文' },
+      test: ok(201) + `
+        pm.test('the same draft, marked as a replay', function () {
+            pm.expect(body.id).to.eql(pm.collectionVariables.get('idempotentMessageId'));
+            pm.expect(pm.response.headers.get('Idempotent-Replayed')).to.eql('true');
+        });`,
+    }),
+    request('The same key with another request → 422', {
+      method: 'POST', path: '/api/v1/messages',
+      headers: [{ key: 'Idempotency-Key', value: 'draft-{{listId}}' }],
+      json: { subject: '別の下書き', body: '本文' },
+      test: problem(422, `
+        pm.test('names the header Idempotency-Key', function () {
+            pm.expect(problem.errors.map(e => e.field)).to.eql(['Idempotency-Key']);
+        });`),
+    }),
+    request('Delete the replayed draft', {
+      method: 'DELETE', path: '/api/v1/messages/{{idempotentMessageId}}',
+      test: `
+  pm.test('status is 204', function () {
+      pm.response.to.have.status(204);
+  });`,
+    }),
     request('Get the draft', {
       method: 'GET', path: '/api/v1/messages/{{messageId}}',
       test: ok(200) + `

@@ -10,6 +10,7 @@ pub mod db;
 pub mod delivery;
 pub mod domain;
 pub mod error;
+pub mod idempotency;
 pub mod openapi;
 pub mod startup;
 pub mod state;

@@ -62,9 +62,39 @@ impl Modify for SecuritySchemes {
 
 /// The complete document, as served at `/api-docs/openapi.json`.
 pub fn spec() -> utoipa::openapi::OpenApi {
-    let (_, api) =
+    let (_, mut api) =
         App::new().into_utoipa_app().openapi(ApiDoc::openapi()).configure(crate::api::configure).split_for_parts();
+    document_idempotency_key(&mut api);
     api
+}
+
+/// The optional `Idempotency-Key` header on every POST that `crate::idempotency` covers.
+pub fn document_idempotency_key(api: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
+    for (path, item) in api.paths.paths.iter_mut() {
+        let Some(post) = item.post.as_mut() else { continue };
+        let documented = post
+            .parameters
+            .iter()
+            .flatten()
+            .any(|p| matches!(p, utoipa::openapi::RefOr::T(p) if p.name == crate::idempotency::HEADER));
+        if documented || !crate::idempotency::covers_path(path) || post.security.is_none() {
+            continue;
+        }
+        let parameter = ParameterBuilder::new()
+            .name(crate::idempotency::HEADER)
+            .parameter_in(ParameterIn::Header)
+            .required(utoipa::openapi::Required::False)
+            .description(Some(
+                "Any unique string (a UUID) of 1 to 255 visible ASCII characters. A retry with the same key and \
+                 credential within a day gets the first answer again (header `Idempotent-Replayed: true`) and does \
+                 nothing twice; the same key with another request is a 422, and while the first is still being \
+                 handled a 409.",
+            ))
+            .schema(Some(utoipa::openapi::ObjectBuilder::new().schema_type(utoipa::openapi::Type::String)))
+            .build();
+        post.parameters.get_or_insert_with(Vec::new).push(utoipa::openapi::RefOr::T(parameter));
+    }
 }
 
 pub fn spec_json() -> String {

@@ -108,7 +108,7 @@ impl Application {
 fn run(listener: TcpListener, state: AppState) -> anyhow::Result<Server> {
     let data = web::Data::new(state);
     let server = HttpServer::new(move || {
-        let (app, api) = App::new()
+        let (app, mut api) = App::new()
             .into_utoipa_app()
             .openapi(crate::openapi::spec())
             .app_data(data.clone())
@@ -118,6 +118,7 @@ fn run(listener: TcpListener, state: AppState) -> anyhow::Result<Server> {
             )
             .configure(crate::api::configure)
             .split_for_parts();
+        crate::openapi::document_idempotency_key(&mut api);
         let known_paths = Arc::new(KnownPaths::from_spec(&api));
         app.service(SwaggerUi::new("/swagger-ui/{_:.*}").url("/api-docs/openapi.json", api))
             .route(
@@ -135,6 +136,7 @@ fn run(listener: TcpListener, state: AppState) -> anyhow::Result<Server> {
                     .error_response()
                 }
             }))
+            .wrap(actix_web::middleware::from_fn(crate::idempotency::middleware))
             .wrap(ErrorHandlers::new().default_handler(problem_fallback))
             .wrap_fn(|req, srv| {
                 use actix_web::dev::Service;

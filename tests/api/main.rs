@@ -9,6 +9,7 @@ mod attachments;
 mod auth;
 mod cli;
 mod errors;
+mod idempotency;
 mod lists;
 mod mailer;
 mod members;

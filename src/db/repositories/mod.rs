@@ -4,6 +4,7 @@
 pub mod api_keys;
 pub mod attachments;
 pub mod guardians;
+pub mod idempotency;
 pub mod lists;
 pub mod login_failures;
 pub mod members;

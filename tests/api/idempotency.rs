@@ -1,0 +1,158 @@
+//! `Idempotency-Key` on POST: a retried request gets the first answer, once.
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+use crate::lists::{create_list, create_member};
+use crate::on_both_backends;
+
+on_both_backends!(
+    a_retried_post_gets_the_first_answer_and_does_it_once,
+    a_retried_send_answers_its_first_202_not_a_conflict,
+    a_key_is_checked_and_belongs_to_its_credential,
+);
+
+async fn post_with_key(app: &TestApp, path: &str, auth: Auth<'_>, key: &str, body: Value) -> Answer {
+    let request = app.client.request(Method::POST, app.url(path)).header("Idempotency-Key", key).json(&body);
+    let request = match auth {
+        Auth::Bearer(token) => request.bearer_auth(token),
+        Auth::ApiKey(secret) => request.header("X-API-Key", secret),
+        Auth::None => request,
+    };
+    Answer::from(request.send().await.unwrap()).await
+}
+
+fn replayed(answer: &Answer) -> bool {
+    answer.headers.get("idempotent-replayed").is_some_and(|v| v == "true")
+}
+
+async fn message_count(app: &TestApp, token: &str) -> usize {
+    app.get("/api/v1/messages", token).await.ok(200)["items"].as_array().unwrap().len()
+}
+
+async fn a_retried_post_gets_the_first_answer_and_does_it_once(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let admin = app.create_admin("Retry School").await;
+    let token = &admin.access_token;
+    let draft = json!({"subject": "遠足の持ち物", "body": "弁当と水筒"});
+    let key = "0b6a3c1e-5f0d-4f7e-9a51-2f1d3c4b5a69";
+
+    let first = post_with_key(&app, "/api/v1/messages", Auth::Bearer(token), key, draft.clone()).await;
+    let id = first.ok(201)["id"].clone();
+    assert!(!replayed(&first));
+    let again = post_with_key(&app, "/api/v1/messages", Auth::Bearer(token), key, draft.clone()).await;
+    assert_eq!(again.ok(201)["id"], id, "the first answer, not a second draft");
+    assert!(replayed(&again));
+    assert_eq!(again.headers.get("content-type").unwrap(), first.headers.get("content-type").unwrap());
+    assert_eq!(message_count(&app, token).await, 1);
+
+    // The same key for another request is a mistake the client must hear about.
+    let other =
+        post_with_key(&app, "/api/v1/messages", Auth::Bearer(token), key, json!({"subject": "別件", "body": "b"}))
+            .await;
+    assert_eq!(other.problem(422), ["Idempotency-Key"]);
+    // A refusal is an answer too: kept and replayed, not run again.
+    let bad = json!({"subject": "", "body": "b"});
+    let refused = post_with_key(&app, "/api/v1/messages", Auth::Bearer(token), "bad-draft", bad.clone()).await;
+    assert_eq!(refused.problem(422), ["subject"]);
+    let refused_again = post_with_key(&app, "/api/v1/messages", Auth::Bearer(token), "bad-draft", bad).await;
+    assert_eq!(refused_again.problem(422), ["subject"]);
+    assert!(replayed(&refused_again));
+    // A claim left unanswered (its instance stopped mid-request) is taken over after a while.
+    let stale = renrakumo::db::now_ms() - renrakumo::db::repositories::idempotency::ABANDONED_MS - 1;
+    sqlx::query("UPDATE idempotency_keys SET status = NULL, created_at = $1 WHERE key = 'bad-draft'")
+        .bind(stale)
+        .execute(&app.state.db.pool)
+        .await
+        .unwrap();
+    let taken_over =
+        post_with_key(&app, "/api/v1/messages", Auth::Bearer(token), "bad-draft", json!({"subject": "", "body": "b"}))
+            .await;
+    assert_eq!(taken_over.problem(422), ["subject"]);
+    assert!(!replayed(&taken_over), "run again, not replayed");
+    // Without a key, every POST is its own request.
+    app.post("/api/v1/messages", token, draft.clone()).await.ok(201);
+    assert_eq!(message_count(&app, token).await, 2);
+}
+
+async fn a_retried_send_answers_its_first_202_not_a_conflict(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let admin = app.create_admin("Retry Send School").await;
+    let token = &admin.access_token;
+    let list = create_list(&app, token, "1年1組").await;
+    create_member(&app, token, json!({"name": "保護者 一", "emails": ["one@example.jp"], "list_ids": [list]})).await;
+    let id = app
+        .post("/api/v1/messages", token, json!({"subject": "s", "body": "b", "targets": {"list_ids": [list]}}))
+        .await
+        .ok(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let path = format!("/api/v1/messages/{id}/send");
+    let first = post_with_key(&app, &path, Auth::Bearer(token), "send-1", json!({})).await;
+    assert_eq!(first.ok(202)["recipient_count"], 1);
+    let retry = post_with_key(&app, &path, Auth::Bearer(token), "send-1", json!({})).await;
+    assert_eq!(retry.ok(202)["recipient_count"], 1);
+    assert!(replayed(&retry));
+    // A new request (no key, or another key) is told the message went already.
+    app.post(&path, token, json!({})).await.problem(409);
+    assert_eq!(app.deliver_all().await, 1, "one job: the retry queued nothing");
+}
+
+async fn a_key_is_checked_and_belongs_to_its_credential(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let admin = app.create_admin("Key School").await;
+    let token = &admin.access_token;
+    let draft = json!({"subject": "s", "body": "b"});
+    for bad in ["", "has space", &"k".repeat(256), "日本語"] {
+        let request = app
+            .client
+            .post(app.url("/api/v1/messages"))
+            .bearer_auth(token)
+            .header("Idempotency-Key", reqwest::header::HeaderValue::from_bytes(bad.as_bytes()).unwrap())
+            .json(&draft);
+        let answer = Answer::from(request.send().await.unwrap()).await;
+        assert_eq!(answer.problem(400), ["Idempotency-Key"], "{bad:?}");
+    }
+    assert_eq!(message_count(&app, token).await, 0, "nothing was created");
+
+    // An integration's API key and a staff session may use the same key independently.
+    let (_, secret) = app.create_api_key(&admin, json!({"name": "SIS", "scopes": ["messages:send"]})).await;
+    let by_staff = post_with_key(&app, "/api/v1/messages", Auth::Bearer(token), "k1", draft.clone()).await;
+    let by_key = post_with_key(&app, "/api/v1/messages", Auth::ApiKey(&secret), "k1", draft.clone()).await;
+    assert_ne!(by_staff.ok(201)["id"], by_key.ok(201)["id"]);
+    assert!(!replayed(&by_key));
+    let by_key_again = post_with_key(&app, "/api/v1/messages", Auth::ApiKey(&secret), "k1", draft).await;
+    assert_eq!(by_key_again.ok(201)["id"], by_key.ok(201)["id"]);
+    assert_eq!(message_count(&app, token).await, 2);
+    // Requests whose answers hold secrets take no key: nothing of them is kept.
+    let mut secrets = Vec::new();
+    for _ in 0..2 {
+        let created = post_with_key(
+            &app,
+            "/api/v1/api-keys",
+            Auth::Bearer(token),
+            "key-1",
+            json!({"name": "n", "scopes": ["lists:read"]}),
+        )
+        .await;
+        assert!(!replayed(&created));
+        secrets.push(created.ok(201)["key"].clone());
+    }
+    assert_ne!(secrets[0], secrets[1], "two keys, each shown once");
+    let kept: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM idempotency_keys WHERE key = 'key-1'")
+        .fetch_one(&app.state.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(kept, 0);
+    let login = app
+        .client
+        .post(app.url("/api/v1/auth/login"))
+        .header("Idempotency-Key", "login-1")
+        .json(&json!({"email": admin.email, "password": admin.password}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), 200);
+}
