@@ -62,62 +62,28 @@ pg_admin_url="${RENRAKUMO_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/
 secret="renrakumo-bench-ack-secret-0123456789abc"
 helper="$root/bench/ack_helper.py"
 
-log() { echo "== $*" >&2; }
-die() { echo "ack.sh: $*" >&2; exit 1; }
+bench_name=ack.sh
+. "$root/bench/lib.sh"
 
 case "$guardians" in '' | *[!0-9]*) die "BENCH_GUARDIANS must be a number" ;; esac
 [ "$guardians" -ge 1 ] || die "BENCH_GUARDIANS must be at least 1"
 
-# Debian packages, when missing and we may install them.
-ensure_tool() { # ensure_tool COMMAND PACKAGE
-  command -v "$1" >/dev/null 2>&1 && return 0
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    log "installing $2 with apt-get"
-    apt-get install -y -qq "$2" >/dev/null 2>&1 \
-      || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq "$2" >/dev/null 2>&1; } || true
-  fi
-  command -v "$1" >/dev/null 2>&1
-}
-
-for tool in curl python3 awk; do
-  command -v "$tool" >/dev/null 2>&1 || die "$tool is needed"
-done
+require_tools curl python3 awk
 ensure_tool wrk wrk || die "wrk is needed (apt-get install wrk)"
 
 # ---- the binary ----------------------------------------------------------------------
-if [ -n "${RENRAKUMO_BIN:-}" ]; then
-  bin="$RENRAKUMO_BIN"
-else
-  log "cargo build --release --locked"
-  cargo build --release --locked --quiet --bin renrakumo
-  bin="${CARGO_TARGET_DIR:-$root/target}/release/renrakumo"
-fi
-[ -x "$bin" ] || die "no executable renrakumo at $bin"
+renrakumo_binary
 
 # ---- clean-up, whatever happens ------------------------------------------------------
 tmp="$(mktemp -d "${TMPDIR:-/tmp}/renrakumo-ack.XXXXXX")"
 server_pid=""
 wrk_pid=""
 drop_db=""
-stop_server() {
-  if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
-    kill "$server_pid" 2>/dev/null || true
-    for _ in $(seq 1 50); do kill -0 "$server_pid" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$server_pid" 2>/dev/null || true
-  fi
-  [ -n "$server_pid" ] && { wait "$server_pid" 2>/dev/null || true; }
-  server_pid=""
-}
-drop_database() {
-  if [ -n "$drop_db" ]; then
-    PGCONNECT_TIMEOUT=5 psql "$pg_admin_url" -q -v ON_ERROR_STOP=1 -c "DROP DATABASE IF EXISTS \"$drop_db\" WITH (FORCE)" >/dev/null 2>&1 \
-      || echo "ack.sh: could not drop database $drop_db" >&2
-    drop_db=""
-  fi
-}
+stop_server() { stop_pid "$server_pid"; server_pid=""; }
+drop_database() { [ -z "$drop_db" ] || drop_pg_database "$drop_db"; drop_db=""; }
 cleanup() {
   local status=$?
-  if [ -n "$wrk_pid" ]; then kill "$wrk_pid" 2>/dev/null || true; wait "$wrk_pid" 2>/dev/null || true; fi
+  stop_pid "$wrk_pid"
   stop_server
   drop_database
   if [ -n "${BENCH_KEEP_LOGS:-}" ]; then

@@ -59,22 +59,13 @@ rss_target_mb=200
 rate_target=3000
 ratio_target=40
 
-log() { echo "== $*" >&2; }
-die() { echo "delivery.sh: $*" >&2; exit 1; }
+bench_name=delivery.sh
+. "$root/bench/lib.sh"
 
-for tool in curl python3 awk; do
-  command -v "$tool" >/dev/null 2>&1 || die "$tool is needed"
-done
+require_tools curl python3 awk
 
 # ---- the binary ----------------------------------------------------------------------
-if [ -n "${RENRAKUMO_BIN:-}" ]; then
-  bin="$RENRAKUMO_BIN"
-else
-  log "cargo build --release --locked"
-  cargo build --release --locked --quiet --bin renrakumo
-  bin="${CARGO_TARGET_DIR:-$root/target}/release/renrakumo"
-fi
-[ -x "$bin" ] || die "no executable renrakumo at $bin"
+renrakumo_binary
 
 # ---- clean-up, whatever happens ------------------------------------------------------
 tmp="$(mktemp -d "${TMPDIR:-/tmp}/renrakumo-delivery.XXXXXX")"
@@ -83,27 +74,13 @@ server_pid=""
 sink_pid=""
 child_pid=""
 databases=() # PostgreSQL databases to drop
-stop_pid() { # stop_pid PID: TERM, up to 5 s, then KILL
-  local pid="$1"
-  [ -n "$pid" ] || return 0
-  if kill -0 "$pid" 2>/dev/null; then
-    kill "$pid" 2>/dev/null || true
-    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$pid" 2>/dev/null || true
-  fi
-  wait "$pid" 2>/dev/null || true
-}
 stop_server() { stop_pid "$server_pid"; server_pid=""; }
-drop_database() {
-  PGCONNECT_TIMEOUT=5 psql "$pg_admin_url" -q -v ON_ERROR_STOP=1 -c "DROP DATABASE IF EXISTS \"$1\" WITH (FORCE)" >/dev/null 2>&1 \
-    || echo "delivery.sh: could not drop database $1" >&2
-}
 cleanup() {
   local status=$?
   stop_pid "$child_pid"
   stop_server
   stop_pid "$sink_pid"
-  for db in "${databases[@]}"; do drop_database "$db"; done
+  for db in "${databases[@]}"; do drop_pg_database "$db"; done
   if [ -n "${BENCH_KEEP_LOGS:-}" ]; then
     mkdir -p "$BENCH_KEEP_LOGS" && cp "$tmp"/*.log "$BENCH_KEEP_LOGS"/ 2>/dev/null || true
   fi

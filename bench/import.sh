@@ -38,47 +38,24 @@ backends="${BENCH_BACKENDS:-sqlite postgres}"
 target="${BENCH_TARGET_SECONDS:-10}"
 pg_admin_url="${RENRAKUMO_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 
-log() { echo "== $*" >&2; }
-die() { echo "import.sh: $*" >&2; exit 1; }
+bench_name=import.sh
+. "$root/bench/lib.sh"
 
-for tool in curl python3 iconv awk; do
-  command -v "$tool" >/dev/null 2>&1 || die "$tool is needed"
-done
+require_tools curl python3 iconv awk
 
 # ---- the binary ----------------------------------------------------------------------
-if [ -n "${RENRAKUMO_BIN:-}" ]; then
-  bin="$RENRAKUMO_BIN"
-else
-  log "cargo build --release --locked"
-  cargo build --release --locked --quiet --bin renrakumo
-  bin="${CARGO_TARGET_DIR:-$root/target}/release/renrakumo"
-fi
-[ -x "$bin" ] || die "no executable renrakumo at $bin"
+renrakumo_binary
 
 # ---- clean-up, whatever happens ------------------------------------------------------
 tmp="$(mktemp -d "${TMPDIR:-/tmp}/renrakumo-bench.XXXXXX")"
 server_pid=""
 curl_pid=""
 drop_db=""
-stop_server() {
-  if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
-    kill "$server_pid" 2>/dev/null || true
-    for _ in $(seq 1 50); do kill -0 "$server_pid" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$server_pid" 2>/dev/null || true
-  fi
-  [ -n "$server_pid" ] && { wait "$server_pid" 2>/dev/null || true; }
-  server_pid=""
-}
-drop_database() {
-  if [ -n "$drop_db" ]; then
-    PGCONNECT_TIMEOUT=5 psql "$pg_admin_url" -q -v ON_ERROR_STOP=1 -c "DROP DATABASE IF EXISTS \"$drop_db\" WITH (FORCE)" >/dev/null 2>&1 \
-      || echo "import.sh: could not drop database $drop_db" >&2
-    drop_db=""
-  fi
-}
+stop_server() { stop_pid "$server_pid"; server_pid=""; }
+drop_database() { [ -z "$drop_db" ] || drop_pg_database "$drop_db"; drop_db=""; }
 cleanup() {
   local status=$?
-  if [ -n "$curl_pid" ]; then kill "$curl_pid" 2>/dev/null || true; wait "$curl_pid" 2>/dev/null || true; fi
+  stop_pid "$curl_pid"
   stop_server
   drop_database
   if [ -n "${BENCH_KEEP_LOGS:-}" ]; then
@@ -222,12 +199,7 @@ run_phases() {
 
 # ---- SQLite --------------------------------------------------------------------------
 bench_sqlite() {
-  if ! command -v sqlite3 >/dev/null 2>&1; then
-    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-      log "installing sqlite3 with apt-get (for the reference load)"
-      apt-get install -y -qq sqlite3 >/dev/null 2>&1 || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq sqlite3 >/dev/null 2>&1; } || true
-    fi
-  fi
+  ensure_tool sqlite3 sqlite3 || true # for the reference load only
   mkdir -p "$tmp/sqlite"
   database_url="sqlite://$tmp/sqlite/renrakumo.db?mode=rwc"
   log "sqlite: $tmp/sqlite/renrakumo.db"
