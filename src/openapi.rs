@@ -69,16 +69,11 @@ pub fn spec() -> utoipa::openapi::OpenApi {
 }
 
 /// The optional `Idempotency-Key` header on every POST that `crate::idempotency` covers.
-pub fn document_idempotency_key(api: &mut utoipa::openapi::OpenApi) {
+fn document_idempotency_key(api: &mut utoipa::openapi::OpenApi) {
     use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
     for (path, item) in api.paths.paths.iter_mut() {
         let Some(post) = item.post.as_mut() else { continue };
-        let documented = post
-            .parameters
-            .iter()
-            .flatten()
-            .any(|p| matches!(p, utoipa::openapi::RefOr::T(p) if p.name == crate::idempotency::HEADER));
-        if documented || !crate::idempotency::covers_path(path) || post.security.is_none() {
+        if !crate::idempotency::covers_path(path) || post.security.is_none() {
             continue;
         }
         let parameter = ParameterBuilder::new()

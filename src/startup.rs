@@ -108,7 +108,7 @@ impl Application {
 fn run(listener: TcpListener, state: AppState) -> anyhow::Result<Server> {
     let data = web::Data::new(state);
     let server = HttpServer::new(move || {
-        let (app, mut api) = App::new()
+        let (app, api) = App::new()
             .into_utoipa_app()
             .openapi(crate::openapi::spec())
             .app_data(data.clone())
@@ -118,7 +118,6 @@ fn run(listener: TcpListener, state: AppState) -> anyhow::Result<Server> {
             )
             .configure(crate::api::configure)
             .split_for_parts();
-        crate::openapi::document_idempotency_key(&mut api);
         let known_paths = Arc::new(KnownPaths::from_spec(&api));
         app.service(SwaggerUi::new("/swagger-ui/{_:.*}").url("/api-docs/openapi.json", api))
             .route(
