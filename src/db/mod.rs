@@ -1,7 +1,8 @@
 //! The database: one pool through sqlx's `Any` driver, so every query is written once for
 //! SQLite and PostgreSQL. Only `i64`, `String` and `Option`s of them cross the driver; times
-//! are epoch milliseconds and booleans 0/1. SQL that must differ per engine (the delivery
-//! queue's claim) branches on [`Db::backend`] inside this module tree only.
+//! are epoch milliseconds and booleans 0/1. SQL that must differ per engine stays inside this
+//! module tree: placeholders and row locks are rendered for the connection's engine
+//! (`sql::Sql`, `sql::row_lock`); the rest branches on [`Db::backend`].
 
 pub mod ack_writer;
 pub mod repositories;

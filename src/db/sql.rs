@@ -56,19 +56,30 @@ macro_rules! with_binds {
     }};
 }
 
-/// The row lock a transaction takes on the parents it adds child rows to, where no foreign
-/// key does it (PostgreSQL, see migrations/postgres/0007): a concurrent delete of the
-/// parent then waits for the transaction and removes what it added. SQLite keeps its
-/// foreign keys and runs one writer at a time, so it needs none.
-/// `of` names the locked table (or its alias) in the query.
-pub fn key_share_lock(conn: &AnyConnection, of: &str) -> String {
-    if conn.backend_name() == "SQLite" { String::new() } else { format!(" FOR KEY SHARE OF {of}") }
+/// Row locks only PostgreSQL needs: SQLite runs one writer at a time, so the clause is
+/// empty there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RowLock {
+    /// On the parents a transaction adds child rows to, where no foreign key does it
+    /// (migrations/postgres/0007): a concurrent delete of the parent then waits for the
+    /// transaction and removes what it added.
+    KeyShare,
+    /// On a row the transaction alone decides about until it commits.
+    Update,
+    /// On rows one instance takes for itself; the others pass them by instead of waiting.
+    UpdateSkipLocked,
 }
 
-/// The row lock of a transaction that must be the only one deciding about the row until it
-/// commits: `FOR UPDATE` on PostgreSQL; SQLite runs one writer at a time.
-pub fn update_lock(conn: &AnyConnection, of: &str) -> String {
-    if conn.backend_name() == "SQLite" { String::new() } else { format!(" FOR UPDATE OF {of}") }
+/// The locking clause for `lock` on the table (or alias) `of`, for `conn`'s engine.
+pub fn row_lock(conn: &AnyConnection, lock: RowLock, of: &str) -> String {
+    if conn.backend_name() == "SQLite" {
+        return String::new();
+    }
+    match lock {
+        RowLock::KeyShare => format!(" FOR KEY SHARE OF {of}"),
+        RowLock::Update => format!(" FOR UPDATE OF {of}"),
+        RowLock::UpdateSkipLocked => format!(" FOR UPDATE OF {of} SKIP LOCKED"),
+    }
 }
 
 #[derive(Debug, Default)]

@@ -175,7 +175,7 @@ impl Worker {
         let mut started = 0;
         loop {
             let mut tx = self.db().begin().await?;
-            let Some((id, org_id)) = queue::take_due_scheduled(&mut tx, self.db().backend).await? else { break };
+            let Some((id, org_id)) = queue::take_due_scheduled(&mut tx).await? else { break };
             let message =
                 messages::find(&mut tx, &org_id, &id).await?.ok_or_else(|| anyhow::anyhow!("message vanished"))?;
             let count = fan_out(&mut tx, &message).await?;

@@ -1,6 +1,6 @@
 use sqlx::AnyConnection;
 
-use crate::db::sql::{Sql, key_share_lock};
+use crate::db::sql::{RowLock, Sql, row_lock};
 use crate::db::{RepoError, RepoResult, new_id, now_ms};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -113,7 +113,7 @@ pub async fn existing(conn: &mut AnyConnection, org_id: &str, ids: &[String]) ->
         return Ok(vec![]);
     }
     let mut sql = Sql::new("SELECT id FROM lists WHERE org_id = ");
-    sql.bind(org_id).push(" AND id IN (").bind_list(ids).push(")").push(&key_share_lock(conn, "lists"));
+    sql.bind(org_id).push(" AND id IN (").bind_list(ids).push(")").push(&row_lock(conn, RowLock::KeyShare, "lists"));
     Ok(sql.query_scalar(conn).fetch_all(conn).await?)
 }
 
@@ -121,7 +121,7 @@ pub async fn existing(conn: &mut AnyConnection, org_id: &str, ids: &[String]) ->
 /// import adds members to lists by name.
 pub async fn names(conn: &mut AnyConnection, org_id: &str) -> RepoResult<Vec<(String, String)>> {
     let mut sql = Sql::new("SELECT name, id FROM lists WHERE org_id = ");
-    sql.bind(org_id).push(&key_share_lock(conn, "lists"));
+    sql.bind(org_id).push(&row_lock(conn, RowLock::KeyShare, "lists"));
     Ok(sql.query_as(conn).fetch_all(conn).await?)
 }
 
@@ -192,6 +192,6 @@ pub async fn members_in(conn: &mut AnyConnection, list_id: &str, member_ids: &[S
 /// Locked as [`existing`] locks: the guardian who registers with the code joins the list.
 pub async fn find_by_join_code(conn: &mut AnyConnection, join_code: &str) -> RepoResult<Option<(String, String)>> {
     let mut sql = Sql::new("SELECT org_id, id FROM lists WHERE join_code = ");
-    sql.bind(join_code).push(&key_share_lock(conn, "lists"));
+    sql.bind(join_code).push(&row_lock(conn, RowLock::KeyShare, "lists"));
     Ok(sql.query_as(conn).fetch_optional(conn).await?)
 }

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use sqlx::AnyConnection;
 
-use crate::db::sql::{Sql, key_share_lock};
+use crate::db::sql::{RowLock, Sql, row_lock};
 use crate::db::{RepoError, RepoResult, new_id, now_ms};
 use crate::domain::EmailAddress;
 use crate::domain::member::{EmailStatus, MemberProfile, MemberStatus};
@@ -546,7 +546,11 @@ pub async fn existing(conn: &mut AnyConnection, org_id: &str, ids: &[String]) ->
     let mut found = Vec::new();
     for chunk in ids.chunks(500) {
         let mut sql = Sql::new("SELECT id FROM members WHERE org_id = ");
-        sql.bind(org_id).push(" AND id IN (").bind_list(chunk).push(")").push(&key_share_lock(conn, "members"));
+        sql.bind(org_id).push(" AND id IN (").bind_list(chunk).push(")").push(&row_lock(
+            conn,
+            RowLock::KeyShare,
+            "members",
+        ));
         found.extend(sql.query_scalar::<String>(conn).fetch_all(&mut *conn).await?);
     }
     Ok(found)

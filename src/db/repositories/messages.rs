@@ -3,7 +3,7 @@
 use sqlx::AnyConnection;
 
 use super::queue::{Tallies, write_tallies};
-use crate::db::sql::{Sql, key_share_lock};
+use crate::db::sql::{RowLock, Sql, row_lock};
 use crate::db::{RepoError, RepoResult, new_id, now_ms};
 use crate::domain::message::Targets;
 
@@ -251,7 +251,7 @@ pub async fn fan_out(
     select_members(&mut recipients, org_id, targets);
     // Locked, so that a guardian deleted meanwhile is either left out or deleted after the
     // send, recipient row included (migrations/postgres/0007).
-    recipients.push(&key_share_lock(conn, "m"));
+    recipients.push(&row_lock(conn, RowLock::KeyShare, "m"));
     let count = recipients.query(conn).execute(&mut *conn).await?.rows_affected() as i64;
     enqueue(conn, message_id, "TRUE", email, push, priority).await?;
     sqlx::query("UPDATE messages SET recipient_count = $2, updated_at = $3 WHERE id = $1")

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use sqlx::AnyConnection;
 
-use crate::db::sql::{Sql, update_lock};
-use crate::db::{Backend, Db, RepoResult, now_ms};
+use crate::db::sql::{RowLock, Sql, row_lock};
+use crate::db::{Db, RepoResult, now_ms};
 
 pub const QUEUED: i64 = 0;
 pub const CLAIMED: i64 = 1;
@@ -37,10 +37,8 @@ pub struct Job {
 /// Claims up to `limit` due jobs, emergency first, under a lease of `lease`.
 pub async fn claim(db: &Db, limit: i64, lease: Duration) -> RepoResult<Vec<Job>> {
     let now = now_ms();
-    let lock = match db.backend {
-        Backend::Postgres => " FOR UPDATE SKIP LOCKED",
-        Backend::Sqlite => "",
-    };
+    let mut conn = db.pool.acquire().await?;
+    let lock = row_lock(&conn, RowLock::UpdateSkipLocked, "delivery_jobs");
     let sql = format!(
         "UPDATE delivery_jobs SET status = {CLAIMED}, lease_until = $1, attempts = attempts + 1, updated_at = $2 \
          WHERE id IN (SELECT id FROM delivery_jobs WHERE status = {QUEUED} AND run_after <= $2 ORDER BY priority DESC, id LIMIT $3{lock}) \
@@ -55,7 +53,7 @@ pub async fn claim(db: &Db, limit: i64, lease: Duration) -> RepoResult<Vec<Job>>
             .bind(now + lease.as_millis() as i64)
             .bind(now)
             .bind(limit)
-            .fetch_all(&db.pool)
+            .fetch_all(&mut *conn)
             .await;
         match result {
             Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("40P01") && attempt < 5 => continue,
@@ -132,7 +130,7 @@ pub async fn complete_messages(conn: &mut AnyConnection, ids: &[String]) -> Repo
         // Workers recording a message's last jobs at the same time take turns here, so the
         // last of them, whose next statement sees the others' commits, completes it.
         let mut lock = Sql::new("SELECT id FROM messages WHERE status = 'sending' AND id = ");
-        lock.bind(id.as_str()).push(&update_lock(conn, "messages"));
+        lock.bind(id.as_str()).push(&row_lock(conn, RowLock::Update, "messages"));
         if lock.query(conn).fetch_optional(&mut *conn).await?.is_none() {
             continue;
         }
@@ -188,8 +186,8 @@ pub async fn record_delivered(conn: &mut AnyConnection, addresses: &[(&str, Stri
 
 /// The scheduled message that is due first, moved to `sending` inside the caller's
 /// transaction (locked against other instances on PostgreSQL).
-pub async fn take_due_scheduled(conn: &mut AnyConnection, backend: Backend) -> RepoResult<Option<(String, String)>> {
-    let lock = if backend == Backend::Postgres { " FOR UPDATE SKIP LOCKED" } else { "" };
+pub async fn take_due_scheduled(conn: &mut AnyConnection) -> RepoResult<Option<(String, String)>> {
+    let lock = row_lock(conn, RowLock::UpdateSkipLocked, "messages");
     let now = now_ms();
     let due: Option<(String, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT id, org_id FROM messages WHERE status = 'scheduled' AND send_at <= $1 ORDER BY send_at LIMIT 1{lock}"
