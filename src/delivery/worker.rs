@@ -165,8 +165,7 @@ impl Worker {
         if let Err(error) = self.record(unrecorded).await {
             tracing::error!(error = ?error, "recording the last delivery outcomes failed; those jobs go again when their lease ends");
         }
-        let ids: Vec<i64> = sending.iter().map(|job| job.id).collect();
-        if let Err(error) = queue::release(self.db(), &ids).await {
+        if let Err(error) = queue::release(self.db(), &sending).await {
             tracing::error!(error = ?error, "releasing claimed jobs failed; they go again when their lease ends");
         }
     }
@@ -377,23 +376,23 @@ impl Worker {
             }
             match outcome {
                 Outcome::Sent => {
-                    sent.push(job.id);
+                    sent.push(job);
                     if job.channel == "email" {
                         delivered_addresses.push((job.member_id.as_str(), job.address.to_lowercase()));
                     }
                 }
                 Outcome::Retry(reason) if job.attempts < self.settings.max_attempts => {
-                    queue::retry_later(&mut tx, job.id, now_ms() + self.backoff(job.attempts), reason).await?;
+                    queue::retry_later(&mut tx, job, now_ms() + self.backoff(job.attempts), reason).await?;
                 }
                 Outcome::RetryAfter(reason, after) if job.attempts < self.settings.max_attempts => {
                     let delay = self.backoff(job.attempts).max(after.as_millis() as i64);
-                    queue::retry_later(&mut tx, job.id, now_ms() + delay, reason).await?;
+                    queue::retry_later(&mut tx, job, now_ms() + delay, reason).await?;
                 }
                 Outcome::Retry(reason) | Outcome::RetryAfter(reason, _) | Outcome::Failed(reason) => {
-                    queue::finish(&mut tx, &[job.id], queue::FAILED, Some(reason), &mut tallies).await?;
+                    queue::finish(&mut tx, &[job], queue::FAILED, Some(reason), &mut tallies).await?;
                 }
                 Outcome::Invalid(reason) => {
-                    queue::finish(&mut tx, &[job.id], queue::INVALID, Some(reason), &mut tallies).await?;
+                    queue::finish(&mut tx, &[job], queue::INVALID, Some(reason), &mut tallies).await?;
                     if let Some(device_id) = &job.device_id {
                         // Gone from the roster; the recipients list still shows why.
                         let _ = members::delete_device(&mut tx, &job.org_id, &job.member_id, device_id).await;
@@ -401,11 +400,11 @@ impl Worker {
                     }
                 }
                 Outcome::Bounced(reply) => {
-                    queue::finish(&mut tx, &[job.id], queue::BOUNCED, Some(reply), &mut tallies).await?;
+                    queue::finish(&mut tx, &[job], queue::BOUNCED, Some(reply), &mut tallies).await?;
                     queue::record_bounce(&mut tx, &job.member_id, &job.address.to_lowercase()).await?;
                 }
                 Outcome::Skipped(reason) => {
-                    queue::finish(&mut tx, &[job.id], queue::SKIPPED, Some(reason), &mut tallies).await?
+                    queue::finish(&mut tx, &[job], queue::SKIPPED, Some(reason), &mut tallies).await?
                 }
             }
         }

@@ -41,8 +41,10 @@ pub async fn claim(db: &Db, limit: i64, lease: Duration) -> RepoResult<Vec<Job>>
     let lock = row_lock(&conn, RowLock::UpdateSkipLocked, "delivery_jobs");
     let sql = format!(
         "UPDATE delivery_jobs SET status = {CLAIMED}, lease_until = $1, attempts = attempts + 1, updated_at = $2 \
-         WHERE id IN (SELECT id FROM delivery_jobs WHERE status = {QUEUED} AND run_after <= $2 ORDER BY priority DESC, id LIMIT $3{lock}) \
-         RETURNING id, message_id, member_id, org_id, channel, address, platform, device_id, attempts"
+         WHERE (message_id, member_id, id) IN (SELECT message_id, member_id, id FROM delivery_jobs \
+         WHERE status = {QUEUED} AND run_after <= $2 ORDER BY priority DESC, id LIMIT $3{lock}) \
+         RETURNING id, message_id, member_id, channel, address, platform, device_id, attempts, \
+         (SELECT org_id FROM messages WHERE messages.id = delivery_jobs.message_id) AS org_id"
     );
     // PostgreSQL may still pick two claims as deadlock victims under contention (40P01);
     // the claim is idempotent, so it is simply tried again.
@@ -63,16 +65,34 @@ pub async fn claim(db: &Db, limit: i64, lease: Duration) -> RepoResult<Vec<Job>>
 }
 
 /// Gives claimed jobs back to the queue untried (a worker stopping before it sent them).
-pub async fn release(db: &Db, ids: &[i64]) -> RepoResult<()> {
+pub async fn release(db: &Db, jobs: &[Job]) -> RepoResult<()> {
     let mut conn = db.pool.acquire().await?;
-    for chunk in ids.chunks(500) {
+    for chunk in jobs.chunks(500) {
         let mut sql = Sql::new(&format!(
-            "UPDATE delivery_jobs SET status = {QUEUED}, lease_until = NULL, attempts = attempts - 1 WHERE status = {CLAIMED} AND id IN ("
+            "UPDATE delivery_jobs SET status = {QUEUED}, lease_until = NULL, attempts = attempts - 1 WHERE status = {CLAIMED} AND "
         ));
-        sql.bind_list(chunk.iter().copied()).push(")");
+        where_jobs(&mut sql, chunk.iter());
         sql.query(&conn).execute(&mut *conn).await?;
     }
     Ok(())
+}
+
+/// The condition for exactly `jobs`. Twice over: SQLite finds them by id (its row id),
+/// PostgreSQL by its key (message, member, id), which also serves a message's jobs by
+/// guardian, so that a fan-out adds one index entry fewer per job
+/// (migrations/postgres/0011).
+fn where_jobs<'a>(sql: &mut Sql, jobs: impl Iterator<Item = &'a Job> + Clone) {
+    sql.push("id IN (").bind_list(jobs.clone().map(|job| job.id)).push(") AND (message_id, member_id, id) IN (VALUES ");
+    for (i, job) in jobs.enumerate() {
+        sql.push(if i == 0 { "(" } else { ", (" })
+            .bind(job.message_id.as_str())
+            .push(", ")
+            .bind(job.member_id.as_str())
+            .push(", ")
+            .bind(job.id)
+            .push(")");
+    }
+    sql.push(")");
 }
 
 /// Puts jobs whose lease expired (their instance died or hung) back in the queue.
@@ -91,16 +111,17 @@ pub async fn reclaim_expired(db: &Db) -> RepoResult<u64> {
 /// change in `tallies`.
 pub async fn finish(
     conn: &mut AnyConnection,
-    ids: &[i64],
+    jobs: &[&Job],
     status: i64,
     error: Option<&str>,
     tallies: &mut Tallies,
 ) -> RepoResult<()> {
-    for chunk in ids.chunks(500) {
+    for chunk in jobs.chunks(500) {
         let mut sql = Sql::new("UPDATE delivery_jobs SET status = ");
         sql.bind(status).push(", lease_until = NULL, last_error = ").bind(error).push(", updated_at = ").bind(now_ms());
-        sql.push(" WHERE id IN (").bind_list(chunk.iter().copied());
-        sql.push(&format!(") AND status IN ({QUEUED}, {CLAIMED}) RETURNING message_id, channel"));
+        sql.push(&format!(" WHERE status IN ({QUEUED}, {CLAIMED}) AND "));
+        where_jobs(&mut sql, chunk.iter().copied());
+        sql.push(" RETURNING message_id, channel");
         for (message_id, channel) in sql.query_as::<(String, String)>(conn).fetch_all(&mut *conn).await? {
             tallies.finished(message_id, channel, status);
         }
@@ -109,17 +130,12 @@ pub async fn finish(
 }
 
 /// Back to the queue, not before `run_after` (unless another worker finished it meanwhile).
-pub async fn retry_later(conn: &mut AnyConnection, id: i64, run_after: i64, error: &str) -> RepoResult<()> {
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "UPDATE delivery_jobs SET status = {QUEUED}, lease_until = NULL, run_after = $2, last_error = $3, updated_at = $4 \
-         WHERE id = $1 AND status IN ({QUEUED}, {CLAIMED})"
-    )))
-    .bind(id)
-    .bind(run_after)
-    .bind(error)
-    .bind(now_ms())
-    .execute(conn)
-    .await?;
+pub async fn retry_later(conn: &mut AnyConnection, job: &Job, run_after: i64, error: &str) -> RepoResult<()> {
+    let mut sql = Sql::new(&format!("UPDATE delivery_jobs SET status = {QUEUED}, lease_until = NULL, run_after = "));
+    sql.bind(run_after).push(", last_error = ").bind(error).push(", updated_at = ").bind(now_ms());
+    sql.push(&format!(" WHERE status IN ({QUEUED}, {CLAIMED}) AND "));
+    where_jobs(&mut sql, std::iter::once(job));
+    sql.query(conn).execute(conn).await?;
     Ok(())
 }
 
