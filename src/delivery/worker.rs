@@ -393,9 +393,11 @@ impl Worker {
                 }
                 Outcome::Invalid(reason) => {
                     queue::finish(&mut tx, &[job], queue::INVALID, Some(reason), &mut tallies).await?;
-                    if let Some(device_id) = &job.device_id {
+                    if let Some(device_id) = &job.device_id
+                        && let Some(message) = messages::find_any(&mut tx, &job.message_id).await?
+                    {
                         // Gone from the roster; the recipients list still shows why.
-                        let _ = members::delete_device(&mut tx, &job.org_id, &job.member_id, device_id).await;
+                        let _ = members::delete_device(&mut tx, &message.org_id, &job.member_id, device_id).await;
                         tracing::info!(device_id = %device_id, "dead device token removed");
                     }
                 }

@@ -25,7 +25,6 @@ pub struct Job {
     pub id: i64,
     pub message_id: String,
     pub member_id: String,
-    pub org_id: String,
     pub channel: String,
     pub address: String,
     pub platform: Option<String>,
@@ -43,8 +42,7 @@ pub async fn claim(db: &Db, limit: i64, lease: Duration) -> RepoResult<Vec<Job>>
         "UPDATE delivery_jobs SET status = {CLAIMED}, lease_until = $1, attempts = attempts + 1, updated_at = $2 \
          WHERE (message_id, member_id, id) IN (SELECT message_id, member_id, id FROM delivery_jobs \
          WHERE status = {QUEUED} AND run_after <= $2 ORDER BY priority DESC, id LIMIT $3{lock}) \
-         RETURNING id, message_id, member_id, channel, address, platform, device_id, attempts, \
-         (SELECT org_id FROM messages WHERE messages.id = delivery_jobs.message_id) AS org_id"
+         RETURNING id, message_id, member_id, channel, address, platform, device_id, attempts"
     );
     // PostgreSQL may still pick two claims as deadlock victims under contention (40P01);
     // the claim is idempotent, so it is simply tried again.
