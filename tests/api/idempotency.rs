@@ -56,16 +56,23 @@ async fn a_retried_post_gets_the_first_answer_and_does_it_once(backend: Backend)
     let bad = json!({"subject": "", "body": "b"});
     let refused = post_with_key(&app, "/api/v1/messages", Auth::Bearer(token), "bad-draft", bad.clone()).await;
     assert_eq!(refused.problem(422), ["subject"]);
-    let refused_again = post_with_key(&app, "/api/v1/messages", Auth::Bearer(token), "bad-draft", bad).await;
+    let refused_again = post_with_key(&app, "/api/v1/messages", Auth::Bearer(token), "bad-draft", bad.clone()).await;
     assert_eq!(refused_again.problem(422), ["subject"]);
     assert!(replayed(&refused_again));
+    // While the first request is still being handled (its key claimed, no answer kept yet),
+    // a retry is told to wait, and nothing runs twice.
+    let claim_unanswered = |created_at: i64| {
+        sqlx::query("UPDATE idempotency_keys SET status = NULL, body = NULL, created_at = $1 WHERE key = 'bad-draft'")
+            .bind(created_at)
+            .execute(&app.state.db.pool)
+    };
+    claim_unanswered(renrakumo::db::now_ms()).await.unwrap();
+    let in_flight = post_with_key(&app, "/api/v1/messages", Auth::Bearer(token), "bad-draft", bad.clone()).await;
+    assert_eq!(in_flight.problem(409), ["Idempotency-Key"]);
+    assert!(!replayed(&in_flight));
     // A claim left unanswered (its instance stopped mid-request) is taken over after a while.
     let stale = renrakumo::db::now_ms() - renrakumo::db::repositories::idempotency::ABANDONED_MS - 1;
-    sqlx::query("UPDATE idempotency_keys SET status = NULL, created_at = $1 WHERE key = 'bad-draft'")
-        .bind(stale)
-        .execute(&app.state.db.pool)
-        .await
-        .unwrap();
+    claim_unanswered(stale).await.unwrap();
     let taken_over =
         post_with_key(&app, "/api/v1/messages", Auth::Bearer(token), "bad-draft", json!({"subject": "", "body": "b"}))
             .await;
