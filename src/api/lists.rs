@@ -97,6 +97,8 @@ fn name_conflict(err: crate::db::RepoError) -> ApiError {
 pub struct ListQuery {
     /// Partial match on the name.
     pub q: Option<String>,
+    /// 1 to 200; 50 when absent.
+    #[param(minimum = 1, maximum = 200, example = 50)]
     pub limit: Option<u32>,
     pub cursor: Option<String>,
 }

@@ -15,6 +15,7 @@ use crate::db::now_ms;
 use crate::db::repositories::members;
 use crate::db::repositories::messages::{self, MessageContent, MessageFilter, MessageRow};
 use crate::db::repositories::queue;
+use crate::db::repositories::receipts::Followers;
 use crate::delivery::worker::{Worker, WorkerSettings, fan_out};
 use crate::domain::member::mask_token;
 use crate::domain::message::{self as rules, Channel, MessageStatus, Priority, Survey, Targets};
@@ -226,6 +227,8 @@ pub struct MessageQuery {
     pub to: Option<DateTime<Utc>>,
     /// Partial match on subject and body.
     pub q: Option<String>,
+    /// 1 to 200; 50 when absent.
+    #[param(minimum = 1, maximum = 200, example = 50)]
     pub limit: Option<u32>,
     pub cursor: Option<String>,
 }
@@ -455,7 +458,7 @@ pub struct SendResponse {
 
 /// Send now or schedule. Recipients and their delivery jobs are written in one
 /// transaction before the answer; workers deliver them.
-#[utoipa::path(tag = "messages", params(("id" = String, Path)), request_body = SendRequest,
+#[utoipa::path(tag = "messages", params(("id" = String, Path)), request_body = Option<SendRequest>,
     security(("bearer" = []), ("oauth2" = []), ("api_key" = [])), responses(
     (status = 202, body = SendResponse),
     (status = 404, body = Problem, content_type = "application/problem+json"),
@@ -661,10 +664,34 @@ pub struct RecipientResponse {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct RecipientQuery {
-    /// `unread`, `unacknowledged`, `unanswered` or `failed`.
-    pub status: Option<String>,
+    /// Only the guardians who have not read, acknowledged or answered it, or whom it
+    /// failed to reach on some address or device.
+    #[param(inline)]
+    pub status: Option<RecipientFilter>,
+    /// 1 to 200; 50 when absent.
+    #[param(minimum = 1, maximum = 200, example = 50)]
     pub limit: Option<u32>,
     pub cursor: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RecipientFilter {
+    Unread,
+    Unacknowledged,
+    Unanswered,
+    Failed,
+}
+
+impl From<RecipientFilter> for Followers {
+    fn from(filter: RecipientFilter) -> Followers {
+        match filter {
+            RecipientFilter::Unread => Followers::Unread,
+            RecipientFilter::Unacknowledged => Followers::Unacknowledged,
+            RecipientFilter::Unanswered => Followers::Unanswered,
+            RecipientFilter::Failed => Followers::Failed,
+        }
+    }
 }
 
 /// Per guardian: each address and device with its delivery state.
@@ -682,16 +709,12 @@ pub async fn list_recipients(
 ) -> ApiResult<web::Json<Page<RecipientResponse>>> {
     caller.require(Scope::MessagesRead)?;
     let query = query.0;
-    if let Some(status) = &query.status
-        && !["unread", "unacknowledged", "unanswered", "failed"].contains(&status.as_str())
-    {
-        return Err(ApiError::field("status", "is one of unread, unacknowledged, unanswered, failed"));
-    }
     let page = PageQuery { limit: query.limit, cursor: query.cursor }.parse()?;
     let mut conn = state.db.pool.acquire().await?;
     find(&mut conn, &caller, &id).await?;
     let (rows, jobs) =
-        messages::recipients(&mut conn, &id, query.status.as_deref(), page.after.as_deref(), page.fetch()).await?;
+        messages::recipients(&mut conn, &id, query.status.map(Followers::from), page.after.as_deref(), page.fetch())
+            .await?;
     let answers = crate::db::repositories::receipts::answers(&mut conn, &id, None).await?;
     let unmasked = caller.has(Scope::ContactsRead);
     let page = page.page(

@@ -62,8 +62,16 @@ pub struct ResultsResponse {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ResultsQuery {
-    /// `csv`: one row per guardian, UTF-8 with BOM for Excel.
-    pub format: Option<String>,
+    /// `csv`: one row per guardian, UTF-8 with BOM for Excel; `json` when absent.
+    #[param(inline)]
+    pub format: Option<ResultsFormat>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ResultsFormat {
+    Json,
+    Csv,
 }
 
 async fn find(conn: &mut sqlx::AnyConnection, caller: &Caller, id: &str) -> ApiResult<MessageRow> {
@@ -72,7 +80,8 @@ async fn find(conn: &mut sqlx::AnyConnection, caller: &Caller, id: &str) -> ApiR
 
 /// Survey tallies per question; `?format=csv` for one row per guardian.
 #[utoipa::path(tag = "messages", params(("id" = String, Path), ResultsQuery), security(("bearer" = []), ("oauth2" = []), ("api_key" = [])), responses(
-    (status = 200, body = ResultsResponse),
+    (status = 200, description = "JSON, or with `format=csv` the answers as CSV (`Content-Disposition: attachment`)",
+        content((ResultsResponse = "application/json"), (String = "text/csv"))),
     (status = 404, body = Problem, content_type = "application/problem+json"),
     (status = 422, body = Problem, content_type = "application/problem+json"),
 ))]
@@ -84,11 +93,7 @@ pub async fn results(
     query: QueryParams<ResultsQuery>,
 ) -> ApiResult<HttpResponse> {
     caller.require(Scope::MessagesRead)?;
-    let csv = match query.0.format.as_deref() {
-        None | Some("json") => false,
-        Some("csv") => true,
-        Some(_) => return Err(ApiError::field("format", "is json or csv")),
-    };
+    let csv = query.0.format == Some(ResultsFormat::Csv);
     let mut conn = state.db.pool.acquire().await?;
     let message = find(&mut conn, &caller, &id).await?;
     let survey: Survey =

@@ -291,6 +291,8 @@ async fn results_count_latest_answers_once_and_export_to_csv(backend: Backend) {
     let names: Vec<&str> =
         unanswered.ok(200)["items"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["佐藤"]);
+    let unknown = app.get(&format!("/api/v1/messages/{id}/recipients?status=everyone"), token).await;
+    assert_eq!(unknown.problem(422), ["status"]);
     let csv = app
         .client
         .get(app.url(&format!("/api/v1/messages/{id}/results?format=csv")))

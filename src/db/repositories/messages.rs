@@ -3,6 +3,7 @@
 use sqlx::{AnyConnection, Row};
 
 use super::queue::{Tallies, write_tallies};
+use super::receipts::Followers;
 use crate::db::sql::{RowLock, Sql, row_lock};
 use crate::db::{RepoError, RepoResult, new_id, now_ms};
 use crate::domain::message::Targets;
@@ -440,11 +441,11 @@ pub struct JobRow {
     pub updated_at: i64,
 }
 
-/// A page of recipients (by member id) with `status`: unread, unacknowledged or failed.
+/// A page of recipients (by member id), all or only `who`.
 pub async fn recipients(
     conn: &mut AnyConnection,
     message_id: &str,
-    status: Option<&str>,
+    who: Option<Followers>,
     after: Option<&str>,
     limit: i64,
 ) -> RepoResult<(Vec<RecipientRow>, Vec<JobRow>)> {
@@ -452,20 +453,8 @@ pub async fn recipients(
         "SELECT r.member_id, m.name, r.read_at, r.acknowledged_at, r.answered_at FROM recipients r JOIN members m ON m.id = r.member_id WHERE r.message_id = ",
     );
     sql.bind(message_id).push(" AND r.member_id > ").bind(after.unwrap_or(""));
-    match status {
-        Some("unread") => {
-            sql.push(" AND r.read_at IS NULL");
-        }
-        Some("unacknowledged") => {
-            sql.push(" AND r.acknowledged_at IS NULL");
-        }
-        Some("unanswered") => {
-            sql.push(" AND r.answered_at IS NULL");
-        }
-        Some("failed") => {
-            sql.push(" AND EXISTS (SELECT 1 FROM delivery_jobs j WHERE j.message_id = r.message_id AND j.member_id = r.member_id AND j.status IN (3, 4, 5))");
-        }
-        _ => {}
+    if let Some(who) = who {
+        sql.push(" AND ").push(who.condition());
     }
     sql.push(" ORDER BY r.member_id LIMIT ").bind(limit);
     let rows: Vec<RecipientRow> = sql.query_as(conn).fetch_all(&mut *conn).await?;

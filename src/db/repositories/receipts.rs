@@ -163,12 +163,29 @@ pub async fn answers(
     Ok(sql.query_as(conn).fetch_all(conn).await?)
 }
 
-/// Who a resend or reminder reaches.
+/// Some of a message's recipients: those a resend or reminder reaches, or a recipients
+/// page shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Followers {
+    Unread,
     Unacknowledged,
     Unanswered,
+    /// Not reached on some address or device (failed, bounced, or a dead device token).
     Failed,
+}
+
+impl Followers {
+    /// The condition on `r` (recipients) that selects them.
+    pub fn condition(self) -> &'static str {
+        match self {
+            Followers::Unread => "r.read_at IS NULL",
+            Followers::Unacknowledged => "r.acknowledged_at IS NULL",
+            Followers::Unanswered => "r.answered_at IS NULL",
+            Followers::Failed => {
+                "EXISTS (SELECT 1 FROM delivery_jobs f WHERE f.message_id = r.message_id AND f.member_id = r.member_id AND f.status IN (3, 4, 5))"
+            }
+        }
+    }
 }
 
 /// Queues new jobs, on every current address and device, for the recipients who have
@@ -181,13 +198,7 @@ pub async fn requeue(
     push: bool,
     priority: i64,
 ) -> RepoResult<i64> {
-    let condition = match who {
-        Followers::Unacknowledged => "r.acknowledged_at IS NULL",
-        Followers::Unanswered => "r.answered_at IS NULL",
-        Followers::Failed => {
-            "EXISTS (SELECT 1 FROM delivery_jobs f WHERE f.message_id = r.message_id AND f.member_id = r.member_id AND f.status IN (3, 4, 5))"
-        }
-    };
+    let condition = who.condition();
     let now = now_ms();
     let guardians: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
         "SELECT COUNT(*) FROM recipients r JOIN members m ON m.id = r.member_id WHERE r.message_id = $1 AND m.status = 'active' AND {condition}"
