@@ -236,6 +236,18 @@ impl Settings {
 }
 
 impl Config {
+    /// The public address of one of our paths (`r/{token}`, `invite/{code}` …), for links
+    /// in e-mails, pages and answers: under RENRAKUMO_PUBLIC_URL, whatever its path.
+    pub fn public_link(&self, path: &str) -> String {
+        // https://school.example.jp/renrakumo keeps its /renrakumo: joining onto a path
+        // without the final slash would replace its last segment.
+        let mut base = self.public_url.clone();
+        if !base.path().ends_with('/') {
+            base.set_path(&format!("{}/", base.path()));
+        }
+        base.join(path.trim_start_matches('/')).map(|url| url.to_string()).unwrap_or_default()
+    }
+
     /// The defaults with another database, as tests and embedding programs start.
     pub fn for_database(database_url: &str) -> Result<Config, ConfigError> {
         Settings { database_url: database_url.to_string(), ..Settings::default() }.validate()
@@ -270,6 +282,17 @@ impl Default for Settings {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn links_keep_the_public_urls_path() {
+        let link = |public_url: &str| {
+            let config = Settings { public_url: public_url.into(), ..Settings::default() }.validate().unwrap();
+            config.public_link("r/abc")
+        };
+        assert_eq!(link("https://school.example.jp"), "https://school.example.jp/r/abc");
+        assert_eq!(link("https://school.example.jp/renrakumo"), "https://school.example.jp/renrakumo/r/abc");
+        assert_eq!(link("https://school.example.jp/renrakumo/"), "https://school.example.jp/renrakumo/r/abc");
+    }
 
     #[test]
     fn unknown_database_scheme_names_the_variable() {

@@ -87,8 +87,8 @@ pub async fn create_invitation(
     )
     .await?;
     let display = format!("{}-{}-{}", &code[..4], &code[4..8], &code[8..]);
-    let url = state.config.public_url.join(&format!("invite/{display}")).map_err(|e| ApiError::Internal(e.into()))?;
-    Ok(HttpResponse::Created().json(InvitationResponse { code: display, url: url.to_string(), expires_at }))
+    let url = state.config.public_link(&format!("invite/{display}"));
+    Ok(HttpResponse::Created().json(InvitationResponse { code: display, url, expires_at }))
 }
 
 #[derive(Serialize, ToSchema)]

@@ -41,8 +41,7 @@ pub async fn prepare(
 /// Sends the link. Called after the address is committed, so that no database lock is held
 /// during SMTP; a failure leaves the address unconfirmed, and the app can ask again.
 pub async fn send(state: &AppState, address: &EmailAddress, token: &str) -> bool {
-    let link =
-        state.config.public_url.join(&format!("confirm-email/{token}")).map(|u| u.to_string()).unwrap_or_default();
+    let link = state.config.public_link(&format!("confirm-email/{token}"));
     let email = OutgoingEmail {
         to: address.clone(),
         subject: "メールアドレスの確認 / Please confirm your e-mail address".into(),

@@ -80,11 +80,7 @@ pub async fn inbox(
 async fn view(state: &AppState, guardian: &Guardian, id: &str) -> ApiResult<web::Json<ReceiptResponse>> {
     let mut conn = state.db.pool.acquire().await?;
     let receipt = load(&mut conn, id, &guardian.member_id).await?;
-    let base = state.config.public_url.clone();
-    let id = id.to_string();
-    let url = move |file_id: &str| {
-        base.join(&format!("api/v1/app/messages/{id}/attachments/{file_id}")).map(|u| u.to_string()).unwrap_or_default()
-    };
+    let url = |file_id: &str| state.config.public_link(&format!("api/v1/app/messages/{id}/attachments/{file_id}"));
     Ok(web::Json(receipt_response(&mut conn, receipt, url).await?))
 }
 

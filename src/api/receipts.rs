@@ -185,13 +185,9 @@ pub async fn receipt_response(
 async fn json_view(state: &AppState, token: &str) -> ApiResult<web::Json<ReceiptResponse>> {
     let mut conn = state.db.pool.acquire().await?;
     let receipt = resolve(state, &mut conn, token).await?;
-    let base = state.config.public_url.clone();
-    let token = token.to_string();
     Ok(web::Json(
-        receipt_response(&mut conn, receipt, |id| {
-            base.join(&format!("r/{token}/attachments/{id}")).map(|u| u.to_string()).unwrap_or_default()
-        })
-        .await?,
+        receipt_response(&mut conn, receipt, |id| state.config.public_link(&format!("r/{token}/attachments/{id}")))
+            .await?,
     ))
 }
 
@@ -352,8 +348,8 @@ fn render(
         for file in files {
             let _ = write!(
                 html,
-                "<li><a href=\"/r/{token}/attachments/{}\">{}</a> ({} KB)</li>",
-                escape(&file.id),
+                "<li><a href=\"{}\">{}</a> ({} KB)</li>",
+                escape(&state.config.public_link(&format!("r/{token}/attachments/{}", file.id))),
                 escape(&file.filename),
                 (file.size + 1023) / 1024
             );
@@ -361,6 +357,7 @@ fn render(
         html.push_str("</ul>");
     }
     let csrf = csrf_value(state, token);
+    let page_url = escape(&state.config.public_link(&format!("r/{token}")));
     match receipt.state.acknowledged_at {
         Some(at) => {
             let _ = write!(html, "<p class=\"done\">確認済み（{}）</p>", jst(at));
@@ -368,7 +365,7 @@ fn render(
         None => {
             let _ = write!(
                 html,
-                "<form method=\"post\" action=\"/r/{token}/ack\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+                "<form method=\"post\" action=\"{page_url}/ack\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
                  <button type=\"submit\">確認しました</button></form>"
             );
         }
@@ -384,7 +381,7 @@ fn render(
         let closed = receipt.deadline_passed();
         let _ = write!(
             html,
-            "<form method=\"post\" action=\"/r/{token}/answers\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">"
+            "<form method=\"post\" action=\"{page_url}/answers\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">"
         );
         for (i, question) in survey.questions.iter().enumerate() {
             let current = receipt.answers.iter().find(|a| a.question == i);
@@ -515,8 +512,8 @@ async fn posted_form(
     Ok(fields)
 }
 
-fn back_to_page(token: &str) -> HttpResponse {
-    HttpResponse::SeeOther().insert_header((header::LOCATION, format!("/r/{token}"))).finish()
+fn back_to_page(state: &AppState, token: &str) -> HttpResponse {
+    HttpResponse::SeeOther().insert_header((header::LOCATION, state.config.public_link(&format!("r/{token}")))).finish()
 }
 
 #[utoipa::path(tag = "receipts", params(("token" = String, Path)), responses(
@@ -534,7 +531,7 @@ pub async fn page_ack(
     let Ok(receipt) = resolve(&state, &mut conn, &token).await else { return Ok(not_found_page()) };
     posted_form(&state, &req, &mut payload.into_inner(), &token).await?;
     acknowledge_receipt(&mut conn, &receipt).await?;
-    Ok(back_to_page(&token))
+    Ok(back_to_page(&state, &token))
 }
 
 #[utoipa::path(tag = "receipts", params(("token" = String, Path)), responses(
@@ -551,7 +548,7 @@ pub async fn page_answers(
     let mut tx = state.db.begin().await?;
     let Ok(receipt) = resolve(&state, &mut tx, &token).await else { return Ok(not_found_page()) };
     let fields = posted_form(&state, &req, &mut payload.into_inner(), &token).await?;
-    let Some(survey) = receipt.survey() else { return Ok(back_to_page(&token)) };
+    let Some(survey) = receipt.survey() else { return Ok(back_to_page(&state, &token)) };
     let answers: Vec<Answer> = survey
         .questions
         .iter()
@@ -574,7 +571,7 @@ pub async fn page_answers(
     match store_answers(&mut tx, &receipt, &answers).await {
         Ok(()) => {
             tx.commit().await?;
-            Ok(back_to_page(&token))
+            Ok(back_to_page(&state, &token))
         }
         Err(ApiError::Validation(errors)) => show(&state, &token, &errors, None).await,
         Err(ApiError::Conflict { detail, .. }) => {

@@ -292,8 +292,7 @@ impl Worker {
                     return Outcome::Bounced("the stored address is no longer valid".into());
                 };
                 let token = self.state.jwt.receipt_token(&job.message_id, &job.member_id);
-                let link =
-                    self.state.config.public_url.join(&format!("r/{token}")).map(|u| u.to_string()).unwrap_or_default();
+                let link = self.state.config.public_link(&format!("r/{token}"));
                 let address_tag = &hex::encode(Sha256::digest(to.key().as_bytes()))[..12];
                 let email = OutgoingEmail {
                     to,

@@ -16,6 +16,7 @@ on_both_backends!(
     a_reminder_goes_once_to_those_who_have_not_acknowledged,
     the_app_inbox_reads_acknowledges_and_answers,
     acknowledgements_arriving_together_are_each_answered_and_stored,
+    links_stay_under_a_public_url_with_a_path,
 );
 
 fn survey() -> Value {
@@ -479,4 +480,34 @@ async fn acknowledgements_arriving_together_are_each_answered_and_stored(backend
     let mut expected = members[20..].to_vec();
     expected.sort();
     assert_eq!(left, expected);
+}
+
+/// Behind a reverse proxy at https://school.example.jp/renrakumo (RENRAKUMO_PUBLIC_URL
+/// without a final slash), every link the guardian follows stays under it.
+async fn links_stay_under_a_public_url_with_a_path(backend: Backend) {
+    let smtp = crate::smtp_server::SmtpServer::start().await;
+    let smtp_url = smtp.url();
+    let app = spawn_app_with(backend, move |config| {
+        config.smtp_url = Some(smtp_url);
+        config.public_url = "https://school.example.jp/renrakumo".parse().unwrap();
+    })
+    .await;
+    let admin = app.create_admin("Proxy School").await;
+    let token = &admin.access_token;
+    let member = create_member(&app, token, json!({"name": "山田 花子", "emails": ["hanako@example.jp"]})).await;
+    send_survey(&app, token, &[&member], json!({})).await;
+    app.deliver_all().await;
+    let mail = smtp.wait_for(1).await.remove(0);
+    let text = mail_parser::MessageParser::default().parse(&mail.data).unwrap().body_text(0).unwrap().to_string();
+    let link = text.lines().find(|l| l.contains("/r/")).unwrap().trim().to_string();
+    let link_token = link.rsplit('/').next().unwrap().to_string();
+    let page_url = format!("https://school.example.jp/renrakumo/r/{link_token}");
+    assert_eq!(link, page_url, "the e-mail's link");
+    let (_, html) = page(&app, &link_token).await;
+    assert!(html.contains(&format!("action=\"{page_url}/ack\"")), "the acknowledgement form");
+    assert!(html.contains(&format!("action=\"{page_url}/answers\"")), "the survey form");
+    let csrf = csrf_of(&html);
+    let acknowledged = post_form(&app, &format!("/r/{link_token}/ack"), &[("csrf", &csrf)], None).await;
+    assert_eq!(acknowledged.status(), 303);
+    assert_eq!(acknowledged.headers()["location"], page_url.as_str(), "back to the page");
 }
