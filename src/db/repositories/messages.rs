@@ -362,17 +362,19 @@ pub async fn enqueue(
     enqueue_for(conn, &Jobs { message_id, email, push, priority, now: now_ms() }, condition).await
 }
 
+/// The message's recipients who are still active members and match `condition` (on `r`,
+/// recipients), as a relation with column member_id: whom a resend or reminder queues.
+pub(super) fn push_recipients_matching(sql: &mut Sql, message_id: &str, condition: &str) {
+    sql.push("(SELECT r.member_id FROM recipients r JOIN members m ON m.id = r.member_id WHERE r.message_id = ")
+        .bind(message_id)
+        .push(&format!(" AND m.status = 'active' AND {condition})"));
+}
+
 async fn enqueue_for(conn: &mut AnyConnection, jobs: &Jobs<'_>, condition: &'static str) -> RepoResult<()> {
     let mut tallies = Tallies::default();
     for channel in jobs.channels() {
         let mut sql = Sql::new("");
-        jobs.insert(&mut sql, channel, |sql| {
-            sql.push(
-                "(SELECT r.member_id FROM recipients r JOIN members m ON m.id = r.member_id WHERE r.message_id = ",
-            )
-            .bind(jobs.message_id)
-            .push(&format!(" AND m.status = 'active' AND {condition})"));
-        });
+        jobs.insert(&mut sql, channel, |sql| push_recipients_matching(sql, jobs.message_id, condition));
         let queued = sql.query(conn).execute(&mut *conn).await?.rows_affected();
         tallies.queued(jobs.message_id.to_string(), channel.to_string(), queued as i64);
     }

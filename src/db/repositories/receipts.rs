@@ -200,12 +200,10 @@ pub async fn requeue(
 ) -> RepoResult<i64> {
     let condition = who.condition();
     let now = now_ms();
-    let guardians: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-        "SELECT COUNT(*) FROM recipients r JOIN members m ON m.id = r.member_id WHERE r.message_id = $1 AND m.status = 'active' AND {condition}"
-    )))
-    .bind(message_id)
-    .fetch_one(&mut *conn)
-    .await?;
+    let mut count = Sql::new("SELECT COUNT(*) FROM ");
+    super::messages::push_recipients_matching(&mut count, message_id, condition);
+    count.push(" t");
+    let guardians: i64 = count.query_scalar(conn).fetch_one(&mut *conn).await?;
     super::messages::enqueue(conn, message_id, condition, email, push, priority).await?;
     if guardians > 0 {
         sqlx::query("UPDATE messages SET status = 'sending', completed_at = NULL, updated_at = $2 WHERE id = $1 AND status IN ('sending', 'sent')")
