@@ -172,6 +172,7 @@ impl From<RepoError> for ApiError {
             RepoError::Database(sqlx::Error::Database(db)) if db.code().as_deref() == Some("22021") => {
                 ApiError::BadRequest { detail: "text must not contain the NUL character (U+0000)".into(), field: None }
             }
+            corrupt @ RepoError::Corrupt { .. } => ApiError::Internal(anyhow::Error::new(corrupt)),
             RepoError::Database(e) => ApiError::Internal(anyhow::Error::new(e).context("database")),
         }
     }

@@ -14,6 +14,7 @@ use utoipa_actix_web::AppExt;
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::auth::{JwtKeys, tokens};
+use crate::clock::Clock;
 use crate::config::Config;
 use crate::db::Db;
 use crate::db::ack_writer::AckWriter;
@@ -79,7 +80,15 @@ pub async fn prepare(config: Config) -> anyhow::Result<AppState> {
     let mailer = Arc::new(Mailer::from_config(&config)?);
     let push = Arc::new(crate::delivery::PushClients::from_config(&config)?);
     let acks = AckWriter::start(db.clone());
-    Ok(AppState { db, acks, jwt: Arc::new(JwtKeys::new(secret.as_bytes())), mailer, push, config: Arc::new(config) })
+    Ok(AppState {
+        db,
+        clock: Clock::system(),
+        acks,
+        jwt: Arc::new(JwtKeys::new(secret.as_bytes())),
+        mailer,
+        push,
+        config: Arc::new(config),
+    })
 }
 
 impl Application {

@@ -1,6 +1,7 @@
 use std::sync::Arc;
 
 use crate::auth::JwtKeys;
+use crate::clock::Clock;
 use crate::config::Config;
 use crate::db::Db;
 use crate::db::ack_writer::AckWriter;
@@ -11,7 +12,9 @@ use crate::delivery::email::Mailer;
 #[derive(Clone)]
 pub struct AppState {
     pub db: Db,
-    /// Acknowledgements from the personal link, written in batches.
+    /// What is due when: retries, leases, scheduled sends, reminders.
+    pub clock: Clock,
+    /// Acknowledgements (personal link, its page, the app), written in batches.
     pub acks: AckWriter,
     pub config: Arc<Config>,
     pub jwt: Arc<JwtKeys>,

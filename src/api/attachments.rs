@@ -18,7 +18,6 @@ use crate::api::pagination::Page;
 use crate::api::time;
 use crate::auth::Caller;
 use crate::db::repositories::attachments::{self, AttachmentRow, NewAttachment};
-use crate::db::repositories::messages;
 use crate::domain::Scope;
 use crate::domain::message::MessageStatus;
 use crate::error::{ApiError, ApiResult, FieldError, PROBLEM_JSON, Problem};
@@ -78,8 +77,8 @@ impl From<AttachmentRow> for AttachmentResponse {
 
 /// The message, in the caller's organisation.
 async fn find_message(conn: &mut sqlx::AnyConnection, caller: &Caller, id: &str) -> ApiResult<MessageStatus> {
-    let message = messages::find(conn, &caller.org_id, id).await?.ok_or_else(|| ApiError::not_found("message"))?;
-    Ok(MessageStatus::parse(&message.status).unwrap_or(MessageStatus::Draft))
+    let message = crate::api::messages::find(conn, caller, id).await?;
+    Ok(message.status)
 }
 
 fn frozen(status: MessageStatus) -> ApiError {

@@ -65,7 +65,7 @@ pub async fn inbox(
         |r| InboxItem {
             id: r.message_id,
             subject: r.subject,
-            priority: Priority::parse(&r.priority),
+            priority: r.priority,
             sent_at: r.sent_at.map(time),
             answer_required: r.answer_required != 0,
             answer_deadline: r.answer_deadline.map(time),
@@ -115,10 +115,11 @@ pub async fn acknowledge(
     id: web::Path<String>,
 ) -> ApiResult<web::Json<ReceiptResponse>> {
     {
+        // Answers 404 for a message the guardian did not receive, before anything is queued.
         let mut conn = state.db.pool.acquire().await?;
-        let receipt = load(&mut conn, &id, &guardian.member_id).await?;
-        acknowledge_receipt(&mut conn, &receipt).await?;
+        load(&mut conn, &id, &guardian.member_id).await?;
     }
+    acknowledge_receipt(&state, &id, &guardian.member_id).await?;
     view(&state, &guardian, &id).await
 }
 

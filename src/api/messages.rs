@@ -11,14 +11,15 @@ use crate::api::members::check_list_ids;
 use crate::api::pagination::{Page, PageQuery};
 use crate::api::time;
 use crate::auth::Caller;
-use crate::db::now_ms;
-use crate::db::repositories::members;
-use crate::db::repositories::messages::{self, MessageContent, MessageFilter, MessageRow};
-use crate::db::repositories::queue;
-use crate::db::repositories::receipts::Followers;
-use crate::delivery::worker::{Worker, WorkerSettings, fan_out};
-use crate::domain::member::mask_token;
-use crate::domain::message::{self as rules, Channel, MessageStatus, Priority, Survey, Targets};
+use crate::db::repositories::messages::{self, MessageFilter};
+use crate::db::repositories::{members, receipts, tallies};
+use crate::delivery::queue;
+use crate::domain::delivery::JobStatus;
+use crate::domain::member::{Platform, mask_token};
+use crate::domain::message::{
+    self as rules, Channel, FollowUp, Message, MessageContent, MessageStatus, Priority, Targets,
+};
+use crate::domain::survey::{Survey, SurveyAnswer};
 use crate::domain::{EmailAddress, Scope};
 use crate::error::{ApiError, ApiResult, FieldError, Problem};
 use crate::state::AppState;
@@ -94,30 +95,31 @@ pub struct MessageResponse {
     pub updated_at: DateTime<Utc>,
 }
 
-impl From<MessageRow> for MessageResponse {
-    fn from(row: MessageRow) -> MessageResponse {
+impl From<Message> for MessageResponse {
+    fn from(message: Message) -> MessageResponse {
+        let content = message.content;
         MessageResponse {
-            priority: Priority::parse(&row.priority),
-            answer_required: row.answer_required != 0,
-            answer_deadline: row.answer_deadline.map(time),
-            survey: row.survey.as_deref().and_then(|s| serde_json::from_str(s).ok()),
-            targets: serde_json::from_str(&row.targets).unwrap_or_default(),
-            channels: serde_json::from_str(&row.channels).unwrap_or_default(),
-            copy_to_sender: row.copy_to_sender != 0,
-            status: MessageStatus::parse(&row.status).unwrap_or(MessageStatus::Draft),
-            send_at: row.send_at.map(time),
-            sent_at: row.sent_at.map(time),
-            completed_at: row.completed_at.map(time),
-            recipient_count: row.recipient_count,
-            remind_after: row.remind_after_minutes,
-            reminded_at: row.reminded_at.map(time),
-            created_at: time(row.created_at),
-            updated_at: time(row.updated_at),
-            id: row.id,
-            subject: row.subject,
-            body: row.body,
-            from_name: row.from_name,
-            created_by: row.created_by,
+            id: message.id,
+            subject: content.subject,
+            body: content.body,
+            from_name: content.from_name,
+            priority: content.priority,
+            answer_required: content.answer_required,
+            answer_deadline: content.answer_deadline,
+            survey: content.survey,
+            targets: content.targets,
+            channels: content.channels,
+            copy_to_sender: content.copy_to_sender,
+            status: message.status,
+            send_at: message.send_at,
+            sent_at: message.sent_at,
+            completed_at: message.completed_at,
+            recipient_count: message.recipient_count,
+            remind_after: content.remind_after_minutes,
+            reminded_at: message.reminded_at,
+            created_by: message.created_by,
+            created_at: message.created_at,
+            updated_at: message.updated_at,
         }
     }
 }
@@ -130,7 +132,7 @@ async fn content(conn: &mut sqlx::AnyConnection, org_id: &str, request: MessageR
     let from_name = request.from_name.filter(|n| !n.trim().is_empty());
     rules::check_subject_body(&mut errors, &subject, &body, from_name.as_deref());
     if let Some(survey) = &request.survey {
-        rules::check_survey(&mut errors, survey);
+        crate::domain::survey::check_survey(&mut errors, survey);
     }
     let targets = request.targets.unwrap_or_default();
     rules::check_targets(&mut errors, &targets);
@@ -173,18 +175,18 @@ async fn content(conn: &mut sqlx::AnyConnection, org_id: &str, request: MessageR
         subject: subject.trim().to_string(),
         body,
         from_name,
-        priority: request.priority.unwrap_or_default().as_str().to_string(),
+        priority: request.priority.unwrap_or_default(),
         answer_required,
-        answer_deadline: request.answer_deadline.map(|d| d.timestamp_millis()),
-        survey: request.survey.as_ref().map(|s| serde_json::to_string(s).unwrap_or_default()),
-        targets: serde_json::to_string(&targets).unwrap_or_default(),
-        channels: serde_json::to_string(&channels).unwrap_or_default(),
+        answer_deadline: request.answer_deadline,
+        survey: request.survey,
+        targets,
+        channels,
         copy_to_sender: request.copy_to_sender.unwrap_or(false),
         remind_after_minutes: request.remind_after,
     })
 }
 
-async fn find(conn: &mut sqlx::AnyConnection, caller: &Caller, id: &str) -> ApiResult<MessageRow> {
+pub(crate) async fn find(conn: &mut sqlx::AnyConnection, caller: &Caller, id: &str) -> ApiResult<Message> {
     messages::find(conn, &caller.org_id, id).await?.ok_or_else(|| ApiError::not_found("message"))
 }
 
@@ -210,8 +212,8 @@ pub async fn create_message(
     caller.require(Scope::MessagesSend)?;
     let mut conn = state.db.pool.acquire().await?;
     let content = content(&mut conn, &caller.org_id, body.0).await?;
-    let row = messages::create(&mut conn, &caller.org_id, caller.user_id(), api_key_id(&caller), &content).await?;
-    Ok(HttpResponse::Created().json(MessageResponse::from(row)))
+    let message = messages::create(&mut conn, &caller.org_id, caller.user_id(), api_key_id(&caller), &content).await?;
+    Ok(HttpResponse::Created().json(MessageResponse::from(message)))
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -248,15 +250,15 @@ pub async fn list_messages(
     let query = query.0;
     let page = PageQuery { limit: query.limit, cursor: query.cursor }.parse()?;
     let filter = MessageFilter {
-        status: query.status.map(|s| s.as_str().to_string()),
+        status: query.status,
         created_by: query.sender,
         from: query.from.map(|t| t.timestamp_millis()),
         to: query.to.map(|t| t.timestamp_millis()),
         q: query.q.map(|q| q.trim().to_lowercase()).filter(|q| !q.is_empty()),
     };
     let mut conn = state.db.pool.acquire().await?;
-    let rows = messages::list(&mut conn, &caller.org_id, &filter, page.after.as_deref(), page.fetch()).await?;
-    Ok(web::Json(page.page(rows, |r| &r.id, MessageResponse::from)))
+    let found = messages::list(&mut conn, &caller.org_id, &filter, page.after.as_deref(), page.fetch()).await?;
+    Ok(web::Json(page.page(found, |m| &m.id, MessageResponse::from)))
 }
 
 #[utoipa::path(tag = "messages", params(("id" = String, Path)), security(("bearer" = []), ("oauth2" = []), ("api_key" = [])), responses(
@@ -292,7 +294,7 @@ pub async fn update_message(
     caller.require(Scope::MessagesSend)?;
     let patch = body.0;
     let mut tx = state.db.begin().await?;
-    let stored: MessageResponse = find(&mut tx, &caller, &id).await?.into();
+    let stored = find(&mut tx, &caller, &id).await?.content;
     let merged = MessageRequest {
         subject: patch.subject.or(Some(stored.subject)),
         body: patch.body.or(Some(stored.body)),
@@ -304,7 +306,7 @@ pub async fn update_message(
         targets: patch.targets.or(Some(stored.targets)),
         channels: patch.channels.or(Some(stored.channels)),
         copy_to_sender: patch.copy_to_sender.or(Some(stored.copy_to_sender)),
-        remind_after: patch.remind_after.or(stored.remind_after),
+        remind_after: patch.remind_after.or(stored.remind_after_minutes),
     };
     let content = content(&mut tx, &caller.org_id, merged).await?;
     if !messages::update_content(&mut tx, &caller.org_id, &id, &content).await? {
@@ -313,9 +315,9 @@ pub async fn update_message(
             field: Some("status".into()),
         });
     }
-    let row = find(&mut tx, &caller, &id).await?;
+    let message = find(&mut tx, &caller, &id).await?;
     tx.commit().await?;
-    Ok(web::Json(row.into()))
+    Ok(web::Json(message.into()))
 }
 
 /// Delete a draft.
@@ -389,23 +391,14 @@ pub async fn copy_message(
     caller.require(Scope::MessagesSend)?;
     let mut conn = state.db.pool.acquire().await?;
     let source = find(&mut conn, &caller, &id).await?;
-    let deadline_passed = source.answer_deadline.is_some_and(|d| d <= now_ms());
-    let content = MessageContent {
-        subject: source.subject,
-        body: source.body,
-        from_name: source.from_name,
-        priority: source.priority,
-        answer_required: source.answer_required != 0,
-        // A deadline in the past would make the copy unsendable as it stands.
-        answer_deadline: source.answer_deadline.filter(|_| !deadline_passed),
-        survey: source.survey,
-        targets: source.targets,
-        channels: source.channels,
-        copy_to_sender: source.copy_to_sender != 0,
-        remind_after_minutes: source.remind_after_minutes,
-    };
-    let row = messages::create(&mut conn, &caller.org_id, caller.user_id(), api_key_id(&caller), &content).await?;
-    Ok(HttpResponse::Created().json(MessageResponse::from(row)))
+    let deadline_passed = source.deadline_passed(Utc::now());
+    let mut content = source.content;
+    // A deadline in the past would make the copy unsendable as it stands.
+    if deadline_passed {
+        content.answer_deadline = None;
+    }
+    let copy = messages::create(&mut conn, &caller.org_id, caller.user_id(), api_key_id(&caller), &content).await?;
+    Ok(HttpResponse::Created().json(MessageResponse::from(copy)))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -431,12 +424,12 @@ pub async fn preview(
 ) -> ApiResult<web::Json<PreviewResponse>> {
     caller.require(Scope::MessagesRead)?;
     let mut conn = state.db.pool.acquire().await?;
-    let message: MessageResponse = find(&mut conn, &caller, &id).await?.into();
-    let (recipients, email, push) = messages::preview(&mut conn, &caller.org_id, &message.targets).await?;
+    let message = find(&mut conn, &caller, &id).await?;
+    let reach = messages::preview(&mut conn, &caller.org_id, &message.content.targets).await?;
     Ok(web::Json(PreviewResponse {
-        recipients,
-        email: if message.channels.contains(&Channel::Email) { email } else { 0 },
-        push: if message.channels.contains(&Channel::Push) { push } else { 0 },
+        recipients: reach.guardians,
+        email: if message.sends_by(Channel::Email) { reach.addresses } else { 0 },
+        push: if message.sends_by(Channel::Push) { reach.devices } else { 0 },
     }))
 }
 
@@ -476,47 +469,38 @@ pub async fn send_message(
     let send_at = body.0.unwrap_or_default().send_at.filter(|t| *t > Utc::now());
     let mut tx = state.db.begin().await?;
     let message = find(&mut tx, &caller, &id).await?;
-    let view: MessageResponse = message.clone().into();
-    if !matches!(view.status, MessageStatus::Draft | MessageStatus::Scheduled) {
+    if !matches!(message.status, MessageStatus::Draft | MessageStatus::Scheduled) {
         return Err(ApiError::Conflict {
-            detail: format!("the message is {} already", view.status.as_str()),
+            detail: format!("the message is {} already", message.status.as_str()),
             field: Some("status".into()),
         });
     }
-    if view.targets.is_empty() {
+    if message.content.targets.is_empty() {
         return Err(ApiError::field("targets", "name lists, members or attributes to send to"));
     }
-    if view.answer_deadline.is_some_and(|d| d <= send_at.unwrap_or_else(Utc::now)) {
+    if message.deadline_passed(send_at.unwrap_or_else(Utc::now)) {
         return Err(ApiError::field("answer_deadline", "is before the message would go out"));
     }
     caller.spend_single_use(&mut tx).await?;
-    let from = [MessageStatus::Draft.as_str(), MessageStatus::Scheduled.as_str()];
+    let from = [MessageStatus::Draft, MessageStatus::Scheduled];
     let response = match send_at {
         Some(at) => {
-            messages::transition(&mut tx, &caller.org_id, &id, &from, "scheduled", Some(at.timestamp_millis())).await?;
-            let (recipients, _, _) = messages::preview(&mut tx, &caller.org_id, &view.targets).await?;
-            SendResponse { status: MessageStatus::Scheduled, recipient_count: recipients, send_at: Some(at) }
+            messages::transition(&mut tx, &caller.org_id, &id, &from, MessageStatus::Scheduled, Some(at)).await?;
+            let reach = messages::preview(&mut tx, &caller.org_id, &message.content.targets).await?;
+            tx.commit().await?;
+            SendResponse { status: MessageStatus::Scheduled, recipient_count: reach.guardians, send_at: Some(at) }
         }
         None => {
-            if !messages::transition(&mut tx, &caller.org_id, &id, &from, "sending", None).await? {
+            if !messages::transition(&mut tx, &caller.org_id, &id, &from, MessageStatus::Sending, None).await? {
                 return Err(ApiError::Conflict {
                     detail: "the message is being sent already".into(),
                     field: Some("status".into()),
                 });
             }
-            let count = fan_out(&mut tx, &message).await?;
-            SendResponse { status: MessageStatus::Sending, recipient_count: count, send_at: None }
+            let recipients = queue::send(&state, tx, &message).await?;
+            SendResponse { status: MessageStatus::Sending, recipient_count: recipients, send_at: None }
         }
     };
-    tx.commit().await?;
-    if response.status == MessageStatus::Sending {
-        let mut conn = state.db.pool.acquire().await?;
-        let started = find(&mut conn, &caller, &id).await?;
-        drop(conn);
-        let worker = Worker::new(state.get_ref().clone(), WorkerSettings::default());
-        // The copy to the sender goes over SMTP: not on the request's time.
-        tokio::spawn(async move { worker.after_start(&started).await });
-    }
     tracing::info!(message_id = %id, status = response.status.as_str(), recipients = response.recipient_count, "message sent");
     Ok(HttpResponse::Accepted().json(response))
 }
@@ -536,15 +520,17 @@ pub async fn cancel_message(
     caller.require(Scope::MessagesSend)?;
     let mut tx = state.db.begin().await?;
     find(&mut tx, &caller, &id).await?;
-    if !messages::transition(&mut tx, &caller.org_id, &id, &["scheduled"], "cancelled", None).await? {
+    if !messages::transition(&mut tx, &caller.org_id, &id, &[MessageStatus::Scheduled], MessageStatus::Cancelled, None)
+        .await?
+    {
         return Err(ApiError::Conflict {
             detail: "only a scheduled message can be cancelled".into(),
             field: Some("status".into()),
         });
     }
-    let row = find(&mut tx, &caller, &id).await?;
+    let message = find(&mut tx, &caller, &id).await?;
     tx.commit().await?;
-    Ok(web::Json(row.into()))
+    Ok(web::Json(message.into()))
 }
 
 #[derive(Serialize, ToSchema, Default)]
@@ -596,16 +582,16 @@ pub async fn stats(
     caller.require(Scope::MessagesRead)?;
     let mut conn = state.db.pool.acquire().await?;
     let message = find(&mut conn, &caller, &id).await?;
-    let (recipients, read, acknowledged, answered) = messages::response_counts(&mut conn, &id).await?;
-    let tallies = queue::tallies(&mut conn, &id).await?;
-    let email = tallies.get("email").copied().unwrap_or_default();
+    let responses = messages::response_counts(&mut conn, &id).await?;
+    let tallies = tallies::of_message(&mut conn, &id).await?;
+    let email = tallies.get(&Channel::Email).copied().unwrap_or_default();
     let email = EmailCounts {
         queued: email.queued,
         sent: email.sent,
         failed: email.failed + email.invalid + email.skipped,
         bounced: email.bounced,
     };
-    let push = tallies.get("push").copied().unwrap_or_default();
+    let push = tallies.get(&Channel::Push).copied().unwrap_or_default();
     let push = PushCounts {
         queued: push.queued,
         sent: push.sent,
@@ -614,11 +600,11 @@ pub async fn stats(
         skipped: push.skipped,
     };
     Ok(web::Json(StatsResponse {
-        status: MessageStatus::parse(&message.status).unwrap_or(MessageStatus::Draft),
-        recipients,
-        read,
-        acknowledged,
-        answered,
+        status: message.status,
+        recipients: responses.recipients,
+        read: responses.read,
+        acknowledged: responses.acknowledged,
+        answered: responses.answered,
         deliveries: DeliveryCounts { email, push },
     }))
 }
@@ -640,7 +626,7 @@ pub struct DeliveryResponse {
     /// The address (masked without `contacts:read`) or the device token (masked).
     pub to: String,
     /// `apns` or `fcm` for push.
-    pub platform: Option<String>,
+    pub platform: Option<Platform>,
     pub state: DeliveryState,
     pub attempts: i64,
     /// The last error or the receiving server's reply.
@@ -656,7 +642,7 @@ pub struct RecipientResponse {
     pub acknowledged_at: Option<DateTime<Utc>>,
     pub answered_at: Option<DateTime<Utc>>,
     /// The guardian's current survey answers.
-    pub answers: Vec<crate::domain::message::Answer>,
+    pub answers: Vec<SurveyAnswer>,
     pub deliveries: Vec<DeliveryResponse>,
 }
 
@@ -667,31 +653,11 @@ pub struct RecipientQuery {
     /// Only the guardians who have not read, acknowledged or answered it, or whom it
     /// failed to reach on some address or device.
     #[param(inline)]
-    pub status: Option<RecipientFilter>,
+    pub status: Option<FollowUp>,
     /// 1 to 200; 50 when absent.
     #[param(minimum = 1, maximum = 200, example = 50)]
     pub limit: Option<u32>,
     pub cursor: Option<String>,
-}
-
-#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum RecipientFilter {
-    Unread,
-    Unacknowledged,
-    Unanswered,
-    Failed,
-}
-
-impl From<RecipientFilter> for Followers {
-    fn from(filter: RecipientFilter) -> Followers {
-        match filter {
-            RecipientFilter::Unread => Followers::Unread,
-            RecipientFilter::Unacknowledged => Followers::Unacknowledged,
-            RecipientFilter::Unanswered => Followers::Unanswered,
-            RecipientFilter::Failed => Followers::Failed,
-        }
-    }
 }
 
 /// Per guardian: each address and device with its delivery state.
@@ -712,10 +678,8 @@ pub async fn list_recipients(
     let page = PageQuery { limit: query.limit, cursor: query.cursor }.parse()?;
     let mut conn = state.db.pool.acquire().await?;
     find(&mut conn, &caller, &id).await?;
-    let (rows, jobs) =
-        messages::recipients(&mut conn, &id, query.status.map(Followers::from), page.after.as_deref(), page.fetch())
-            .await?;
-    let answers = crate::db::repositories::receipts::answers(&mut conn, &id, None).await?;
+    let (rows, jobs) = messages::recipients(&mut conn, &id, query.status, page.after.as_deref(), page.fetch()).await?;
+    let answers = receipts::answers(&mut conn, &id, None).await?;
     let unmasked = caller.has(Scope::ContactsRead);
     let page = page.page(
         rows,
@@ -725,27 +689,29 @@ pub async fn list_recipients(
                 .iter()
                 .filter(|j| j.member_id == r.member_id)
                 .map(|j| DeliveryResponse {
-                    channel: if j.channel == "email" { Channel::Email } else { Channel::Push },
-                    to: match (j.channel.as_str(), unmasked) {
-                        ("email", true) => j.address.clone(),
-                        ("email", false) => EmailAddress::parse(&j.address).map(|a| a.masked()).unwrap_or_default(),
-                        _ => mask_token(&j.address),
+                    channel: j.channel,
+                    to: match (j.channel, unmasked) {
+                        (Channel::Email, true) => j.address.clone(),
+                        (Channel::Email, false) => {
+                            EmailAddress::parse(&j.address).map(|a| a.masked()).unwrap_or_default()
+                        }
+                        (Channel::Push, _) => mask_token(&j.address),
                     },
-                    platform: j.platform.clone(),
+                    platform: j.platform,
                     state: match j.status {
-                        queue::QUEUED | queue::CLAIMED => DeliveryState::Queued,
-                        queue::SENT => DeliveryState::Sent,
-                        queue::BOUNCED => DeliveryState::Bounced,
-                        queue::INVALID => DeliveryState::Invalid,
-                        queue::SKIPPED => DeliveryState::Skipped,
-                        _ => DeliveryState::Failed,
+                        JobStatus::Queued | JobStatus::Claimed => DeliveryState::Queued,
+                        JobStatus::Sent => DeliveryState::Sent,
+                        JobStatus::Failed => DeliveryState::Failed,
+                        JobStatus::Bounced => DeliveryState::Bounced,
+                        JobStatus::Invalid => DeliveryState::Invalid,
+                        JobStatus::Skipped => DeliveryState::Skipped,
                     },
                     attempts: j.attempts,
                     detail: j.last_error.clone(),
-                    updated_at: time(j.updated_at),
+                    updated_at: j.updated_at,
                 })
                 .collect(),
-            answers: answers.iter().filter(|a| a.member_id == r.member_id).map(|a| a.to_answer()).collect(),
+            answers: answers.iter().filter(|a| a.member_id == r.member_id).map(|a| a.answer.clone()).collect(),
             member_id: r.member_id,
             name: r.name,
             read_at: r.read_at.map(time),

@@ -18,10 +18,9 @@ use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::api::extract::{JSON_LIMIT, JsonBody, read_body};
 use crate::api::time;
-use crate::db::now_ms;
-use crate::db::repositories::messages::MessageRow;
 use crate::db::repositories::{attachments, members, messages, organizations, receipts};
-use crate::domain::message::{Answer, Priority, QuestionKind, Survey, check_answers};
+use crate::domain::message::{Message, Priority};
+use crate::domain::survey::{QuestionKind, Survey, SurveyAnswer, check_answers};
 use crate::error::{ApiError, ApiResult, FieldError, Problem};
 use crate::state::AppState;
 
@@ -35,12 +34,12 @@ pub fn configure_pages(cfg: &mut ServiceConfig) {
 
 /// A message as one guardian reached by it sees it.
 pub struct Receipt {
-    pub message: MessageRow,
+    pub message: Message,
     pub member_id: String,
     pub member_name: String,
     pub org_name: String,
     pub state: receipts::RecipientState,
-    pub answers: Vec<Answer>,
+    pub answers: Vec<SurveyAnswer>,
 }
 
 const NOT_FOUND: &str = "this link is not valid";
@@ -55,11 +54,11 @@ pub async fn resolve(state: &AppState, conn: &mut sqlx::AnyConnection, token: &s
 /// The receipt of a member known to be the caller (personal link or guardian app).
 pub async fn load(conn: &mut sqlx::AnyConnection, message_id: &str, member_id: &str) -> ApiResult<Receipt> {
     let not_found = || ApiError::NotFound(NOT_FOUND.into());
-    let message = messages::find_any(conn, message_id).await?.ok_or_else(not_found)?;
+    let message = messages::find_unscoped(conn, message_id).await?.ok_or_else(not_found)?;
     let state = receipts::find(conn, message_id, member_id).await?.ok_or_else(not_found)?;
     let member = members::find(conn, &message.org_id, member_id).await?.ok_or_else(not_found)?;
     let org = organizations::find(conn, &message.org_id).await?.ok_or_else(not_found)?;
-    let answers = receipts::answers(conn, message_id, Some(member_id)).await?.iter().map(|a| a.to_answer()).collect();
+    let answers = receipts::answers(conn, message_id, Some(member_id)).await?.into_iter().map(|a| a.answer).collect();
     Ok(Receipt {
         member_name: member.row.name,
         org_name: org.name,
@@ -71,24 +70,34 @@ pub async fn load(conn: &mut sqlx::AnyConnection, message_id: &str, member_id: &
 }
 
 impl Receipt {
-    pub fn survey(&self) -> Option<Survey> {
-        self.message.survey.as_deref().and_then(|s| serde_json::from_str(s).ok())
+    pub fn survey(&self) -> Option<&Survey> {
+        self.message.content.survey.as_ref()
     }
 
     fn deadline_passed(&self) -> bool {
-        self.message.answer_deadline.is_some_and(|d| d <= now_ms())
+        self.message.deadline_passed(Utc::now())
     }
 }
 
-/// Acknowledges for every address and device of the guardian at once (one row).
-pub async fn acknowledge_receipt(conn: &mut sqlx::AnyConnection, receipt: &Receipt) -> ApiResult<()> {
-    receipts::acknowledge(conn, &receipt.message.id, &receipt.member_id).await?;
-    Ok(())
+/// Acknowledges (確認) for every address and device of the guardian at once (one row):
+/// the one way in for the JSON link, the page's form and the app, batched with every other
+/// acknowledgement arriving meanwhile (`db::ack_writer`). Answers the recipient's state;
+/// 404 when the guardian did not receive the message.
+pub async fn acknowledge_receipt(
+    state: &AppState,
+    message_id: &str,
+    member_id: &str,
+) -> ApiResult<receipts::RecipientState> {
+    state.acks.acknowledge(message_id, member_id).await?.ok_or_else(|| ApiError::NotFound(NOT_FOUND.into()))
 }
 
 /// Checks and stores a complete set of answers; answering an answer-required message also
 /// acknowledges it.
-pub async fn store_answers(conn: &mut sqlx::AnyConnection, receipt: &Receipt, answers: &[Answer]) -> ApiResult<()> {
+pub async fn store_answers(
+    conn: &mut sqlx::AnyConnection,
+    receipt: &Receipt,
+    answers: &[SurveyAnswer],
+) -> ApiResult<()> {
     let survey = receipt.survey().ok_or_else(|| ApiError::Conflict {
         detail: "this message has no survey".into(),
         field: Some("answers".into()),
@@ -99,9 +108,9 @@ pub async fn store_answers(conn: &mut sqlx::AnyConnection, receipt: &Receipt, an
             field: Some("answers".into()),
         });
     }
-    let answers = check_answers(&survey, answers).map_err(ApiError::Validation)?;
+    let answers = check_answers(survey, answers).map_err(ApiError::Validation)?;
     receipts::save_answers(conn, &receipt.message.org_id, &receipt.message.id, &receipt.member_id, &answers).await?;
-    if receipt.message.answer_required != 0 {
+    if receipt.message.content.answer_required {
         receipts::acknowledge(conn, &receipt.message.id, &receipt.member_id).await?;
     }
     Ok(())
@@ -140,7 +149,7 @@ pub struct ReceiptResponse {
     pub read_at: Option<DateTime<Utc>>,
     pub acknowledged_at: Option<DateTime<Utc>>,
     pub answered_at: Option<DateTime<Utc>>,
-    pub answers: Vec<Answer>,
+    pub answers: Vec<SurveyAnswer>,
 }
 
 pub async fn receipt_response(
@@ -149,8 +158,8 @@ pub async fn receipt_response(
     attachment_url: impl Fn(&str) -> String,
 ) -> ApiResult<ReceiptResponse> {
     let files = attachments::attachments(conn, &receipt.message.id).await?;
-    let survey = receipt.survey();
     let m = receipt.message;
+    let c = m.content;
     Ok(ReceiptResponse {
         message: ReceiptMessage {
             attachments: files
@@ -163,16 +172,16 @@ pub async fn receipt_response(
                     size: a.size,
                 })
                 .collect(),
-            priority: Priority::parse(&m.priority),
-            sent_at: m.sent_at.map(time),
-            answer_required: m.answer_required != 0,
-            answer_deadline: m.answer_deadline.map(time),
-            survey,
+            priority: c.priority,
+            sent_at: m.sent_at,
+            answer_required: c.answer_required,
+            answer_deadline: c.answer_deadline,
+            survey: c.survey,
             id: m.id,
             org_name: receipt.org_name,
-            subject: m.subject,
-            body: m.body,
-            from_name: m.from_name,
+            subject: c.subject,
+            body: c.body,
+            from_name: c.from_name,
         },
         name: receipt.member_name,
         read_at: receipt.state.read_at.map(time),
@@ -232,8 +241,7 @@ pub async fn acknowledge(
 ) -> ApiResult<web::Json<AcknowledgeResponse>> {
     let (message_id, member_id) =
         state.jwt.verify_receipt_token(&token).ok_or_else(|| ApiError::NotFound(NOT_FOUND.into()))?;
-    let acknowledged =
-        state.acks.acknowledge(&message_id, &member_id).await?.ok_or_else(|| ApiError::NotFound(NOT_FOUND.into()))?;
+    let acknowledged = acknowledge_receipt(&state, &message_id, &member_id).await?;
     Ok(web::Json(AcknowledgeResponse {
         message_id,
         read_at: acknowledged.read_at.map(time),
@@ -247,7 +255,7 @@ pub async fn acknowledge(
 pub struct AnswersRequest {
     /// The complete set: it replaces earlier answers (until the deadline).
     #[schema(example = json!([{"question": 0, "choices": [1]}, {"question": 2, "text": "よろしくお願いします"}]))]
-    pub answers: Vec<Answer>,
+    pub answers: Vec<SurveyAnswer>,
 }
 
 /// Answer the survey; replaces earlier answers until the deadline.
@@ -289,9 +297,9 @@ fn escape(text: &str) -> String {
     out
 }
 
-fn jst(ms: i64) -> String {
+fn jst(at: DateTime<Utc>) -> String {
     let offset = FixedOffset::east_opt(9 * 3600).expect("JST");
-    time(ms).with_timezone(&offset).format("%Y年%m月%d日 %H:%M").to_string()
+    at.with_timezone(&offset).format("%Y年%m月%d日 %H:%M").to_string()
 }
 
 /// The form value that proves a post came from the page the token opened.
@@ -307,9 +315,9 @@ fn render(
     errors: &[FieldError],
     notice: Option<&str>,
 ) -> HttpResponse {
-    let m = &receipt.message;
+    let m = &receipt.message.content;
     let survey = receipt.survey();
-    let emergency = m.priority == "emergency";
+    let emergency = receipt.message.is_emergency();
     let mut html = String::new();
     let _ = write!(
         html,
@@ -336,7 +344,7 @@ fn render(
         html,
         "<p class=\"meta\">{}{}<br>{} 様</p>",
         m.from_name.as_deref().map(|f| format!("{} ・ ", escape(f))).unwrap_or_default(),
-        m.sent_at.map(jst).unwrap_or_default(),
+        receipt.message.sent_at.map(jst).unwrap_or_default(),
         escape(&receipt.member_name)
     );
     if let Some(notice) = notice {
@@ -360,7 +368,7 @@ fn render(
     let page_url = escape(&state.config.public_link(&format!("r/{token}")));
     match receipt.state.acknowledged_at {
         Some(at) => {
-            let _ = write!(html, "<p class=\"done\">確認済み（{}）</p>", jst(at));
+            let _ = write!(html, "<p class=\"done\">確認済み（{}）</p>", jst(time(at)));
         }
         None => {
             let _ = write!(
@@ -376,7 +384,7 @@ fn render(
             let _ = write!(html, "<p>回答期限: {}</p>", jst(deadline));
         }
         for error in errors {
-            let _ = write!(html, "<p class=\"error\">{}</p>", escape(&page_error(&survey, error)));
+            let _ = write!(html, "<p class=\"error\">{}</p>", escape(&page_error(survey, error)));
         }
         let closed = receipt.deadline_passed();
         let _ = write!(
@@ -529,8 +537,9 @@ pub async fn page_ack(
 ) -> ApiResult<HttpResponse> {
     let mut conn = state.db.pool.acquire().await?;
     let Ok(receipt) = resolve(&state, &mut conn, &token).await else { return Ok(not_found_page()) };
+    drop(conn);
     posted_form(&state, &req, &mut payload.into_inner(), &token).await?;
-    acknowledge_receipt(&mut conn, &receipt).await?;
+    acknowledge_receipt(&state, &receipt.message.id, &receipt.member_id).await?;
     Ok(back_to_page(&state, &token))
 }
 
@@ -549,7 +558,7 @@ pub async fn page_answers(
     let Ok(receipt) = resolve(&state, &mut tx, &token).await else { return Ok(not_found_page()) };
     let fields = posted_form(&state, &req, &mut payload.into_inner(), &token).await?;
     let Some(survey) = receipt.survey() else { return Ok(back_to_page(&state, &token)) };
-    let answers: Vec<Answer> = survey
+    let answers: Vec<SurveyAnswer> = survey
         .questions
         .iter()
         .enumerate()
@@ -557,10 +566,12 @@ pub async fn page_answers(
             let values: Vec<&str> =
                 fields.iter().filter(|(k, _)| *k == format!("q{i}")).map(|(_, v)| v.as_str()).collect();
             match question.kind {
-                QuestionKind::Text => {
-                    Answer { question: i, choices: None, text: Some(values.first().copied().unwrap_or("").to_string()) }
-                }
-                _ => Answer {
+                QuestionKind::Text => SurveyAnswer {
+                    question: i,
+                    choices: None,
+                    text: Some(values.first().copied().unwrap_or("").to_string()),
+                },
+                _ => SurveyAnswer {
                     question: i,
                     choices: Some(values.iter().filter_map(|v| v.parse().ok()).collect()),
                     text: None,

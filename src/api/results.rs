@@ -10,14 +10,15 @@ use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::api::extract::{JsonBody, QueryParams};
 use crate::api::messages::SendResponse;
+use crate::api::messages::find;
 use crate::api::time;
 use crate::auth::Caller;
-use crate::db::repositories::messages::{self, MessageRow};
-use crate::db::repositories::receipts::{self, Followers};
-use crate::delivery::worker::requeue;
+use crate::db::repositories::receipts::{self, GuardianAnswer};
+use crate::delivery::queue;
 use crate::domain::Scope;
-use crate::domain::message::{MessageStatus, QuestionKind, Survey};
+use crate::domain::message::{FollowUp, MessageStatus};
 use crate::domain::roster_csv::neutralise;
+use crate::domain::survey::{QuestionKind, Survey};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::state::AppState;
 
@@ -74,10 +75,6 @@ pub enum ResultsFormat {
     Csv,
 }
 
-async fn find(conn: &mut sqlx::AnyConnection, caller: &Caller, id: &str) -> ApiResult<MessageRow> {
-    messages::find(conn, &caller.org_id, id).await?.ok_or_else(|| ApiError::not_found("message"))
-}
-
 /// Survey tallies per question; `?format=csv` for one row per guardian.
 #[utoipa::path(tag = "messages", params(("id" = String, Path), ResultsQuery), security(("bearer" = []), ("oauth2" = []), ("api_key" = [])), responses(
     (status = 200, description = "JSON, or with `format=csv` the answers as CSV (`Content-Disposition: attachment`)",
@@ -96,8 +93,7 @@ pub async fn results(
     let csv = query.0.format == Some(ResultsFormat::Csv);
     let mut conn = state.db.pool.acquire().await?;
     let message = find(&mut conn, &caller, &id).await?;
-    let survey: Survey =
-        message.survey.as_deref().and_then(|s| serde_json::from_str(s).ok()).unwrap_or(Survey { questions: vec![] });
+    let survey = message.content.survey.unwrap_or(Survey { questions: vec![] });
     let rows = receipts::result_rows(&mut conn, &id).await?;
     let answers = receipts::answers(&mut conn, &id, None).await?;
     let names: HashMap<&str, &str> = rows.iter().map(|r| (r.member_id.as_str(), r.name.as_str())).collect();
@@ -109,11 +105,8 @@ pub async fn results(
         .iter()
         .enumerate()
         .map(|(i, q)| {
-            let of_question: Vec<_> = answers
-                .iter()
-                .filter(|a| a.question as usize == i)
-                .map(|a| (a.member_id.as_str(), a.to_answer()))
-                .collect();
+            let of_question: Vec<_> =
+                answers.iter().filter(|a| a.answer.question == i).map(|a| (a.member_id.as_str(), &a.answer)).collect();
             QuestionResult {
                 question: i,
                 text: q.text.clone(),
@@ -151,7 +144,7 @@ pub async fn results(
     }))
 }
 
-fn results_csv(survey: &Survey, rows: &[receipts::ResultRow], answers: &[receipts::AnswerRow]) -> HttpResponse {
+fn results_csv(survey: &Survey, rows: &[receipts::ResultRow], answers: &[GuardianAnswer]) -> HttpResponse {
     let stamp = |ms: Option<i64>| ms.map(|t| time(t).to_rfc3339()).unwrap_or_default();
     let mut writer = csv::WriterBuilder::new().terminator(csv::Terminator::CRLF).from_writer(Vec::new());
     let mut header: Vec<String> =
@@ -170,8 +163,8 @@ fn results_csv(survey: &Survey, rows: &[receipts::ResultRow], answers: &[receipt
         for (i, question) in survey.questions.iter().enumerate() {
             let answer = answers
                 .iter()
-                .find(|a| a.member_id == row.member_id && a.question as usize == i)
-                .map(|a| a.to_answer());
+                .find(|a| a.member_id == row.member_id && a.answer.question == i)
+                .map(|a| a.answer.clone());
             line.push(match answer {
                 Some(a) => match (a.text, a.choices) {
                     (Some(text), _) => text,
@@ -197,18 +190,21 @@ fn results_csv(survey: &Survey, rows: &[receipts::ResultRow], answers: &[receipt
         .body(body)
 }
 
-#[derive(Deserialize, ToSchema, Clone, Copy)]
-#[serde(rename_all = "lowercase")]
-pub enum ResendTo {
-    Unacknowledged,
-    Unanswered,
-    Failed,
-}
-
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResendRequest {
-    pub to: ResendTo,
+    /// `unacknowledged`, `unanswered` or `failed` (DESIGN.md); `unread` is a recipients
+    /// filter only.
+    #[schema(schema_with = resend_audience)]
+    pub to: FollowUp,
+}
+
+/// The follow-ups a resend may name.
+fn resend_audience() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::Type::String)
+        .enum_values(Some(["unacknowledged", "unanswered", "failed"]))
+        .build()
 }
 
 /// Send again, on all their channels and with the same personal link, to those who have
@@ -229,18 +225,17 @@ pub async fn resend(
     caller.require(Scope::MessagesSend)?;
     let mut tx = state.db.begin().await?;
     let message = find(&mut tx, &caller, &id).await?;
-    if !matches!(message.status.as_str(), "sending" | "sent") {
+    if !matches!(message.status, MessageStatus::Sending | MessageStatus::Sent) {
         return Err(ApiError::Conflict {
             detail: "only a sent message can be sent again".into(),
             field: Some("status".into()),
         });
     }
-    let who = match body.0.to {
-        ResendTo::Unacknowledged => Followers::Unacknowledged,
-        ResendTo::Unanswered => Followers::Unanswered,
-        ResendTo::Failed => Followers::Failed,
-    };
-    let count = requeue(&mut tx, &message, who).await?;
+    let who = body.0.to;
+    if who == FollowUp::Unread {
+        return Err(ApiError::field("to", "a resend goes to unacknowledged, unanswered or failed recipients"));
+    }
+    let count = queue::follow_up(&mut tx, &state, &message, who).await?;
     tx.commit().await?;
     Ok(HttpResponse::Accepted().json(SendResponse {
         status: MessageStatus::Sending,

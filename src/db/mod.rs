@@ -29,6 +29,10 @@ pub enum RepoError {
     /// the columns (SQLite), for `error.rs` to turn into the field the client must change.
     #[error("conflict on {0}")]
     Conflict(String),
+    /// A stored value that does not parse (a status, a JSON column): surfaced as an
+    /// internal error, never read as a default.
+    #[error("corrupt {what} in the database: {detail}")]
+    Corrupt { what: &'static str, detail: String },
     #[error(transparent)]
     Database(#[from] sqlx::Error),
 }
@@ -50,6 +54,12 @@ impl RepoError {
 }
 
 pub type RepoResult<T> = Result<T, RepoError>;
+
+impl RepoError {
+    pub fn corrupt(what: &'static str, detail: impl std::fmt::Display) -> RepoError {
+        RepoError::Corrupt { what, detail: detail.to_string() }
+    }
+}
 
 pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()

@@ -1,14 +1,20 @@
-//! Delivery: the workers that drain the queue in the database (`db::repositories::queue`),
-//! and the channels through which one job (one recipient address or device) leaves the
-//! building.
+//! Delivery, top to bottom: a send (or a resend, a reminder, a scheduled message coming
+//! due) queues one job per recipient address and device (`queue`, `scheduler`); workers
+//! claim jobs in batches (`worker`), compose each message's text once (`compose`), hand
+//! every job to its channel (`email`, `apns`, `fcm`), and record the outcomes (`queue`);
+//! senders hear how it went (`notices`).
 //!
 //! Each channel answers with an outcome the engine can act on without knowing the
 //! protocol: delivered, try again later, or give up on this address.
 
 pub mod apns;
+pub mod compose;
 pub mod email;
 pub mod fcm;
+pub mod notices;
 pub mod push;
+pub mod queue;
+pub mod scheduler;
 pub mod tls;
 pub mod worker;
 

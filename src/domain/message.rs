@@ -1,18 +1,19 @@
-//! Messages as staff compose them: checked against the limits of DESIGN.md.
+//! Messages as staff compose them, checked against the limits of DESIGN.md, and the
+//! message entity as the rest of the code works with it (parsed once, from the repository).
 
 use std::collections::BTreeMap;
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::char_len;
+use super::survey::Survey;
 use crate::error::FieldError;
 
 pub const MAX_SUBJECT: usize = 100;
 pub const MAX_BODY: usize = 5_000;
 pub const MAX_FROM_NAME: usize = 50;
-pub const MAX_QUESTIONS: usize = 10;
-pub const MAX_OPTIONS: usize = 10;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, Default)]
 #[serde(rename_all = "lowercase")]
@@ -30,8 +31,17 @@ impl Priority {
             Priority::Emergency => "emergency",
         }
     }
-    pub fn parse(s: &str) -> Priority {
-        if s == "emergency" { Priority::Emergency } else { Priority::Normal }
+    pub fn parse(s: &str) -> Option<Priority> {
+        [Priority::Normal, Priority::Emergency].into_iter().find(|p| p.as_str() == s)
+    }
+}
+
+/// For rows read straight into a `Priority` (`#[sqlx(try_from = "String")]`).
+impl TryFrom<String> for Priority {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Priority, String> {
+        Priority::parse(&s).ok_or_else(|| format!("unknown priority {s:?}"))
     }
 }
 
@@ -48,6 +58,9 @@ impl Channel {
             Channel::Email => "email",
             Channel::Push => "push",
         }
+    }
+    pub fn parse(s: &str) -> Option<Channel> {
+        [Channel::Email, Channel::Push].into_iter().find(|c| c.as_str() == s)
     }
 }
 
@@ -77,37 +90,6 @@ impl MessageStatus {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum QuestionKind {
-    /// One option.
-    Single,
-    /// Any number of options.
-    Multiple,
-    /// Free text, at most 1,000 characters.
-    Text,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Question {
-    #[schema(example = "参加しますか")]
-    pub text: String,
-    pub kind: QuestionKind,
-    #[serde(default)]
-    #[schema(example = json!(["参加する", "参加しない"]))]
-    pub options: Vec<String>,
-    #[serde(default)]
-    pub required: bool,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Survey {
-    /// Up to 10.
-    pub questions: Vec<Question>,
-}
-
 /// Who a message goes to: members of any of the lists, plus the members named, narrowed by
 /// the attribute filters (every key must match one of its values). Without lists and
 /// members, the attribute filters select from the whole roster.
@@ -130,7 +112,75 @@ impl Targets {
     }
 }
 
-fn text(errors: &mut Vec<FieldError>, field: &str, value: &str, max: usize, required: bool) {
+/// Some of a message's recipients: those a resend or reminder reaches, or a recipients
+/// page shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum FollowUp {
+    Unread,
+    Unacknowledged,
+    Unanswered,
+    /// Not reached on some address or device (failed, bounced, or a dead device token).
+    Failed,
+}
+
+/// What staff write: everything a draft or scheduled message may still change.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MessageContent {
+    pub subject: String,
+    pub body: String,
+    pub from_name: Option<String>,
+    pub priority: Priority,
+    pub answer_required: bool,
+    pub answer_deadline: Option<DateTime<Utc>>,
+    pub survey: Option<Survey>,
+    pub targets: Targets,
+    /// Sorted, without repeats, never empty.
+    pub channels: Vec<Channel>,
+    pub copy_to_sender: bool,
+    /// Remind those who have not acknowledged after this many minutes (answer-required only).
+    pub remind_after_minutes: Option<i64>,
+}
+
+/// A message as stored: its content, who wrote it, and where it is in its life.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Message {
+    pub id: String,
+    pub org_id: String,
+    /// The staff user who composed it; None for API keys.
+    pub created_by: Option<String>,
+    pub api_key_id: Option<String>,
+    pub content: MessageContent,
+    pub status: MessageStatus,
+    /// When a scheduled message goes out.
+    pub send_at: Option<DateTime<Utc>>,
+    /// When sending started.
+    pub sent_at: Option<DateTime<Utc>>,
+    /// When every delivery had an outcome.
+    pub completed_at: Option<DateTime<Utc>>,
+    /// Guardians reached by the send.
+    pub recipient_count: i64,
+    pub reminded_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Message {
+    pub fn sends_by(&self, channel: Channel) -> bool {
+        self.content.channels.contains(&channel)
+    }
+
+    pub fn is_emergency(&self) -> bool {
+        self.content.priority == Priority::Emergency
+    }
+
+    /// Whether answers can no longer change at `now`.
+    pub fn deadline_passed(&self, now: DateTime<Utc>) -> bool {
+        self.content.answer_deadline.is_some_and(|deadline| deadline <= now)
+    }
+}
+
+pub(super) fn text(errors: &mut Vec<FieldError>, field: &str, value: &str, max: usize, required: bool) {
     let length = char_len(value.trim());
     if required && length == 0 {
         errors.push(FieldError::new(field, "is required"));
@@ -147,40 +197,6 @@ pub fn check_subject_body(errors: &mut Vec<FieldError>, subject: &str, body: &st
     }
 }
 
-pub fn check_survey(errors: &mut Vec<FieldError>, survey: &Survey) {
-    if survey.questions.is_empty() {
-        errors.push(FieldError::new("survey.questions", "a survey has at least one question"));
-    }
-    if survey.questions.len() > MAX_QUESTIONS {
-        errors.push(FieldError::new(
-            format!("survey.questions[{MAX_QUESTIONS}]"),
-            format!("a survey has at most {MAX_QUESTIONS} questions"),
-        ));
-    }
-    for (i, question) in survey.questions.iter().enumerate().take(MAX_QUESTIONS) {
-        let field = format!("survey.questions[{i}]");
-        text(errors, &format!("{field}.text"), &question.text, 200, true);
-        match question.kind {
-            QuestionKind::Text if !question.options.is_empty() => {
-                errors.push(FieldError::new(format!("{field}.options"), "a text question has no options"));
-            }
-            QuestionKind::Single | QuestionKind::Multiple if question.options.is_empty() => {
-                errors.push(FieldError::new(format!("{field}.options"), "a choice question needs options"));
-            }
-            _ => {}
-        }
-        if question.options.len() > MAX_OPTIONS {
-            errors.push(FieldError::new(
-                format!("{field}.options[{MAX_OPTIONS}]"),
-                format!("a question has at most {MAX_OPTIONS} options"),
-            ));
-        }
-        for (j, option) in question.options.iter().enumerate().take(MAX_OPTIONS) {
-            text(errors, &format!("{field}.options[{j}]"), option, 100, true);
-        }
-    }
-}
-
 pub fn check_targets(errors: &mut Vec<FieldError>, targets: &Targets) {
     if targets.list_ids.len() + targets.member_ids.len() > 10_000 {
         errors.push(FieldError::new("targets", "at most 10,000 lists and members"));
@@ -192,175 +208,9 @@ pub fn check_targets(errors: &mut Vec<FieldError>, targets: &Targets) {
     }
 }
 
-pub const MAX_ANSWER_TEXT: usize = 1_000;
-
-/// One answer as a guardian sends it: option indexes for a choice question, text for a
-/// text question.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Answer {
-    /// The question's index in the survey, from 0.
-    pub question: usize,
-    /// Option indexes, from 0 (single: exactly one; multiple: one or more).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub choices: Option<Vec<usize>>,
-    /// For text questions; at most 1,000 characters.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub text: Option<String>,
-}
-
-/// Checks a complete set of answers against the survey: kinds, option indexes, required
-/// questions, text lengths. Errors name `answers[i].…`, or `answers` for a missing one.
-pub fn check_answers(survey: &Survey, answers: &[Answer]) -> Result<Vec<Answer>, Vec<FieldError>> {
-    let mut errors = Vec::new();
-    let mut seen = Vec::new();
-    let mut checked = Vec::new();
-    for (i, answer) in answers.iter().enumerate() {
-        let field = format!("answers[{i}]");
-        let Some(question) = survey.questions.get(answer.question) else {
-            errors.push(FieldError::new(
-                format!("{field}.question"),
-                format!("the survey has {} questions", survey.questions.len()),
-            ));
-            continue;
-        };
-        if seen.contains(&answer.question) {
-            errors.push(FieldError::new(format!("{field}.question"), "answers this question a second time"));
-            continue;
-        }
-        seen.push(answer.question);
-        match question.kind {
-            QuestionKind::Text => {
-                if answer.choices.is_some() {
-                    errors.push(FieldError::new(format!("{field}.choices"), "a text question is answered with text"));
-                    continue;
-                }
-                let text = answer.text.as_deref().unwrap_or("").trim();
-                if char_len(text) > MAX_ANSWER_TEXT {
-                    errors.push(FieldError::new(
-                        format!("{field}.text"),
-                        format!("must be at most {MAX_ANSWER_TEXT} characters"),
-                    ));
-                    continue;
-                }
-                if text.is_empty() {
-                    continue; // An empty text answer is no answer.
-                }
-                checked.push(Answer { question: answer.question, choices: None, text: Some(text.to_string()) });
-            }
-            QuestionKind::Single | QuestionKind::Multiple => {
-                if answer.text.is_some() {
-                    errors.push(FieldError::new(format!("{field}.text"), "a choice question is answered with choices"));
-                    continue;
-                }
-                let mut choices = answer.choices.clone().unwrap_or_default();
-                if let Some(bad) = choices.iter().find(|c| **c >= question.options.len()) {
-                    errors.push(FieldError::new(
-                        format!("{field}.choices"),
-                        format!("option {bad} does not exist (the question has {})", question.options.len()),
-                    ));
-                    continue;
-                }
-                choices.sort_unstable();
-                choices.dedup();
-                if question.kind == QuestionKind::Single && choices.len() > 1 {
-                    errors.push(FieldError::new(format!("{field}.choices"), "choose one option"));
-                    continue;
-                }
-                if choices.is_empty() {
-                    continue;
-                }
-                checked.push(Answer { question: answer.question, choices: Some(choices), text: None });
-            }
-        }
-    }
-    for (index, question) in survey.questions.iter().enumerate() {
-        if question.required && !checked.iter().any(|a| a.question == index) && errors.is_empty() {
-            errors.push(FieldError::new("answers", format!("question {index} ({}) is required", question.text)));
-        }
-    }
-    if errors.is_empty() { Ok(checked) } else { Err(errors) }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn survey() -> Survey {
-        Survey {
-            questions: vec![
-                Question {
-                    text: "出欠".into(),
-                    kind: QuestionKind::Single,
-                    options: vec!["出席".into(), "欠席".into()],
-                    required: true,
-                },
-                Question {
-                    text: "係".into(),
-                    kind: QuestionKind::Multiple,
-                    options: vec!["受付".into(), "片付け".into(), "撮影".into()],
-                    required: false,
-                },
-                Question { text: "連絡事項".into(), kind: QuestionKind::Text, options: vec![], required: false },
-            ],
-        }
-    }
-
-    fn answer(question: usize, choices: Option<Vec<usize>>, text: Option<&str>) -> Answer {
-        Answer { question, choices, text: text.map(str::to_string) }
-    }
-
-    #[test]
-    fn answers_are_checked_against_the_survey() {
-        let ok = check_answers(
-            &survey(),
-            &[
-                answer(0, Some(vec![1]), None),
-                answer(1, Some(vec![2, 0, 2]), None),
-                answer(2, None, Some(" よろしく ")),
-            ],
-        );
-        let ok = ok.unwrap();
-        assert_eq!(ok[1].choices, Some(vec![0, 2]), "sorted, duplicates folded");
-        assert_eq!(ok[2].text.as_deref(), Some("よろしく"));
-        let field = |answers: Vec<Answer>| check_answers(&survey(), &answers).unwrap_err()[0].field.clone();
-        assert_eq!(field(vec![answer(1, Some(vec![0]), None)]), "answers", "the required question is missing");
-        assert_eq!(field(vec![answer(0, Some(vec![0, 1]), None)]), "answers[0].choices");
-        assert_eq!(field(vec![answer(0, Some(vec![2]), None)]), "answers[0].choices");
-        assert_eq!(field(vec![answer(0, Some(vec![0]), None), answer(3, Some(vec![0]), None)]), "answers[1].question");
-        assert_eq!(
-            field(vec![answer(0, Some(vec![0]), None), answer(2, None, Some(&"あ".repeat(1001)))]),
-            "answers[1].text"
-        );
-        assert_eq!(field(vec![answer(0, Some(vec![0]), None), answer(0, Some(vec![1]), None)]), "answers[1].question");
-        assert!(
-            check_answers(&survey(), &[answer(0, Some(vec![0]), None), answer(2, None, Some(&"あ".repeat(1000)))])
-                .is_ok()
-        );
-    }
-
-    fn question(options: usize) -> Question {
-        Question {
-            text: "Q".into(),
-            kind: QuestionKind::Single,
-            options: (0..options).map(|i| i.to_string()).collect(),
-            required: false,
-        }
-    }
-
-    #[test]
-    fn an_eleventh_question_is_named() {
-        let mut errors = Vec::new();
-        check_survey(&mut errors, &Survey { questions: vec![question(2); 11] });
-        assert_eq!(errors, vec![FieldError::new("survey.questions[10]", "a survey has at most 10 questions")]);
-    }
-
-    #[test]
-    fn an_eleventh_option_is_named() {
-        let mut errors = Vec::new();
-        check_survey(&mut errors, &Survey { questions: vec![question(2), question(11)] });
-        assert_eq!(errors[0].field, "survey.questions[1].options[10]");
-    }
 
     #[test]
     fn limits_count_characters() {

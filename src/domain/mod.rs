@@ -1,11 +1,13 @@
 //! Types built by parsing: once constructed they are valid, so later code does not check
 //! again. No I/O here.
 
+pub mod delivery;
 pub mod email;
 pub mod member;
 pub mod message;
 pub mod roster_csv;
 pub mod staff;
+pub mod survey;
 
 pub use email::EmailAddress;
 pub use staff::{Password, PersonName, Role, Scope};

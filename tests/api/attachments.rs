@@ -451,4 +451,5 @@ async fn a_sent_attachment_arrives_by_email_with_its_name_and_bytes(backend: Bac
     assert_eq!(attachment.attachment_name(), Some("遠足のしおり.pdf"));
     assert_eq!(attachment.content_type().map(|c| (c.ctype(), c.subtype())), Some(("application", Some("pdf"))));
     assert_eq!(attachment.contents(), letter.as_slice(), "byte for byte");
+    app.assert_queue_empty().await;
 }

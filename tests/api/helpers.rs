@@ -309,11 +309,41 @@ impl TestApp {
     /// A delivery worker as `serve` runs it, but retrying at once instead of backing off.
     pub fn worker(&self) -> renrakumo::delivery::worker::Worker {
         let settings = renrakumo::delivery::worker::WorkerSettings {
-            retry_base: std::time::Duration::ZERO,
-            max_attempts: 3,
+            retry: renrakumo::delivery::queue::RetryPolicy {
+                base: std::time::Duration::ZERO,
+                max_attempts: 3,
+                ..Default::default()
+            },
             ..Default::default()
         };
         renrakumo::delivery::worker::Worker::new(self.state.clone(), settings)
+    }
+
+    /// Moves the application's clock forward: retries, leases, scheduled sends and
+    /// reminders come due without the test waiting.
+    pub fn advance_clock(&self, by: std::time::Duration) {
+        self.state.clock.advance(by);
+    }
+
+    /// Every job has an outcome and every message's tallies agree: nothing is left
+    /// waiting or claimed.
+    pub async fn assert_queue_empty(&self) {
+        let mut conn = self.state.db.pool.acquire().await.unwrap();
+        let pending: Vec<(i64, String, String)> = sqlx::query_as(
+            "SELECT status, message_id, channel FROM delivery_jobs WHERE status IN (0, 1) ORDER BY id LIMIT 5",
+        )
+        .fetch_all(&mut *conn)
+        .await
+        .unwrap();
+        assert!(pending.is_empty(), "jobs still waiting (status, message, channel): {pending:?}");
+        let tallied: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT message_id, CAST(SUM(queued) AS BIGINT) FROM delivery_tallies GROUP BY message_id \
+             HAVING SUM(queued) <> 0",
+        )
+        .fetch_all(&mut *conn)
+        .await
+        .unwrap();
+        assert!(tallied.is_empty(), "messages whose tallies still count queued jobs: {tallied:?}");
     }
 
     /// Runs delivery rounds until there is nothing left to do; returns the work done.

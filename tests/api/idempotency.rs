@@ -105,6 +105,7 @@ async fn a_retried_send_answers_its_first_202_not_a_conflict(backend: Backend) {
     // A new request (no key, or another key) is told the message went already.
     app.post(&path, token, json!({})).await.problem(409);
     assert_eq!(app.deliver_all().await, 1, "one job: the retry queued nothing");
+    app.assert_queue_empty().await;
 }
 
 async fn a_key_is_checked_and_belongs_to_its_credential(backend: Backend) {

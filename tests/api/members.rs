@@ -450,4 +450,5 @@ async fn a_deleted_guardian_leaves_no_trace_in_lists_messages_or_search(backend:
     // The address is free again: a new guardian may take it.
     create_member(&app, token, json!({"name": "新しい 保護者", "emails": ["leaving@example.jp"]})).await;
     app.delete(&format!("/api/v1/members/{leaving}"), token).await.problem(404);
+    app.assert_queue_empty().await;
 }

@@ -209,6 +209,7 @@ async fn a_send_reaches_every_receiving_address_exactly_once(backend: Backend) {
     assert!(
         items.iter().all(|r| r["member_id"] != disabled.as_str() || r["deliveries"].as_array().unwrap().len() == 1)
     );
+    app.assert_queue_empty().await;
 }
 
 async fn attribute_targets_narrow_by_every_key(backend: Backend) {
@@ -249,6 +250,8 @@ async fn attribute_targets_narrow_by_every_key(backend: Backend) {
     )
     .await;
     assert_eq!(send(&app, token, &id, json!({})).await.ok(202)["recipient_count"], 2);
+    app.deliver_all().await;
+    app.assert_queue_empty().await;
 }
 
 async fn a_preview_counts_before_sending(backend: Backend) {
@@ -313,20 +316,16 @@ async fn a_scheduled_message_waits_can_be_cancelled_and_goes_out_when_due(backen
     assert_eq!(app.deliver_all().await, 0, "not due yet");
     // A guardian joins before it goes out, and is reached: recipients are resolved when due.
     create_member(&app, token, json!({"name": "B", "emails": ["b@example.jp"], "list_ids": [list]})).await;
-    let mut conn = app.state.db.pool.acquire().await.unwrap();
-    sqlx::query("UPDATE messages SET send_at = $1 WHERE id = $2")
-        .bind(chrono::Utc::now().timestamp_millis() - 1)
-        .bind(&id)
-        .execute(&mut *conn)
-        .await
-        .unwrap();
-    drop(conn);
+    app.advance_clock(std::time::Duration::from_secs(2 * 3600 + 3590));
+    assert_eq!(app.deliver_all().await, 0, "not due ten seconds before its time");
+    app.advance_clock(std::time::Duration::from_secs(20));
     app.deliver_all().await;
     let mails = smtp.wait_for(2).await;
     assert_eq!(rcpts(&mails), ["a@example.jp", "b@example.jp"]);
     assert_eq!(parsed(&mails[0]).0, "予約配信（変更）");
     assert_eq!(stats(&app, token, &id).await["status"], "sent");
     assert_eq!(stats(&app, token, &cancelled).await["deliveries"]["email"]["sent"], 0);
+    app.assert_queue_empty().await;
 }
 
 async fn a_deferral_is_retried_and_a_persistent_one_fails(backend: Backend) {
@@ -362,6 +361,7 @@ async fn a_deferral_is_retried_and_a_persistent_one_fails(backend: Backend) {
         "gave up after 3 attempts"
     );
     assert_eq!(done["status"], "sent");
+    app.assert_queue_empty().await;
 }
 
 async fn a_refusal_bounces_and_the_third_in_a_row_disables_the_address(backend: Backend) {
@@ -390,6 +390,7 @@ async fn a_refusal_bounces_and_the_third_in_a_row_disables_the_address(backend: 
     assert_eq!(stats(&app, token, &id).await["deliveries"]["email"]["sent"], 1);
     let recipients = app.get(&format!("/api/v1/messages/{id}/recipients"), token).await;
     assert_eq!(recipients.ok(200)["items"][0]["deliveries"].as_array().unwrap().len(), 1);
+    app.assert_queue_empty().await;
 }
 
 async fn a_delivery_ends_a_run_of_bounces(backend: Backend) {
@@ -420,6 +421,7 @@ async fn a_delivery_ends_a_run_of_bounces(backend: Backend) {
     assert_eq!(send_one(4).await, "bounced");
     assert_eq!(send_one(5).await, "bounced");
     assert_eq!(send_one(6).await, "disabled");
+    app.assert_queue_empty().await;
 }
 
 /// `renrakumo worker` as an operator runs it, stopped with SIGTERM while a slow relay is
@@ -500,6 +502,7 @@ async fn sigterm_stops_a_worker_after_the_round_in_flight_with_nothing_left_clai
         smtp.received().iter().map(|m| m.to[0].clone()).filter(|to| to.starts_with('g')).collect();
     assert_eq!(to_guardians.len() as i64, guardians, "the rest went out");
     assert_eq!(to_guardians.iter().collect::<BTreeSet<_>>().len() as i64, guardians, "each address once");
+    app.assert_queue_empty().await;
 }
 
 async fn push_jobs_of_an_unconfigured_platform_are_skipped_with_the_reason(backend: Backend) {
@@ -528,6 +531,7 @@ async fn push_jobs_of_an_unconfigured_platform_are_skipped_with_the_reason(backe
         deliveries.iter().all(|d| d["to"].as_str().unwrap().starts_with('…')),
         "tokens masked without contacts:read? the admin has it"
     );
+    app.assert_queue_empty().await;
 }
 
 async fn emergency_messages_are_delivered_first(backend: Backend) {
@@ -560,6 +564,7 @@ async fn emergency_messages_are_delivered_first(backend: Backend) {
     let mails = smtp.wait_for(10).await;
     let subjects: Vec<String> = mails.iter().map(|m| parsed(m).0).collect();
     assert!(subjects[..5].iter().all(|s| s == "【緊急】臨時休校"), "{subjects:?}");
+    app.assert_queue_empty().await;
 }
 
 async fn two_workers_deliver_every_job_exactly_once(backend: Backend) {
@@ -591,6 +596,7 @@ async fn two_workers_deliver_every_job_exactly_once(backend: Backend) {
     assert_eq!(after["deliveries"]["email"], json!({"queued": 0, "sent": 300, "failed": 0, "bounced": 0}));
     // Whichever instance recorded the last jobs, the message is complete.
     assert_eq!(after["status"], "sent");
+    app.assert_queue_empty().await;
 }
 
 async fn jobs_of_a_crashed_worker_are_delivered_after_their_lease(backend: Backend) {
@@ -601,21 +607,17 @@ async fn jobs_of_a_crashed_worker_are_delivered_after_their_lease(backend: Backe
     let id = draft(&app, token, json!({"subject": "s", "body": "b", "targets": {"member_ids": [member]}})).await;
     send(&app, token, &id, json!({})).await.ok(202);
     // An instance claims the job and dies before recording anything.
-    let claimed = renrakumo::db::repositories::queue::claim(&app.state.db, 10, std::time::Duration::from_secs(300))
-        .await
-        .unwrap();
+    let lease = std::time::Duration::from_secs(300);
+    let claimed = renrakumo::delivery::queue::claim(&app.state, 10, lease).await.unwrap();
     assert_eq!(claimed.len(), 1);
     assert_eq!(app.deliver_all().await, 0, "the lease holds");
-    let mut conn = app.state.db.pool.acquire().await.unwrap();
-    sqlx::query("UPDATE delivery_jobs SET lease_until = $1")
-        .bind(chrono::Utc::now().timestamp_millis() - 1)
-        .execute(&mut *conn)
-        .await
-        .unwrap();
-    drop(conn);
+    app.advance_clock(lease - std::time::Duration::from_secs(1));
+    assert_eq!(app.deliver_all().await, 0, "the lease holds until it ends");
+    app.advance_clock(std::time::Duration::from_secs(2));
     app.deliver_all().await;
     assert_eq!(rcpts(&smtp.wait_for(1).await), ["a@example.jp"]);
     assert_eq!(stats(&app, token, &id).await["status"], "sent");
+    app.assert_queue_empty().await;
 }
 
 async fn a_single_use_key_sends_once(backend: Backend) {
@@ -665,6 +667,7 @@ async fn the_sender_gets_a_copy_and_a_summary(backend: Backend) {
     assert!(to_sender.iter().any(|(s, _, _)| s == "[送信控え] 授業参観"));
     let summary = to_sender.iter().find(|(s, _, _)| s == "[配信完了] 授業参観").expect("a summary");
     assert!(summary.1.contains("配信済み: 1") && summary.1.contains("不達: 1"), "{}", summary.1);
+    app.assert_queue_empty().await;
 }
 
 async fn history_filters_and_other_organisations(backend: Backend) {

@@ -91,4 +91,20 @@ async fn a_message_reaches_every_live_device_and_dead_tokens_leave_the_roster(ba
         invalid.iter().all(|d| d["detail"].as_str().unwrap().to_lowercase().contains("unregistered")),
         "{invalid:?}"
     );
+
+    // The quota-limited device is tried again once its Retry-After has passed, not before.
+    fcm.accept("android-busy");
+    app.advance_clock(std::time::Duration::from_secs(119));
+    assert_eq!(app.deliver_all().await, 0, "not before its Retry-After");
+    app.advance_clock(std::time::Duration::from_secs(2));
+    app.deliver_all().await;
+    let android: Vec<String> =
+        fcm.received().into_iter().map(|m| m.message["token"].as_str().unwrap().into()).collect();
+    assert_eq!(android, ["android-live", "android-busy"]);
+    let stats = app.get(&format!("/api/v1/messages/{id}/stats"), token).await;
+    assert_eq!(
+        stats.ok(200)["deliveries"]["push"],
+        json!({"queued": 0, "sent": 4, "failed": 0, "invalid": 2, "skipped": 0})
+    );
+    app.assert_queue_empty().await;
 }

@@ -660,6 +660,11 @@ impl FcmServer {
         lock(&self.state.answers).insert(token.to_owned(), answer);
     }
 
+    /// From now on the token's notifications are accepted again.
+    pub fn accept(&self, token: &str) {
+        lock(&self.state.answers).remove(token);
+    }
+
     /// Lifetime (`expires_in`) of the access tokens issued from now on.
     pub fn set_expires_in(&self, seconds: u64) {
         self.state.expires_in.store(seconds, Ordering::SeqCst);

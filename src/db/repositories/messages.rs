@@ -1,57 +1,114 @@
-//! Messages and their recipients (attachments: `attachments.rs`).
+//! Messages: their content, their state, whom their targets select, and the recipients'
+//! progress pages. Rows are parsed into `domain::message::Message` here, once; a stored
+//! value that does not parse is a `RepoError::Corrupt`, never a default. (Attachments:
+//! `attachments.rs`; the delivery jobs a send queues: `jobs.rs`.)
 
-use sqlx::{AnyConnection, Row};
+use chrono::{DateTime, Utc};
+use sqlx::AnyConnection;
 
-use super::queue::{Tallies, write_tallies};
-use super::receipts::Followers;
+use super::jobs::follow_up_condition;
 use crate::db::sql::{RowLock, Sql, row_lock};
 use crate::db::{RepoError, RepoResult, new_id, now_ms};
-use crate::domain::message::Targets;
+use crate::domain::delivery::JobStatus;
+use crate::domain::member::Platform;
+use crate::domain::message::{Channel, FollowUp, Message, MessageContent, MessageStatus, Priority, Targets};
 
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct MessageRow {
-    pub id: String,
-    pub org_id: String,
-    pub created_by: Option<String>,
-    pub api_key_id: Option<String>,
-    pub subject: String,
-    pub body: String,
-    pub from_name: Option<String>,
-    pub priority: String,
-    pub answer_required: i64,
-    pub answer_deadline: Option<i64>,
-    pub survey: Option<String>,
-    pub targets: String,
-    pub channels: String,
-    pub copy_to_sender: i64,
-    pub status: String,
-    pub send_at: Option<i64>,
-    pub sent_at: Option<i64>,
-    pub completed_at: Option<i64>,
-    pub recipient_count: i64,
-    pub remind_after_minutes: Option<i64>,
-    pub reminded_at: Option<i64>,
-    pub created_at: i64,
-    pub updated_at: i64,
+#[derive(Debug, sqlx::FromRow)]
+struct MessageRow {
+    id: String,
+    org_id: String,
+    created_by: Option<String>,
+    api_key_id: Option<String>,
+    subject: String,
+    body: String,
+    from_name: Option<String>,
+    priority: String,
+    answer_required: i64,
+    answer_deadline: Option<i64>,
+    survey: Option<String>,
+    targets: String,
+    channels: String,
+    copy_to_sender: i64,
+    status: String,
+    send_at: Option<i64>,
+    sent_at: Option<i64>,
+    completed_at: Option<i64>,
+    recipient_count: i64,
+    remind_after_minutes: Option<i64>,
+    reminded_at: Option<i64>,
+    created_at: i64,
+    updated_at: i64,
 }
 
 const COLUMNS: &str = "id, org_id, created_by, api_key_id, subject, body, from_name, priority, answer_required, answer_deadline, \
      survey, targets, channels, copy_to_sender, status, send_at, sent_at, completed_at, recipient_count, remind_after_minutes, reminded_at, \
      created_at, updated_at";
 
-/// The fields staff edit, already checked and serialised.
-pub struct MessageContent {
-    pub subject: String,
-    pub body: String,
-    pub from_name: Option<String>,
-    pub priority: String,
-    pub answer_required: bool,
-    pub answer_deadline: Option<i64>,
-    pub survey: Option<String>,
-    pub targets: String,
-    pub channels: String,
-    pub copy_to_sender: bool,
-    pub remind_after_minutes: Option<i64>,
+/// A stored epoch-milliseconds time.
+pub(super) fn stored_time(what: &'static str, ms: i64) -> RepoResult<DateTime<Utc>> {
+    DateTime::from_timestamp_millis(ms).ok_or_else(|| RepoError::corrupt(what, format!("time {ms} out of range")))
+}
+
+fn stored_json<T: serde::de::DeserializeOwned>(what: &'static str, json: &str) -> RepoResult<T> {
+    serde_json::from_str(json).map_err(|e| RepoError::corrupt(what, e))
+}
+
+impl TryFrom<MessageRow> for Message {
+    type Error = RepoError;
+
+    fn try_from(row: MessageRow) -> RepoResult<Message> {
+        let time = |ms: Option<i64>| ms.map(|ms| stored_time("message time", ms)).transpose();
+        let content = MessageContent {
+            priority: Priority::parse(&row.priority)
+                .ok_or_else(|| RepoError::corrupt("message priority", &row.priority))?,
+            answer_required: row.answer_required != 0,
+            answer_deadline: time(row.answer_deadline)?,
+            survey: row.survey.as_deref().map(|s| stored_json("message survey", s)).transpose()?,
+            targets: stored_json("message targets", &row.targets)?,
+            channels: stored_json("message channels", &row.channels)?,
+            copy_to_sender: row.copy_to_sender != 0,
+            remind_after_minutes: row.remind_after_minutes,
+            subject: row.subject,
+            body: row.body,
+            from_name: row.from_name,
+        };
+        Ok(Message {
+            status: MessageStatus::parse(&row.status)
+                .ok_or_else(|| RepoError::corrupt("message status", &row.status))?,
+            send_at: time(row.send_at)?,
+            sent_at: time(row.sent_at)?,
+            completed_at: time(row.completed_at)?,
+            reminded_at: time(row.reminded_at)?,
+            created_at: stored_time("message time", row.created_at)?,
+            updated_at: stored_time("message time", row.updated_at)?,
+            recipient_count: row.recipient_count,
+            id: row.id,
+            org_id: row.org_id,
+            created_by: row.created_by,
+            api_key_id: row.api_key_id,
+            content,
+        })
+    }
+}
+
+/// The content as its columns store it.
+struct StoredContent<'a> {
+    content: &'a MessageContent,
+    survey: Option<String>,
+    targets: String,
+    channels: String,
+}
+
+impl StoredContent<'_> {
+    fn of(content: &MessageContent) -> RepoResult<StoredContent<'_>> {
+        let json = |value: serde_json::Result<String>| value.map_err(|e| RepoError::corrupt("message content", e));
+        Ok(StoredContent {
+            survey: content.survey.as_ref().map(|s| json(serde_json::to_string(s))).transpose()?,
+            targets: json(serde_json::to_string(&content.targets))?,
+            channels: json(serde_json::to_string(&content.channels))?,
+            content,
+        })
+    }
 }
 
 pub async fn create(
@@ -60,9 +117,10 @@ pub async fn create(
     created_by: Option<&str>,
     api_key_id: Option<&str>,
     content: &MessageContent,
-) -> RepoResult<MessageRow> {
+) -> RepoResult<Message> {
     let id = new_id();
     let now = now_ms();
+    let stored = StoredContent::of(content)?;
     sqlx::query(
         "INSERT INTO messages (id, org_id, created_by, api_key_id, subject, body, from_name, priority, answer_required, answer_deadline, \
          survey, targets, channels, copy_to_sender, remind_after_minutes, status, created_at, updated_at) \
@@ -75,12 +133,12 @@ pub async fn create(
     .bind(&content.subject)
     .bind(&content.body)
     .bind(&content.from_name)
-    .bind(&content.priority)
+    .bind(content.priority.as_str())
     .bind(content.answer_required as i64)
-    .bind(content.answer_deadline)
-    .bind(&content.survey)
-    .bind(&content.targets)
-    .bind(&content.channels)
+    .bind(content.answer_deadline.map(|d| d.timestamp_millis()))
+    .bind(&stored.survey)
+    .bind(&stored.targets)
+    .bind(&stored.channels)
     .bind(content.copy_to_sender as i64)
     .bind(now)
     .bind(content.remind_after_minutes)
@@ -89,20 +147,26 @@ pub async fn create(
     find(conn, org_id, &id).await?.ok_or(RepoError::NotFound)
 }
 
-pub async fn find(conn: &mut AnyConnection, org_id: &str, id: &str) -> RepoResult<Option<MessageRow>> {
-    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM messages WHERE org_id = $1 AND id = $2")))
-        .bind(org_id)
-        .bind(id)
-        .fetch_optional(conn)
-        .await?)
+/// The organisation's message with that id.
+pub async fn find(conn: &mut AnyConnection, org_id: &str, id: &str) -> RepoResult<Option<Message>> {
+    let row: Option<MessageRow> =
+        sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM messages WHERE org_id = $1 AND id = $2")))
+            .bind(org_id)
+            .bind(id)
+            .fetch_optional(conn)
+            .await?;
+    row.map(Message::try_from).transpose()
 }
 
-/// For the delivery workers, which serve every organisation.
-pub async fn find_any(conn: &mut AnyConnection, id: &str) -> RepoResult<Option<MessageRow>> {
-    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM messages WHERE id = $1")))
-        .bind(id)
-        .fetch_optional(conn)
-        .await?)
+/// The message with that id in whichever organisation: for callers whose access is proven
+/// otherwise (the delivery workers, a guardian's signed link).
+pub async fn find_unscoped(conn: &mut AnyConnection, id: &str) -> RepoResult<Option<Message>> {
+    let row: Option<MessageRow> =
+        sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM messages WHERE id = $1")))
+            .bind(id)
+            .fetch_optional(conn)
+            .await?;
+    row.map(Message::try_from).transpose()
 }
 
 /// Rewrites the content of a draft or scheduled message; false when it is in another state.
@@ -112,6 +176,7 @@ pub async fn update_content(
     id: &str,
     content: &MessageContent,
 ) -> RepoResult<bool> {
+    let stored = StoredContent::of(content)?;
     let done = sqlx::query(
         "UPDATE messages SET subject = $3, body = $4, from_name = $5, priority = $6, answer_required = $7, answer_deadline = $8, \
          survey = $9, targets = $10, channels = $11, copy_to_sender = $12, updated_at = $13, remind_after_minutes = $14 \
@@ -119,15 +184,15 @@ pub async fn update_content(
     )
     .bind(org_id)
     .bind(id)
-    .bind(&content.subject)
-    .bind(&content.body)
-    .bind(&content.from_name)
-    .bind(&content.priority)
+    .bind(&stored.content.subject)
+    .bind(&stored.content.body)
+    .bind(&stored.content.from_name)
+    .bind(content.priority.as_str())
     .bind(content.answer_required as i64)
-    .bind(content.answer_deadline)
-    .bind(&content.survey)
-    .bind(&content.targets)
-    .bind(&content.channels)
+    .bind(content.answer_deadline.map(|d| d.timestamp_millis()))
+    .bind(&stored.survey)
+    .bind(&stored.targets)
+    .bind(&stored.channels)
     .bind(content.copy_to_sender as i64)
     .bind(now_ms())
     .bind(content.remind_after_minutes)
@@ -145,7 +210,7 @@ pub async fn delete_drafts(conn: &mut AnyConnection, org_id: &str, ids: &[String
 
 #[derive(Debug, Default)]
 pub struct MessageFilter {
-    pub status: Option<String>,
+    pub status: Option<MessageStatus>,
     pub created_by: Option<String>,
     pub from: Option<i64>,
     pub to: Option<i64>,
@@ -160,13 +225,13 @@ pub async fn list(
     filter: &MessageFilter,
     before: Option<&str>,
     limit: i64,
-) -> RepoResult<Vec<MessageRow>> {
+) -> RepoResult<Vec<Message>> {
     let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM messages WHERE org_id = "));
     sql.bind(org_id);
     if let Some(before) = before {
         sql.push(" AND id < ").bind(before);
     }
-    if let Some(status) = &filter.status {
+    if let Some(status) = filter.status {
         sql.push(" AND status = ").bind(status.as_str());
     }
     if let Some(user) = &filter.created_by {
@@ -187,11 +252,13 @@ pub async fn list(
             .push(" ESCAPE '\\')");
     }
     sql.push(" ORDER BY id DESC LIMIT ").bind(limit);
-    Ok(sql.query_as(conn).fetch_all(conn).await?)
+    let rows: Vec<MessageRow> = sql.query_as(conn).fetch_all(conn).await?;
+    rows.into_iter().map(Message::try_from).collect()
 }
 
-/// The members a message's targets select: active members of the organisation.
-fn select_members(sql: &mut Sql, org_id: &str, targets: &Targets) {
+/// Appends ` FROM members m WHERE …`: the members a message's targets select, active
+/// members of the organisation.
+pub(super) fn select_targeted(sql: &mut Sql, org_id: &str, targets: &Targets) {
     sql.push(" FROM members m WHERE m.org_id = ").bind(org_id).push(" AND m.status = 'active'");
     if !targets.list_ids.is_empty() || !targets.member_ids.is_empty() {
         sql.push(" AND (");
@@ -216,188 +283,50 @@ fn select_members(sql: &mut Sql, org_id: &str, targets: &Targets) {
     }
 }
 
-/// What a send would reach now: guardians, and their addresses and devices that receive.
-pub async fn preview(conn: &mut AnyConnection, org_id: &str, targets: &Targets) -> RepoResult<(i64, i64, i64)> {
+/// What a send would reach now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reach {
+    pub guardians: i64,
+    /// Their addresses that receive (not disabled, not unconfirmed).
+    pub addresses: i64,
+    pub devices: i64,
+}
+
+pub async fn preview(conn: &mut AnyConnection, org_id: &str, targets: &Targets) -> RepoResult<Reach> {
     let mut members = Sql::new("SELECT COUNT(*)");
-    select_members(&mut members, org_id, targets);
-    let recipients: i64 = members.query_scalar(conn).fetch_one(&mut *conn).await?;
+    select_targeted(&mut members, org_id, targets);
+    let guardians: i64 = members.query_scalar(conn).fetch_one(&mut *conn).await?;
     let mut emails = Sql::new(
         "SELECT COUNT(*) FROM member_emails e WHERE e.status IN ('active', 'bounced') AND e.member_id IN (SELECT m.id",
     );
-    select_members(&mut emails, org_id, targets);
+    select_targeted(&mut emails, org_id, targets);
     emails.push(")");
-    let emails: i64 = emails.query_scalar(conn).fetch_one(&mut *conn).await?;
+    let addresses: i64 = emails.query_scalar(conn).fetch_one(&mut *conn).await?;
     let mut devices = Sql::new("SELECT COUNT(*) FROM member_devices d WHERE d.member_id IN (SELECT m.id");
-    select_members(&mut devices, org_id, targets);
+    select_targeted(&mut devices, org_id, targets);
     devices.push(")");
     let devices: i64 = devices.query_scalar(conn).fetch_one(&mut *conn).await?;
-    Ok((recipients, emails, devices))
+    Ok(Reach { guardians, addresses, devices })
 }
 
-/// Fan-out, inside the caller's transaction: one recipient per selected guardian (however
-/// many targets name them) and one queued job per receiving address and device, written
-/// by the database from the roster itself rather than row by row from here.
-pub async fn fan_out(
-    conn: &mut AnyConnection,
-    org_id: &str,
-    message_id: &str,
-    targets: &Targets,
-    email: bool,
-    push: bool,
-    priority: i64,
-) -> RepoResult<i64> {
-    let now = now_ms();
-    let jobs = Jobs { message_id, email, push, priority, now };
-    let count = if conn.backend_name() == "SQLite" {
-        // One writer at a time: the recipients, then their jobs, see the same roster.
-        let mut recipients = Sql::new("INSERT INTO recipients (message_id, member_id, org_id, created_at) SELECT ");
-        recipients.bind(message_id).push(", m.id, m.org_id, ").bind(now);
-        select_members(&mut recipients, org_id, targets);
-        let count = recipients.query(conn).execute(&mut *conn).await?.rows_affected() as i64;
-        enqueue_for(conn, &jobs, "TRUE").await?;
-        count
-    } else {
-        // One statement: one snapshot of the roster for recipients and jobs, and the jobs
-        // joined to the selected guardians as the planner estimates them (the recipients
-        // just written have no statistics yet, which made it probe the addresses one
-        // guardian at a time; in psql, for 50,000 guardians, 1.9 s instead of 2.2 s).
-        let mut sql = Sql::new("WITH targeted AS MATERIALIZED (SELECT m.id AS member_id, m.org_id");
-        select_members(&mut sql, org_id, targets);
-        // Locked, so that a guardian deleted meanwhile is either left out or deleted after
-        // the send, recipient row included (migrations/postgres/0007).
-        sql.push(&row_lock(conn, RowLock::KeyShare, "m"));
-        sql.push("), added AS (INSERT INTO recipients (message_id, member_id, org_id, created_at) SELECT ")
-            .bind(message_id)
-            .push(", member_id, org_id, ")
-            .bind(now)
-            .push(" FROM targeted RETURNING 1)");
-        // PostgreSQL runs the inserts as the final SELECT reads them: e-mail jobs are
-        // numbered (and so claimed) before push jobs, as on SQLite. Its documentation leaves
-        // that order open; nothing else depends on it.
-        let mut counts = String::from("SELECT (SELECT COUNT(*) FROM added)");
-        for channel in jobs.channels() {
-            sql.push(&format!(", {channel}_jobs AS ("));
-            jobs.insert(&mut sql, channel, |sql| {
-                sql.push("targeted");
-            });
-            sql.push(" RETURNING 1)");
-            counts.push_str(&format!(", (SELECT COUNT(*) FROM {channel}_jobs)"));
-        }
-        sql.push(" ").push(&counts);
-        let row = sql.query(conn).fetch_one(&mut *conn).await?;
-        let mut tallies = Tallies::default();
-        for (i, channel) in jobs.channels().enumerate() {
-            tallies.queued(message_id.to_string(), channel.to_string(), row.try_get(i + 1)?);
-        }
-        write_tallies(conn, tallies).await?;
-        row.try_get(0)?
-    };
-    sqlx::query("UPDATE messages SET recipient_count = $2, updated_at = $3 WHERE id = $1")
-        .bind(message_id)
-        .bind(count)
-        .bind(now)
-        .execute(conn)
-        .await?;
-    Ok(count)
-}
-
-/// The jobs a fan-out or a resend queues.
-struct Jobs<'a> {
-    message_id: &'a str,
-    email: bool,
-    push: bool,
-    priority: i64,
-    now: i64,
-}
-
-impl Jobs<'_> {
-    fn channels(&self) -> impl Iterator<Item = &'static str> {
-        [("email", self.email), ("push", self.push)].into_iter().filter(|(_, on)| *on).map(|(channel, _)| channel)
-    }
-
-    /// `INSERT … SELECT` of `channel`'s jobs for the guardians of `source` (a relation with
-    /// column member_id), in delivery order per guardian: e-mail addresses as the guardian
-    /// ordered them, then devices. Disabled and unconfirmed addresses receive nothing;
-    /// bounced ones are tried again until the third bounce in a row disables them.
-    fn insert(&self, sql: &mut Sql, channel: &str, source: impl FnOnce(&mut Sql)) {
-        let (columns, values, join) = match channel {
-            "email" => (
-                "address",
-                "e.address",
-                " t JOIN member_emails e ON e.member_id = t.member_id WHERE e.status IN ('active', 'bounced') ORDER BY t.member_id, e.position",
-            ),
-            _ => (
-                "address, platform, device_id",
-                "d.token, d.platform, d.id",
-                " t JOIN member_devices d ON d.member_id = t.member_id ORDER BY t.member_id, d.id",
-            ),
-        };
-        sql.push(&format!(
-            "INSERT INTO delivery_jobs (message_id, member_id, channel, {columns}, priority, status, attempts, run_after, updated_at) SELECT "
-        ))
-        .bind(self.message_id)
-        .push(&format!(", t.member_id, '{channel}', {values}, "))
-        .bind(self.priority)
-        .push(", 0, 0, ")
-        .bind(self.now)
-        .push(", ")
-        .bind(self.now)
-        .push(" FROM ");
-        source(sql);
-        sql.push(join);
-    }
-}
-
-/// Queues one job per receiving address (`email`) and device (`push`) of the message's
-/// recipients that match `condition`, a fixed SQL condition on `r` (recipients).
-/// Suspended members receive nothing.
-pub async fn enqueue(
-    conn: &mut AnyConnection,
-    message_id: &str,
-    condition: &'static str,
-    email: bool,
-    push: bool,
-    priority: i64,
-) -> RepoResult<()> {
-    enqueue_for(conn, &Jobs { message_id, email, push, priority, now: now_ms() }, condition).await
-}
-
-/// The message's recipients who are still active members and match `condition` (on `r`,
-/// recipients), as a relation with column member_id: whom a resend or reminder queues.
-pub(super) fn push_recipients_matching(sql: &mut Sql, message_id: &str, condition: &str) {
-    sql.push("(SELECT r.member_id FROM recipients r JOIN members m ON m.id = r.member_id WHERE r.message_id = ")
-        .bind(message_id)
-        .push(&format!(" AND m.status = 'active' AND {condition})"));
-}
-
-async fn enqueue_for(conn: &mut AnyConnection, jobs: &Jobs<'_>, condition: &'static str) -> RepoResult<()> {
-    let mut tallies = Tallies::default();
-    for channel in jobs.channels() {
-        let mut sql = Sql::new("");
-        jobs.insert(&mut sql, channel, |sql| push_recipients_matching(sql, jobs.message_id, condition));
-        let queued = sql.query(conn).execute(&mut *conn).await?.rows_affected();
-        tallies.queued(jobs.message_id.to_string(), channel.to_string(), queued as i64);
-    }
-    write_tallies(conn, tallies).await
-}
-
-/// Moves a message between states when it is in one of `from`; false otherwise.
+/// Moves the organisation's message to `to` when it is in one of `from`; false otherwise.
+/// `send_at` is kept for `Scheduled`; `Sending` records when sending started.
 pub async fn transition(
     conn: &mut AnyConnection,
     org_id: &str,
     id: &str,
-    from: &[&str],
-    to: &str,
-    send_at: Option<i64>,
+    from: &[MessageStatus],
+    to: MessageStatus,
+    send_at: Option<DateTime<Utc>>,
 ) -> RepoResult<bool> {
     let now = now_ms();
     let mut sql = Sql::new("UPDATE messages SET status = ");
-    sql.bind(to).push(", updated_at = ").bind(now);
+    sql.bind(to.as_str()).push(", updated_at = ").bind(now);
     match to {
-        "scheduled" => {
-            sql.push(", send_at = ").bind(send_at);
+        MessageStatus::Scheduled => {
+            sql.push(", send_at = ").bind(send_at.map(|t| t.timestamp_millis()));
         }
-        "sending" => {
+        MessageStatus::Sending => {
             sql.push(", sent_at = ").bind(now).push(", send_at = NULL");
         }
         _ => {}
@@ -407,19 +336,117 @@ pub async fn transition(
         .push(" AND id = ")
         .bind(id)
         .push(" AND status IN (")
-        .bind_list(from.iter().copied())
+        .bind_list(from.iter().map(|s| s.as_str()))
         .push(")");
     Ok(sql.query(conn).execute(conn).await?.rows_affected() == 1)
 }
 
-/// (recipients, read, acknowledged, answered)
-pub async fn response_counts(conn: &mut AnyConnection, message_id: &str) -> RepoResult<(i64, i64, i64, i64)> {
-    Ok(sqlx::query_as(
-        "SELECT COUNT(*), COUNT(read_at), COUNT(acknowledged_at), COUNT(answered_at) FROM recipients WHERE message_id = $1",
+/// Records how many guardians a send reached.
+pub async fn set_recipient_count(conn: &mut AnyConnection, id: &str, count: i64, now: i64) -> RepoResult<()> {
+    sqlx::query("UPDATE messages SET recipient_count = $2, updated_at = $3 WHERE id = $1")
+        .bind(id)
+        .bind(count)
+        .bind(now)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// A sent message whose jobs were queued again (resend, reminder) is sending again.
+pub async fn reopen(conn: &mut AnyConnection, id: &str, now: i64) -> RepoResult<()> {
+    sqlx::query(
+        "UPDATE messages SET status = 'sending', completed_at = NULL, updated_at = $2 WHERE id = $1 AND status IN ('sending', 'sent')",
     )
-        .bind(message_id)
-        .fetch_one(conn)
-        .await?)
+    .bind(id)
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Messages among `ids` that are sending and have no job left waiting become `sent`;
+/// returns those.
+pub async fn complete_finished(conn: &mut AnyConnection, ids: &[String], now: i64) -> RepoResult<Vec<String>> {
+    let mut completed = Vec::new();
+    for id in ids {
+        // Workers recording a message's last jobs at the same time take turns here, so the
+        // last of them, whose next statement sees the others' commits, completes it.
+        let mut lock = Sql::new("SELECT id FROM messages WHERE status = 'sending' AND id = ");
+        lock.bind(id.as_str()).push(&row_lock(conn, RowLock::Update, "messages"));
+        if lock.query(conn).fetch_optional(&mut *conn).await?.is_none() {
+            continue;
+        }
+        if super::tallies::pending(conn, id).await? > 0 {
+            continue;
+        }
+        sqlx::query("UPDATE messages SET status = 'sent', completed_at = $2, updated_at = $2 WHERE id = $1")
+            .bind(id)
+            .bind(now)
+            .execute(&mut *conn)
+            .await?;
+        completed.push(id.clone());
+    }
+    Ok(completed)
+}
+
+/// The scheduled message that is due first, moved to `sending` inside the caller's
+/// transaction (locked against other instances on PostgreSQL); returns its id.
+pub async fn take_due_scheduled(conn: &mut AnyConnection, now: i64) -> RepoResult<Option<String>> {
+    let lock = row_lock(conn, RowLock::UpdateSkipLocked, "messages");
+    let due: Option<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT id FROM messages WHERE status = 'scheduled' AND send_at <= $1 ORDER BY send_at LIMIT 1{lock}"
+    )))
+    .bind(now)
+    .fetch_optional(&mut *conn)
+    .await?;
+    if let Some(id) = &due {
+        sqlx::query("UPDATE messages SET status = 'sending', sent_at = $2, updated_at = $2 WHERE id = $1")
+            .bind(id)
+            .bind(now)
+            .execute(conn)
+            .await?;
+    }
+    Ok(due)
+}
+
+/// Answer-required messages whose reminder is due at `now`: their ids.
+pub async fn due_reminders(conn: &mut AnyConnection, now: i64) -> RepoResult<Vec<String>> {
+    Ok(sqlx::query_scalar(
+        "SELECT id FROM messages WHERE remind_after_minutes IS NOT NULL AND reminded_at IS NULL \
+         AND status IN ('sending', 'sent') AND sent_at + remind_after_minutes * 60000 <= $1",
+    )
+    .bind(now)
+    .fetch_all(conn)
+    .await?)
+}
+
+/// Marks the reminder as sent; false when another instance did it first.
+pub async fn claim_reminder(conn: &mut AnyConnection, id: &str, now: i64) -> RepoResult<bool> {
+    let done = sqlx::query("UPDATE messages SET reminded_at = $2 WHERE id = $1 AND reminded_at IS NULL")
+        .bind(id)
+        .bind(now)
+        .execute(conn)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// How the recipients of a message responded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::FromRow)]
+pub struct ResponseCounts {
+    pub recipients: i64,
+    pub read: i64,
+    pub acknowledged: i64,
+    pub answered: i64,
+}
+
+pub async fn response_counts(conn: &mut AnyConnection, message_id: &str) -> RepoResult<ResponseCounts> {
+    Ok(sqlx::query_as(
+        "SELECT COUNT(*) AS recipients, COUNT(read_at) AS read, COUNT(acknowledged_at) AS acknowledged, \
+         COUNT(answered_at) AS answered FROM recipients WHERE message_id = $1",
+    )
+    .bind(message_id)
+    .fetch_one(conn)
+    .await?)
 }
 
 #[derive(Debug, sqlx::FromRow)]
@@ -432,31 +459,65 @@ pub struct RecipientRow {
 }
 
 #[derive(Debug, sqlx::FromRow)]
-pub struct JobRow {
-    pub member_id: String,
-    pub channel: String,
-    pub address: String,
-    pub platform: Option<String>,
-    pub status: i64,
-    pub attempts: i64,
-    pub last_error: Option<String>,
-    pub updated_at: i64,
+struct DeliveryRow {
+    member_id: String,
+    channel: String,
+    address: String,
+    platform: Option<String>,
+    status: i64,
+    attempts: i64,
+    last_error: Option<String>,
+    updated_at: i64,
 }
 
-/// A page of recipients (by member id), all or only `who`.
+/// One job of a recipient as the recipients page shows it.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub member_id: String,
+    pub channel: Channel,
+    /// The address or device token.
+    pub address: String,
+    pub platform: Option<Platform>,
+    pub status: JobStatus,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl TryFrom<DeliveryRow> for Delivery {
+    type Error = RepoError;
+
+    fn try_from(row: DeliveryRow) -> RepoResult<Delivery> {
+        Ok(Delivery {
+            channel: Channel::parse(&row.channel).ok_or_else(|| RepoError::corrupt("job channel", &row.channel))?,
+            platform: row
+                .platform
+                .map(|p| Platform::parse(&p).ok_or_else(|| RepoError::corrupt("job platform", p)))
+                .transpose()?,
+            status: JobStatus::from_code(row.status).ok_or_else(|| RepoError::corrupt("job status", row.status))?,
+            updated_at: stored_time("job time", row.updated_at)?,
+            member_id: row.member_id,
+            address: row.address,
+            attempts: row.attempts,
+            last_error: row.last_error,
+        })
+    }
+}
+
+/// A page of recipients (by member id), all or only those `who` selects, with their jobs.
 pub async fn recipients(
     conn: &mut AnyConnection,
     message_id: &str,
-    who: Option<Followers>,
+    who: Option<FollowUp>,
     after: Option<&str>,
     limit: i64,
-) -> RepoResult<(Vec<RecipientRow>, Vec<JobRow>)> {
+) -> RepoResult<(Vec<RecipientRow>, Vec<Delivery>)> {
     let mut sql = Sql::new(
         "SELECT r.member_id, m.name, r.read_at, r.acknowledged_at, r.answered_at FROM recipients r JOIN members m ON m.id = r.member_id WHERE r.message_id = ",
     );
     sql.bind(message_id).push(" AND r.member_id > ").bind(after.unwrap_or(""));
     if let Some(who) = who {
-        sql.push(" AND ").push(who.condition());
+        sql.push(" AND ").push(follow_up_condition(who));
     }
     sql.push(" ORDER BY r.member_id LIMIT ").bind(limit);
     let rows: Vec<RecipientRow> = sql.query_as(conn).fetch_all(&mut *conn).await?;
@@ -470,6 +531,7 @@ pub async fn recipients(
         .push(" AND member_id IN (")
         .bind_list(rows.iter().map(|r| r.member_id.as_str()))
         .push(") ORDER BY member_id, id");
-    let jobs = jobs.query_as(conn).fetch_all(conn).await?;
+    let jobs: Vec<DeliveryRow> = jobs.query_as(conn).fetch_all(conn).await?;
+    let jobs = jobs.into_iter().map(Delivery::try_from).collect::<RepoResult<_>>()?;
     Ok((rows, jobs))
 }

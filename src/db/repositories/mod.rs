@@ -5,15 +5,16 @@ pub mod api_keys;
 pub mod attachments;
 pub mod guardians;
 pub mod idempotency;
+pub mod jobs;
 pub mod lists;
 pub mod login_failures;
 pub mod members;
 pub mod messages;
 pub mod organizations;
-pub mod queue;
 pub mod receipts;
 pub mod sessions;
 pub mod settings;
+pub mod tallies;
 pub mod users;
 
 /// `%text%` for LIKE, with LIKE's own wildcards in `text` escaped (used with `ESCAPE '\'`).

@@ -5,8 +5,9 @@ use std::collections::{BTreeSet, HashMap};
 use sqlx::AnyConnection;
 
 use crate::db::sql::Sql;
-use crate::db::{RepoResult, now_ms};
-use crate::domain::message::Answer;
+use crate::db::{RepoError, RepoResult, now_ms};
+use crate::domain::message::Priority;
+use crate::domain::survey::SurveyAnswer;
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct RecipientState {
@@ -94,7 +95,7 @@ pub async fn save_answers(
     org_id: &str,
     message_id: &str,
     member_id: &str,
-    answers: &[Answer],
+    answers: &[SurveyAnswer],
 ) -> RepoResult<()> {
     let now = now_ms();
     sqlx::query("DELETE FROM answers WHERE message_id = $1 AND member_id = $2")
@@ -131,20 +132,31 @@ pub async fn save_answers(
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
-pub struct AnswerRow {
-    pub member_id: String,
-    pub question: i64,
-    pub choices: Option<String>,
-    pub text: Option<String>,
+struct AnswerRow {
+    member_id: String,
+    question: i64,
+    choices: Option<String>,
+    text: Option<String>,
 }
 
-impl AnswerRow {
-    pub fn to_answer(&self) -> Answer {
-        Answer {
-            question: self.question as usize,
-            choices: self.choices.as_deref().and_then(|c| serde_json::from_str(c).ok()),
-            text: self.text.clone(),
-        }
+/// One guardian's answer to one question.
+#[derive(Debug, Clone)]
+pub struct GuardianAnswer {
+    pub member_id: String,
+    pub answer: SurveyAnswer,
+}
+
+impl TryFrom<AnswerRow> for GuardianAnswer {
+    type Error = RepoError;
+
+    fn try_from(row: AnswerRow) -> RepoResult<GuardianAnswer> {
+        let choices = row
+            .choices
+            .as_deref()
+            .map(|c| serde_json::from_str(c).map_err(|e| RepoError::corrupt("answer choices", e)))
+            .transpose()?;
+        let question = usize::try_from(row.question).map_err(|e| RepoError::corrupt("answer question", e))?;
+        Ok(GuardianAnswer { member_id: row.member_id, answer: SurveyAnswer { question, choices, text: row.text } })
     }
 }
 
@@ -153,94 +165,23 @@ pub async fn answers(
     conn: &mut AnyConnection,
     message_id: &str,
     member_id: Option<&str>,
-) -> RepoResult<Vec<AnswerRow>> {
+) -> RepoResult<Vec<GuardianAnswer>> {
     let mut sql = Sql::new("SELECT member_id, question, choices, text FROM answers WHERE message_id = ");
     sql.bind(message_id);
     if let Some(member_id) = member_id {
         sql.push(" AND member_id = ").bind(member_id);
     }
     sql.push(" ORDER BY member_id, question");
-    Ok(sql.query_as(conn).fetch_all(conn).await?)
-}
-
-/// Some of a message's recipients: those a resend or reminder reaches, or a recipients
-/// page shows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Followers {
-    Unread,
-    Unacknowledged,
-    Unanswered,
-    /// Not reached on some address or device (failed, bounced, or a dead device token).
-    Failed,
-}
-
-impl Followers {
-    /// The condition on `r` (recipients) that selects them.
-    pub fn condition(self) -> &'static str {
-        match self {
-            Followers::Unread => "r.read_at IS NULL",
-            Followers::Unacknowledged => "r.acknowledged_at IS NULL",
-            Followers::Unanswered => "r.answered_at IS NULL",
-            Followers::Failed => {
-                "EXISTS (SELECT 1 FROM delivery_jobs f WHERE f.message_id = r.message_id AND f.member_id = r.member_id AND f.status IN (3, 4, 5))"
-            }
-        }
-    }
-}
-
-/// Queues new jobs, on every current address and device, for the recipients who have
-/// not acknowledged / answered / been reached; returns how many guardians.
-pub async fn requeue(
-    conn: &mut AnyConnection,
-    message_id: &str,
-    who: Followers,
-    email: bool,
-    push: bool,
-    priority: i64,
-) -> RepoResult<i64> {
-    let condition = who.condition();
-    let now = now_ms();
-    let mut count = Sql::new("SELECT COUNT(*) FROM ");
-    super::messages::push_recipients_matching(&mut count, message_id, condition);
-    count.push(" t");
-    let guardians: i64 = count.query_scalar(conn).fetch_one(&mut *conn).await?;
-    super::messages::enqueue(conn, message_id, condition, email, push, priority).await?;
-    if guardians > 0 {
-        sqlx::query("UPDATE messages SET status = 'sending', completed_at = NULL, updated_at = $2 WHERE id = $1 AND status IN ('sending', 'sent')")
-            .bind(message_id)
-            .bind(now)
-            .execute(conn)
-            .await?;
-    }
-    Ok(guardians)
-}
-
-/// Answer-required messages whose reminder is due: (message id, org id).
-pub async fn due_reminders(conn: &mut AnyConnection) -> RepoResult<Vec<(String, String)>> {
-    Ok(sqlx::query_as(
-        "SELECT id, org_id FROM messages WHERE remind_after_minutes IS NOT NULL AND reminded_at IS NULL \
-         AND status IN ('sending', 'sent') AND sent_at + remind_after_minutes * 60000 <= $1",
-    )
-    .bind(now_ms())
-    .fetch_all(conn)
-    .await?)
-}
-
-/// Marks the reminder as sent; false when another instance did it first.
-pub async fn claim_reminder(conn: &mut AnyConnection, message_id: &str) -> RepoResult<bool> {
-    let done = sqlx::query("UPDATE messages SET reminded_at = $2 WHERE id = $1 AND reminded_at IS NULL")
-        .bind(message_id)
-        .bind(now_ms())
-        .execute(conn)
-        .await?;
-    Ok(done.rows_affected() == 1)
+    let rows: Vec<AnswerRow> = sql.query_as(conn).fetch_all(conn).await?;
+    rows.into_iter().map(GuardianAnswer::try_from).collect()
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct InboxRow {
     pub message_id: String,
     pub subject: String,
-    pub priority: String,
+    #[sqlx(try_from = "String")]
+    pub priority: Priority,
     pub sent_at: Option<i64>,
     pub answer_required: i64,
     pub answer_deadline: Option<i64>,
