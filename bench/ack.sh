@@ -422,5 +422,5 @@ while IFS=$'\t' read -r be kind c rps p50 p99 ok distinct in_db lost unanswered 
 done <"$results"
 cat "$skipped"
 if [ "$missed" = 1 ]; then
-  echo "target MISSED in at least one run (see README.md, Benchmarks, for where the time goes)"
+  echo "target MISSED in at least one run (see bench/RESULTS.md for where the time went before)"
 fi

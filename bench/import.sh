@@ -9,7 +9,7 @@
 # measures, in the same run, the raw engine loading the same CSV into a plain table
 # (sqlite3 `.import`, psql `\copy`): the bulk-load ceiling our figure compares with. It
 # also reports the server's peak RSS (VmRSS sampled during each import, VmHWM at the end).
-# A full run takes about 10 minutes on this 2-CPU machine (most of it the SQLite update).
+# A full run takes about 10 minutes on a 2-CPU machine (most of it the SQLite update).
 # Only 127.0.0.1 is contacted. Everything started is stopped and every temporary file and
 # database removed, whatever happens.
 #

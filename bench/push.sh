@@ -2,11 +2,12 @@
 # Push benchmark: notifications per second through the APNs and FCM clients
 # (src/delivery/apns.rs, fcm.rs) to the local test servers of tests/api/push_servers.rs,
 # which verify every request like Apple and Google do (JWT / access token, headers,
-# payload). The servers run in their own process (`push_bench serve`); the clients in
-# another (`push_bench send`). In the same run, h2load (Debian: nghttp2-client) sends the
-# same requests to the same servers with the same number of streams in flight: the
-# server's ceiling, printed next to each client's figure. Only 127.0.0.1 is contacted;
-# the server process and its temporary folder are removed whatever happens.
+# payload). examples/push_bench.rs runs the servers in their own process (`push_bench
+# serve`) and the clients in another (`push_bench send`). In the same run, h2load (Debian:
+# nghttp2-client) sends the same requests to the same servers with the same number of
+# streams in flight: the server's ceiling, printed next to each client's figure. Only
+# 127.0.0.1 is contacted; the server process and its temporary folder are removed
+# whatever happens.
 #
 #   bench/push.sh
 #   BENCH_APNS=200000 BENCH_IN_FLIGHT=512 bench/push.sh
@@ -14,7 +15,8 @@
 # Environment:
 #   BENCH_APNS        APNs notifications (default 100000)
 #   BENCH_FCM         FCM notifications (default 100000)
-#   BENCH_IN_FLIGHT   concurrent sends (default 256; CRATES.md: 64–256 keeps latency low)
+#   BENCH_IN_FLIGHT   concurrent sends (default 256: on one HTTP/2 connection more in flight
+#                     adds latency, not throughput; 64–256 keeps it low)
 #   BENCH_CONNECTIONS HTTP/2 connections per client (default: the client's default)
 #   PUSH_BENCH_BIN    use this binary instead of `cargo build --release --example push_bench`
 set -euo pipefail
