@@ -14,7 +14,7 @@ on_both_backends!(
     another_organisations_keys_answer_404,
 );
 
-async fn me_with_key(app: &TestApp, key: &str) -> Answer {
+async fn me_with_key(app: &TestApp, key: &str) -> Reply {
     app.call(Method::GET, "/api/v1/me", Auth::ApiKey(key), None).await
 }
 

@@ -22,7 +22,7 @@ async fn invite(app: &TestApp, token: &str, member: &str) -> String {
         .to_string()
 }
 
-async fn open(app: &TestApp, code: &str) -> Answer {
+async fn open(app: &TestApp, code: &str) -> Reply {
     app.call(Method::POST, "/api/v1/app/session", Auth::None, Some(json!({"code": code}))).await
 }
 

@@ -54,7 +54,7 @@ fn path(message: &str) -> String {
     format!("/api/v1/messages/{message}/attachments")
 }
 
-async fn post_raw(app: &TestApp, token: &str, message: &str, content_type: &str, body: Vec<u8>) -> Answer {
+async fn post_raw(app: &TestApp, token: &str, message: &str, content_type: &str, body: Vec<u8>) -> Reply {
     let response = app
         .client
         .post(app.url(&path(message)))
@@ -64,16 +64,16 @@ async fn post_raw(app: &TestApp, token: &str, message: &str, content_type: &str,
         .send()
         .await
         .unwrap();
-    Answer::from(response).await
+    Reply::from(response).await
 }
 
-async fn post_parts(app: &TestApp, token: &str, message: &str, parts: &[Part<'_>]) -> Answer {
+async fn post_parts(app: &TestApp, token: &str, message: &str, parts: &[Part<'_>]) -> Reply {
     let content_type = format!("multipart/form-data; boundary={BOUNDARY}");
     post_raw(app, token, message, &content_type, multipart(parts)).await
 }
 
 /// Uploads one file as browsers do (the declared type is whatever the client guessed).
-async fn upload(app: &TestApp, token: &str, message: &str, filename: &str, bytes: &[u8]) -> Answer {
+async fn upload(app: &TestApp, token: &str, message: &str, filename: &str, bytes: &[u8]) -> Reply {
     post_parts(app, token, message, &[("file", Some(filename), "application/octet-stream", bytes)]).await
 }
 

@@ -67,13 +67,13 @@ async fn the_oauth2_password_grant_signs_in_like_login(backend: Backend) {
     // What Swagger UI's Authorize dialog sends.
     let form =
         [("grant_type", "password"), ("username", admin.email.as_str()), ("password", PASSWORD), ("client_id", "")];
-    let answer = Answer::from(app.client.post(app.url("/api/v1/auth/token")).form(&form).send().await.unwrap()).await;
+    let answer = Reply::from(app.client.post(app.url("/api/v1/auth/token")).form(&form).send().await.unwrap()).await;
     let body = answer.ok(200);
     assert_eq!(body["token_type"], "Bearer");
     app.get("/api/v1/me", body["access_token"].as_str().unwrap()).await.ok(200);
 
     let form = [("grant_type", "password"), ("username", admin.email.as_str()), ("password", "wrong password")];
-    let answer = Answer::from(app.client.post(app.url("/api/v1/auth/token")).form(&form).send().await.unwrap()).await;
+    let answer = Reply::from(app.client.post(app.url("/api/v1/auth/token")).form(&form).send().await.unwrap()).await;
     answer.problem(401);
     assert_eq!(answer.body["error"], "invalid_grant");
 }
@@ -81,16 +81,16 @@ async fn the_oauth2_password_grant_signs_in_like_login(backend: Backend) {
 async fn the_oauth2_endpoint_refuses_other_grants(backend: Backend) {
     let app = spawn_app(backend).await;
     let form = [("grant_type", "client_credentials"), ("username", "a@example.jp"), ("password", PASSWORD)];
-    let answer = Answer::from(app.client.post(app.url("/api/v1/auth/token")).form(&form).send().await.unwrap()).await;
+    let answer = Reply::from(app.client.post(app.url("/api/v1/auth/token")).form(&form).send().await.unwrap()).await;
     assert_eq!(answer.problem(422), ["grant_type"]);
-    let answer = Answer::from(
+    let answer = Reply::from(
         app.client.post(app.url("/api/v1/auth/token")).form(&[("grant_type", "password")]).send().await.unwrap(),
     )
     .await;
     assert_eq!(answer.problem(422), ["username"]);
 }
 
-async fn refresh(app: &TestApp, refresh_token: &str) -> Answer {
+async fn refresh(app: &TestApp, refresh_token: &str) -> Reply {
     app.call(Method::POST, "/api/v1/auth/refresh", Auth::None, Some(json!({ "refresh_token": refresh_token }))).await
 }
 

@@ -36,7 +36,7 @@ on_both_backends!(
 const INTERNALS: [&str; 10] =
     ["sqlx", "panicked", "stack backtrace", "RUST_BACKTRACE", "src/", ".rs:", "actix", "serde", "SQLSTATE", "postgres"];
 
-fn assert_no_internals(answer: &Answer) {
+fn assert_no_internals(answer: &Reply) {
     let text = answer.body.to_string();
     for word in INTERNALS {
         assert!(!text.to_lowercase().contains(&word.to_lowercase()), "an error answer mentions {word:?}: {text}");
@@ -80,13 +80,13 @@ async fn raw(
     token: &str,
     content_type: &str,
     body: impl Into<reqwest::Body>,
-) -> Answer {
+) -> Reply {
     let mut request = app.client.request(method, app.url(path));
     if !token.is_empty() {
         request = request.bearer_auth(token);
     }
     let response = request.header(CONTENT_TYPE, content_type).body(body).send().await.unwrap();
-    Answer::from(response).await
+    Reply::from(response).await
 }
 
 async fn a_malformed_json_body_is_400_naming_the_body(backend: Backend) {
@@ -220,7 +220,7 @@ async fn a_body_that_is_not_json_is_415(backend: Backend) {
         .send()
         .await
         .unwrap();
-    Answer::from(response).await.problem(415);
+    Reply::from(response).await.problem(415);
     // A JSON media type with parameters or a +json suffix is still JSON.
     for content_type in ["application/json; charset=utf-8", "application/merge-patch+json"] {
         let answer =
@@ -370,7 +370,7 @@ async fn a_garbage_bearer_token_is_401(backend: Backend) {
     }
     // A scheme other than Bearer is no credential at all.
     let response = app.client.get(app.url("/api/v1/me")).basic_auth("admin", Some("password")).send().await.unwrap();
-    Answer::from(response).await.problem(401);
+    Reply::from(response).await.problem(401);
 }
 
 async fn an_unknown_api_key_is_401(backend: Backend) {

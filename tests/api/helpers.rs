@@ -184,20 +184,20 @@ pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Config)) 
 }
 
 /// What a test usually wants from an answer.
-pub struct Answer {
+pub struct Reply {
     pub status: StatusCode,
     pub headers: reqwest::header::HeaderMap,
     pub body: Value,
 }
 
-impl Answer {
-    pub async fn from(response: Response) -> Answer {
+impl Reply {
+    pub async fn from(response: Response) -> Reply {
         let status = response.status();
         let headers = response.headers().clone();
         let text = response.text().await.unwrap();
         let body =
             if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
-        Answer { status, headers, body }
+        Reply { status, headers, body }
     }
 
     /// Asserts an RFC 9457 problem with this status and returns the fields it names.
@@ -233,7 +233,7 @@ impl TestApp {
         format!("{}{}", self.address, path)
     }
 
-    pub async fn call(&self, method: Method, path: &str, auth: Auth<'_>, body: Option<Value>) -> Answer {
+    pub async fn call(&self, method: Method, path: &str, auth: Auth<'_>, body: Option<Value>) -> Reply {
         let mut request = self.client.request(method, self.url(path));
         request = match auth {
             Auth::None => request,
@@ -243,26 +243,26 @@ impl TestApp {
         if let Some(body) = body {
             request = request.json(&body);
         }
-        Answer::from(request.send().await.unwrap()).await
+        Reply::from(request.send().await.unwrap()).await
     }
 
-    pub async fn get(&self, path: &str, token: &str) -> Answer {
+    pub async fn get(&self, path: &str, token: &str) -> Reply {
         self.call(Method::GET, path, Auth::Bearer(token), None).await
     }
 
-    pub async fn post(&self, path: &str, token: &str, body: Value) -> Answer {
+    pub async fn post(&self, path: &str, token: &str, body: Value) -> Reply {
         self.call(Method::POST, path, Auth::Bearer(token), Some(body)).await
     }
 
-    pub async fn patch(&self, path: &str, token: &str, body: Value) -> Answer {
+    pub async fn patch(&self, path: &str, token: &str, body: Value) -> Reply {
         self.call(Method::PATCH, path, Auth::Bearer(token), Some(body)).await
     }
 
-    pub async fn delete(&self, path: &str, token: &str) -> Answer {
+    pub async fn delete(&self, path: &str, token: &str) -> Reply {
         self.call(Method::DELETE, path, Auth::Bearer(token), None).await
     }
 
-    pub async fn login(&self, email: &str, password: &str) -> Answer {
+    pub async fn login(&self, email: &str, password: &str) -> Reply {
         self.call(Method::POST, "/api/v1/auth/login", Auth::None, Some(json!({"email": email, "password": password})))
             .await
     }

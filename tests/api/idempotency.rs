@@ -13,17 +13,17 @@ on_both_backends!(
     a_key_is_checked_and_belongs_to_its_credential,
 );
 
-async fn post_with_key(app: &TestApp, path: &str, auth: Auth<'_>, key: &str, body: Value) -> Answer {
+async fn post_with_key(app: &TestApp, path: &str, auth: Auth<'_>, key: &str, body: Value) -> Reply {
     let request = app.client.request(Method::POST, app.url(path)).header("Idempotency-Key", key).json(&body);
     let request = match auth {
         Auth::Bearer(token) => request.bearer_auth(token),
         Auth::ApiKey(secret) => request.header("X-API-Key", secret),
         Auth::None => request,
     };
-    Answer::from(request.send().await.unwrap()).await
+    Reply::from(request.send().await.unwrap()).await
 }
 
-fn replayed(answer: &Answer) -> bool {
+fn replayed(answer: &Reply) -> bool {
     answer.headers.get("idempotent-replayed").is_some_and(|v| v == "true")
 }
 
@@ -120,7 +120,7 @@ async fn a_key_is_checked_and_belongs_to_its_credential(backend: Backend) {
             .bearer_auth(token)
             .header("Idempotency-Key", reqwest::header::HeaderValue::from_bytes(bad.as_bytes()).unwrap())
             .json(&draft);
-        let answer = Answer::from(request.send().await.unwrap()).await;
+        let answer = Reply::from(request.send().await.unwrap()).await;
         assert_eq!(answer.problem(400), ["Idempotency-Key"], "{bad:?}");
     }
     assert_eq!(message_count(&app, token).await, 0, "nothing was created");

@@ -31,7 +31,7 @@ async fn draft(app: &TestApp, token: &str, body: Value) -> String {
     app.post("/api/v1/messages", token, body).await.ok(201)["id"].as_str().unwrap().to_string()
 }
 
-async fn send(app: &TestApp, token: &str, id: &str, body: Value) -> Answer {
+async fn send(app: &TestApp, token: &str, id: &str, body: Value) -> Reply {
     app.post(&format!("/api/v1/messages/{id}/send"), token, body).await
 }
 
@@ -682,7 +682,7 @@ async fn history_filters_and_other_organisations(backend: Backend) {
             .await;
     draft(&app, token, json!({"subject": "給食", "body": "献立表"})).await;
     send(&app, &sender, &mine, json!({})).await.ok(202);
-    let titles = |answer: &Answer| {
+    let titles = |answer: &Reply| {
         answer.body["items"]
             .as_array()
             .unwrap()

@@ -30,14 +30,14 @@ async fn served_spec(app: &TestApp) -> Value {
 #[tokio::test]
 async fn healthz_answers_ok() {
     let app = spawn_app(Backend::Sqlite).await;
-    let answer = Answer::from(fetch(&app, "/healthz").await).await;
+    let answer = Reply::from(fetch(&app, "/healthz").await).await;
     assert_eq!(answer.ok(200), &serde_json::json!({"status": "ok"}));
     assert!(answer.headers[CONTENT_TYPE].to_str().unwrap().starts_with("application/json"));
 }
 
 async fn readyz_answers_when_the_database_does(backend: Backend) {
     let app = spawn_app(backend).await;
-    let answer = Answer::from(fetch(&app, "/readyz").await).await;
+    let answer = Reply::from(fetch(&app, "/readyz").await).await;
     assert_eq!(answer.ok(200)["status"], "ready");
 }
 

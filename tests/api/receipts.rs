@@ -61,7 +61,7 @@ async fn post_form(app: &TestApp, path: &str, form: &[(&str, &str)], origin: Opt
     request.send().await.unwrap()
 }
 
-async fn put_answers(app: &TestApp, link: &str, answers: Value) -> Answer {
+async fn put_answers(app: &TestApp, link: &str, answers: Value) -> Reply {
     app.call(Method::PUT, &format!("/api/v1/receipts/{link}/answers"), Auth::None, Some(json!({"answers": answers})))
         .await
 }
@@ -162,7 +162,7 @@ async fn forged_altered_and_foreign_links_answer_404(backend: Backend) {
 
 async fn answers_are_checked_replaced_and_closed_at_the_deadline(backend: Backend) {
     let app = spawn_app(backend).await;
-    let admin = app.create_admin("Answer School").await;
+    let admin = app.create_admin("Reply School").await;
     let member = create_member(&app, &admin.access_token, json!({"name": "A", "emails": ["a@example.jp"]})).await;
     let deadline = (chrono::Utc::now() + chrono::Duration::days(2)).to_rfc3339();
     let id = send_survey(&app, &admin.access_token, &[&member], json!({"answer_deadline": deadline})).await;

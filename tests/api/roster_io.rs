@@ -20,7 +20,7 @@ on_both_backends!(
 const SJIS: &[u8] = include_bytes!("../fixtures/roster-excel-sjis.csv");
 const UTF8_BOM: &[u8] = include_bytes!("../fixtures/roster-utf8-bom.csv");
 
-pub async fn import(app: &TestApp, token: &str, query: &str, body: &[u8]) -> Answer {
+pub async fn import(app: &TestApp, token: &str, query: &str, body: &[u8]) -> Reply {
     let response = app
         .client
         .post(app.url(&format!("/api/v1/members/import{query}")))
@@ -30,10 +30,10 @@ pub async fn import(app: &TestApp, token: &str, query: &str, body: &[u8]) -> Ans
         .send()
         .await
         .unwrap();
-    Answer::from(response).await
+    Reply::from(response).await
 }
 
-fn line_fields(answer: &Answer) -> Vec<(u64, String)> {
+fn line_fields(answer: &Reply) -> Vec<(u64, String)> {
     answer.body["errors"]
         .as_array()
         .unwrap()

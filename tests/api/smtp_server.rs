@@ -148,7 +148,7 @@ impl SmtpServer {
         url::Url::parse(&url).unwrap()
     }
 
-    /// Answer `code` (5xx) to RCPT for this recipient path (as the client writes it).
+    /// Reply `code` (5xx) to RCPT for this recipient path (as the client writes it).
     pub fn reject(&self, recipient: &str, code: u16) {
         self.state.rules.lock().unwrap().insert(recipient.to_string(), (code, Stage::Rcpt));
     }
@@ -158,7 +158,7 @@ impl SmtpServer {
         self.state.rules.lock().unwrap().remove(recipient);
     }
 
-    /// Answer `code` (4xx) to RCPT for this recipient path.
+    /// Reply `code` (4xx) to RCPT for this recipient path.
     pub fn defer(&self, recipient: &str, code: u16) {
         self.reject(recipient, code);
     }
