@@ -123,3 +123,96 @@ pub fn summary(message: &Message, tallies: &BTreeMap<Channel, Tally>, to: EmailA
         attachments: vec![],
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::{TimeZone, Utc};
+
+    use super::*;
+    use crate::domain::message::{MessageContent, MessageStatus, Priority, Targets};
+
+    fn message(priority: Priority, answer_required: bool) -> Message {
+        let at = Utc.with_ymd_and_hms(2026, 12, 7, 0, 0, 0).unwrap();
+        Message {
+            id: "0193a7c0-0000-7000-8000-000000000001".into(),
+            org_id: "org".into(),
+            created_by: None,
+            api_key_id: None,
+            content: MessageContent {
+                subject: "臨時休校".into(),
+                body: "あ".repeat(300),
+                from_name: Some("教頭".into()),
+                priority,
+                answer_required,
+                // 09:30 UTC is 18:30 in Japan.
+                answer_deadline: Some(Utc.with_ymd_and_hms(2026, 12, 8, 9, 30, 0).unwrap()),
+                survey: None,
+                targets: Targets::default(),
+                channels: vec![Channel::Email, Channel::Push],
+                copy_to_sender: false,
+                remind_after_minutes: None,
+            },
+            status: MessageStatus::Sending,
+            send_at: None,
+            sent_at: Some(at),
+            completed_at: None,
+            recipient_count: 2,
+            reminded_at: None,
+            created_at: at,
+            updated_at: at,
+        }
+    }
+
+    #[test]
+    fn the_email_carries_the_personal_link_the_deadline_in_japan_time_and_the_sender() {
+        let composed = Composed::new(&message(Priority::Normal, true), vec![]);
+        let to = EmailAddress::parse("taro@example.jp").unwrap();
+        let email = composed.email("member-1", to, "https://school.example.jp/r/TOKEN");
+        assert_eq!(email.subject, "臨時休校");
+        assert!(email.text_body.contains("（回答期限: 2026年12月08日 18:30）"), "{}", email.text_body);
+        assert!(email.text_body.contains("Confirm and answer:\nhttps://school.example.jp/r/TOKEN\n"));
+        assert!(!email.text_body.contains(LINK));
+        assert!(email.text_body.ends_with("\n送信者: 教頭\n"));
+    }
+
+    #[test]
+    fn each_address_gets_its_own_stable_message_id() {
+        let composed = Composed::new(&message(Priority::Normal, false), vec![]);
+        let email =
+            |address: &str| composed.email("member-1", EmailAddress::parse(address).unwrap(), "link").message_id;
+        assert_eq!(email("taro@example.jp"), email("taro@example.jp"));
+        assert_eq!(email("taro@example.jp"), email("Taro@Example.jp"), "the address key ignores case");
+        assert_ne!(email("taro@example.jp"), email("hanako@example.jp"));
+        let body = composed.email("member-1", EmailAddress::parse("taro@example.jp").unwrap(), "link").text_body;
+        assert!(!body.contains("回答が必要"), "only answer-required messages say so");
+    }
+
+    #[test]
+    fn emergency_messages_are_marked_and_push_shows_the_start_of_the_body() {
+        let composed = Composed::new(&message(Priority::Emergency, false), vec![]);
+        let to = EmailAddress::parse("taro@example.jp").unwrap();
+        assert_eq!(composed.email("member-1", to, "link").subject, "【緊急】臨時休校");
+        let notification = composed.notification(42, "device-token");
+        assert_eq!(notification.title, "【緊急】臨時休校");
+        assert_eq!(notification.body.chars().count(), PUSH_BODY_CHARS);
+        assert!(notification.emergency);
+        assert_eq!(notification.apns_id, composed.notification(42, "device-token").apns_id, "stable per job");
+        assert_ne!(notification.apns_id, composed.notification(43, "device-token").apns_id);
+    }
+
+    #[test]
+    fn the_summary_counts_every_outcome() {
+        let tallies = BTreeMap::from([
+            (Channel::Email, Tally { sent: 5, bounced: 1, failed: 1, ..Tally::default() }),
+            (Channel::Push, Tally { sent: 3, invalid: 2, skipped: 1, ..Tally::default() }),
+        ]);
+        let to = EmailAddress::parse("sender@example.jp").unwrap();
+        let summary = summary(&message(Priority::Normal, false), &tallies, to);
+        assert_eq!(summary.subject, "[配信完了] 臨時休校");
+        assert!(
+            summary.text_body.contains("配信済み: 8\n失敗: 3\n不達: 1\n対象外（未設定のチャネル）: 1\n"),
+            "{}",
+            summary.text_body
+        );
+    }
+}
