@@ -37,6 +37,13 @@ pub async fn mark_read(conn: &mut AnyConnection, message_id: &str, member_id: &s
     Ok(())
 }
 
+/// One guardian among a message's recipients.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RecipientKey {
+    pub message_id: String,
+    pub member_id: String,
+}
+
 /// Idempotent: the first acknowledgement's time stays. Acknowledging implies reading.
 /// Answers the recipient's state (None: no such recipient).
 pub async fn acknowledge(
@@ -44,8 +51,9 @@ pub async fn acknowledge(
     message_id: &str,
     member_id: &str,
 ) -> RepoResult<Option<RecipientState>> {
-    let mut states = acknowledge_many(conn, &[(message_id, member_id)]).await?;
-    Ok(states.remove(&(message_id.to_string(), member_id.to_string())))
+    let key = RecipientKey { message_id: message_id.to_string(), member_id: member_id.to_string() };
+    let mut states = acknowledge_many(conn, &[&key]).await?;
+    Ok(states.remove(&key))
 }
 
 #[derive(sqlx::FromRow)]
@@ -57,20 +65,24 @@ struct AcknowledgedRow {
     answered_at: Option<i64>,
 }
 
-/// [`acknowledge`] for many (message, guardian) pairs in one statement: the states of those
-/// that exist, by pair. Repeated pairs are harmless.
+/// [`acknowledge`] for many recipients in one statement: the states of those that exist.
+/// Repeated keys are harmless.
 pub async fn acknowledge_many(
     conn: &mut AnyConnection,
-    pairs: &[(&str, &str)],
-) -> RepoResult<HashMap<(String, String), RecipientState>> {
+    keys: &[&RecipientKey],
+) -> RepoResult<HashMap<RecipientKey, RecipientState>> {
     let now = now_ms();
-    let distinct: Vec<(&str, &str)> = pairs.iter().copied().collect::<BTreeSet<_>>().into_iter().collect();
+    let distinct: Vec<&RecipientKey> = keys.iter().copied().collect::<BTreeSet<_>>().into_iter().collect();
     let mut states = HashMap::with_capacity(distinct.len());
     for chunk in distinct.chunks(500) {
         let mut sql = Sql::new("UPDATE recipients SET acknowledged_at = COALESCE(acknowledged_at, ");
         sql.bind(now).push("), read_at = COALESCE(read_at, ").bind(now).push(") FROM (VALUES ");
-        for (i, (message_id, member_id)) in chunk.iter().enumerate() {
-            sql.push(if i == 0 { "(" } else { ", (" }).bind(*message_id).push(", ").bind(*member_id).push(")");
+        for (i, key) in chunk.iter().enumerate() {
+            sql.push(if i == 0 { "(" } else { ", (" })
+                .bind(key.message_id.as_str())
+                .push(", ")
+                .bind(key.member_id.as_str())
+                .push(")");
         }
         sql.push(
             ") AS v WHERE recipients.message_id = v.column1 AND recipients.member_id = v.column2 \
@@ -83,7 +95,7 @@ pub async fn acknowledge_many(
                 acknowledged_at: row.acknowledged_at,
                 answered_at: row.answered_at,
             };
-            states.insert((row.message_id, row.member_id), state);
+            states.insert(RecipientKey { message_id: row.message_id, member_id: row.member_id }, state);
         }
     }
     Ok(states)
