@@ -755,7 +755,7 @@ mod tests {
 
     #[test]
     fn every_accepted_fixture_address_becomes_an_smtp_address() {
-        let fixture = include_str!("../../tests/fixtures/carrier-addresses.txt");
+        let fixture = include_str!("../../../tests/fixtures/carrier-addresses.txt");
         for line in fixture.lines().filter(|l| l.starts_with("accept ")) {
             let address = line["accept ".len()..].split("  ").next().unwrap().trim();
             let parsed = EmailAddress::parse(address).unwrap();
