@@ -17,7 +17,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -36,6 +36,8 @@ use url::Url;
 
 use crate::config::Config;
 use crate::domain::EmailAddress;
+
+mod outbox;
 
 /// Connections kept open to the relay. Measured with bench/delivery.sh (2 cores, smtp-sink
 /// on loopback, 4 workers, 40,000 personalised e-mails, 2026-11-23): 8 connections left the
@@ -212,7 +214,7 @@ impl Mailer {
         };
         match &self.transport {
             Transport::Smtp(pool) => pool.send(self.from.email.clone(), to, &message.formatted()).await,
-            Transport::Outbox(dir) => write_outbox(dir, &email.message_id, message.formatted()).await,
+            Transport::Outbox(dir) => outbox::write(dir, &email.message_id, message.formatted()).await,
         }
     }
 
@@ -314,46 +316,6 @@ fn angle_bracketed(message_id: &str) -> String {
 fn clean_filename(filename: &str) -> String {
     let clean: String = filename.chars().filter(|c| !c.is_control()).collect();
     if clean.trim().is_empty() { "attachment".into() } else { clean }
-}
-
-// ---------------------------------------------------------------------------------------
-// Outbox
-
-/// `<msg>.<recipient>.1@renrakumo` → `msg.recipient.1_renrakumo`: only `[A-Za-z0-9._-]`, so
-/// the id cannot climb out of the folder. The same id overwrites the same file, which keeps
-/// an at-least-once resend from leaving a second copy.
-fn outbox_file_name(message_id: &str) -> String {
-    let bare = message_id.trim().trim_start_matches('<').trim_end_matches('>');
-    let mut name: String = bare
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' || c == '_' { c } else { '_' })
-        .take(200)
-        .collect();
-    let name_without_dots = name.trim_start_matches('.');
-    if name_without_dots.is_empty() {
-        name = "message".into();
-    } else if name_without_dots.len() != name.len() {
-        name = name_without_dots.to_string();
-    }
-    format!("{name}.eml")
-}
-
-async fn write_outbox(dir: &Path, message_id: &str, bytes: Vec<u8>) -> SendOutcome {
-    let dir = dir.to_path_buf();
-    let name = outbox_file_name(message_id);
-    let written = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-        std::fs::create_dir_all(&dir)?;
-        // Write then rename, so whoever watches the folder never reads half a message.
-        let partial = dir.join(format!(".{name}.partial"));
-        std::fs::write(&partial, &bytes)?;
-        std::fs::rename(&partial, dir.join(&name))
-    })
-    .await;
-    match written {
-        Ok(Ok(())) => SendOutcome::Delivered,
-        Ok(Err(e)) => SendOutcome::Transient(format!("outbox: {e}")),
-        Err(e) => SendOutcome::Transient(format!("outbox: {e}")),
-    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -761,15 +723,6 @@ mod tests {
             let parsed = EmailAddress::parse(address).unwrap();
             assert!(smtp_address(&parsed).is_ok(), "{address} not accepted by lettre");
         }
-    }
-
-    #[test]
-    fn outbox_file_names_keep_only_safe_characters() {
-        assert_eq!(outbox_file_name("<m1.r1.1@renrakumo>"), "m1.r1.1_renrakumo.eml");
-        assert_eq!(outbox_file_name("../../etc/passwd"), "_.._etc_passwd.eml");
-        assert_eq!(outbox_file_name("<>"), "message.eml");
-        assert_eq!(outbox_file_name("山田/x"), "___x.eml");
-        assert!(outbox_file_name(&"a".repeat(500)).len() <= 204);
     }
 
     #[test]
