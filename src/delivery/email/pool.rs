@@ -11,7 +11,7 @@ use lettre::Address;
 use tokio::sync::Semaphore;
 
 use super::SendOutcome;
-use super::smtp::{CONNECT_TIMEOUT, Endpoint, SmtpConnection, TRANSACTION_TIMEOUT, transact};
+use super::smtp::{ConnectionState, Endpoint, SmtpConnection};
 
 /// Connections kept open to the relay. Measured with bench/delivery.sh (2 cores, smtp-sink
 /// on loopback, 4 workers, 40,000 personalised e-mails, 2026-11-23): 8 connections left the
@@ -46,7 +46,7 @@ impl SmtpPool {
         let mut idle = self.idle.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         // Most recently used first; older ones age out instead of being kept warm.
         while let Some(IdleConnection { conn, since }) = idle.pop() {
-            if since.elapsed() < IDLE_LIMIT && !conn.smtp.has_broken() {
+            if since.elapsed() < IDLE_LIMIT && !conn.has_broken() {
                 return Some(conn);
             }
         }
@@ -65,25 +65,20 @@ impl SmtpPool {
         loop {
             let (mut conn, reused) = match self.take_idle() {
                 Some(conn) => (conn, true),
-                None => match tokio::time::timeout(CONNECT_TIMEOUT, self.endpoint.connect()).await {
-                    Ok(Ok(conn)) => (conn, false),
-                    Ok(Err(outcome)) => return outcome,
-                    Err(_) => return SendOutcome::Transient("timed out connecting to the SMTP server".into()),
+                None => match self.endpoint.connect().await {
+                    Ok(conn) => (conn, false),
+                    Err(outcome) => return outcome,
                 },
             };
-            let transaction = tokio::time::timeout(TRANSACTION_TIMEOUT, transact(&mut conn, &from, &to, bytes)).await;
-            let Ok(transaction) = transaction else {
-                // Dropping the connection mid-transaction aborts it on the server side.
-                return SendOutcome::Transient("timed out waiting for the SMTP server".into());
-            };
-            if transaction.stale && reused {
+            let result = conn.send_message(&from, &to, bytes).await;
+            match result.connection {
                 // The server closed it while idle (timeout, restart): try the next one.
-                continue;
+                ConnectionState::Stale if reused => continue,
+                ConnectionState::Reusable => self.put_idle(conn),
+                // Dropped here; a timed-out exchange is aborted on the server side.
+                ConnectionState::Stale | ConnectionState::Unusable => {}
             }
-            if transaction.reusable {
-                self.put_idle(conn);
-            }
-            return transaction.outcome;
+            return result.outcome;
         }
     }
 }

@@ -26,10 +26,10 @@ use url::Url;
 use super::SendOutcome;
 
 /// TCP connect, greeting, EHLO, TLS and AUTH together.
-pub(super) const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// MAIL to the reply after the final dot. RFC 5321 §4.5.3.2 allows the server up to 10
 /// minutes after the dot; a relay that slow is better retried later than waited for.
-pub(super) const TRANSACTION_TIMEOUT: Duration = Duration::from_secs(120);
+const TRANSACTION_TIMEOUT: Duration = Duration::from_secs(120);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Security {
@@ -101,8 +101,16 @@ impl Endpoint {
         Ok(Endpoint { host, port, security, credentials, hello: ClientId::default(), tls, starttls })
     }
 
-    /// TCP with TCP_NODELAY, then TLS if asked, greeting and EHLO, STARTTLS, AUTH.
+    /// A new session, ready for its first message, within [`CONNECT_TIMEOUT`].
     pub(super) async fn connect(&self) -> Result<SmtpConnection, SendOutcome> {
+        match tokio::time::timeout(CONNECT_TIMEOUT, self.open()).await {
+            Ok(opened) => opened,
+            Err(_) => Err(SendOutcome::Transient("timed out connecting to the SMTP server".into())),
+        }
+    }
+
+    /// TCP with TCP_NODELAY, then TLS if asked, greeting and EHLO, STARTTLS, AUTH.
+    async fn open(&self) -> Result<SmtpConnection, SendOutcome> {
         let transient = |what: &str, e: &dyn fmt::Display| SendOutcome::Transient(format!("{what}: {e}"));
         let tcp = TcpStream::connect((self.host.as_str(), self.port))
             .await
@@ -203,26 +211,55 @@ fn reply_code(e: &lettre::transport::smtp::Error) -> Option<u16> {
     e.status().map(u16::from)
 }
 
-/// A session ready for its next transaction.
+/// A session ready for its next message.
 pub(super) struct SmtpConnection {
-    pub(super) smtp: AsyncSmtpConnection,
+    smtp: AsyncSmtpConnection,
     /// The server offers PIPELINING (RFC 2920): MAIL, RCPT and DATA go in one write.
     pipelining: bool,
 }
 
-/// What a transaction leaves behind besides its outcome.
-pub(super) struct Transaction {
+/// How the exchange for one message ended: the job's outcome, and what the connection is
+/// good for afterwards.
+pub(super) struct ExchangeResult {
     pub(super) outcome: SendOutcome,
-    /// The connection is in a clean state for the next message.
-    pub(super) reusable: bool,
-    /// It failed before the server accepted MAIL in a way a closed connection fails: safe
-    /// to repeat on a fresh connection, since nothing of the message was sent.
-    pub(super) stale: bool,
+    pub(super) connection: ConnectionState,
+}
+
+/// The connection after an exchange.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum ConnectionState {
+    /// In a clean state for the next message.
+    Reusable,
+    /// Closed, or out of step with the server: not to be used again.
+    Unusable,
+    /// It failed before the server accepted MAIL in a way a closed connection fails: not to
+    /// be used again, and the message is safe to repeat on a fresh connection, since nothing
+    /// of it was sent.
+    Stale,
+}
+
+impl SmtpConnection {
+    /// lettre gave up on this session (it aborts one after some of its own failures).
+    pub(super) fn has_broken(&self) -> bool {
+        self.smtp.has_broken()
+    }
+
+    /// Sends one message to one address within [`TRANSACTION_TIMEOUT`].
+    pub(super) async fn send_message(&mut self, from: &Address, to: &Address, bytes: &[u8]) -> ExchangeResult {
+        match tokio::time::timeout(TRANSACTION_TIMEOUT, exchange(self, from, to, bytes)).await {
+            Ok(result) => result,
+            // Dropping the connection mid-transaction aborts it on the server side.
+            Err(_) => ExchangeResult {
+                outcome: SendOutcome::Transient("timed out waiting for the SMTP server".into()),
+                connection: ConnectionState::Unusable,
+            },
+        }
+    }
 }
 
 /// MAIL, RCPT, DATA, message. Replies are classified here; the connection is kept after a
 /// refusal once RSET has cleared the half-done transaction.
-pub(super) async fn transact(conn: &mut SmtpConnection, from: &Address, to: &Address, bytes: &[u8]) -> Transaction {
+async fn exchange(conn: &mut SmtpConnection, from: &Address, to: &Address, bytes: &[u8]) -> ExchangeResult {
     let pipelined = conn.pipelining;
     let conn = &mut conn.smtp;
     let info = conn.server_info();
@@ -231,12 +268,11 @@ pub(super) async fn transact(conn: &mut SmtpConnection, from: &Address, to: &Add
     if !ascii(from) || !ascii(to) {
         if !info.supports_feature(Extension::SmtpUtfEight) {
             // This relay can never take it; a bounce tells staff why the address fails.
-            return Transaction {
+            return ExchangeResult {
                 outcome: SendOutcome::Rejected(
                     "internationalised address, but the SMTP server does not offer SMTPUTF8".into(),
                 ),
-                reusable: true,
-                stale: false,
+                connection: ConnectionState::Reusable,
             };
         }
         parameters.push(MailParameter::SmtpUtfEight);
@@ -261,18 +297,18 @@ pub(super) async fn transact(conn: &mut SmtpConnection, from: &Address, to: &Add
         return match reply_code(&e) {
             Some(code) if code >= 500 => {
                 if pipelined && !both_refused(conn).await {
-                    return Transaction { outcome, reusable: false, stale: false };
+                    return ExchangeResult { outcome, connection: ConnectionState::Unusable };
                 }
                 after_refusal(conn, outcome).await
             }
             // 421 or no reply at all: the connection is gone.
-            _ => Transaction { outcome, reusable: false, stale: true },
+            _ => ExchangeResult { outcome, connection: ConnectionState::Stale },
         };
     }
     let rcpt_reply = if pipelined { conn.read_response().await } else { conn.command(rcpt).await };
     if let Err(e) = rcpt_reply {
         if pipelined && !refused_reply(conn.read_response().await) {
-            return Transaction { outcome: classify(&e, "RCPT"), reusable: false, stale: false };
+            return ExchangeResult { outcome: classify(&e, "RCPT"), connection: ConnectionState::Unusable };
         }
         return refused(conn, "RCPT", &e).await;
     }
@@ -281,11 +317,15 @@ pub(super) async fn transact(conn: &mut SmtpConnection, from: &Address, to: &Add
         return refused(conn, "DATA", &e).await;
     }
     match conn.message(bytes).await {
-        Ok(_) => Transaction { outcome: SendOutcome::Delivered, reusable: true, stale: false },
+        Ok(_) => ExchangeResult { outcome: SendOutcome::Delivered, connection: ConnectionState::Reusable },
         // The transaction is over either way; no RSET needed.
         Err(e) => {
             let outcome = classify(&e, "end of data");
-            Transaction { outcome, reusable: reply_code(&e).is_some_and(|c| c != 421), stale: false }
+            let connection = match reply_code(&e) {
+                Some(code) if code != 421 => ConnectionState::Reusable,
+                _ => ConnectionState::Unusable,
+            };
+            ExchangeResult { outcome, connection }
         }
     }
 }
@@ -309,17 +349,18 @@ async fn both_refused(conn: &mut AsyncSmtpConnection) -> bool {
     refused_reply(conn.read_response().await) && refused_reply(conn.read_response().await)
 }
 
-async fn refused(conn: &mut AsyncSmtpConnection, stage: &str, e: &lettre::transport::smtp::Error) -> Transaction {
+async fn refused(conn: &mut AsyncSmtpConnection, stage: &str, e: &lettre::transport::smtp::Error) -> ExchangeResult {
     let outcome = classify(e, stage);
     match reply_code(e) {
         Some(code) if code != 421 => after_refusal(conn, outcome).await,
-        _ => Transaction { outcome, reusable: false, stale: false },
+        _ => ExchangeResult { outcome, connection: ConnectionState::Unusable },
     }
 }
 
-async fn after_refusal(conn: &mut AsyncSmtpConnection, outcome: SendOutcome) -> Transaction {
-    let reusable = conn.command(Rset).await.is_ok();
-    Transaction { outcome, reusable, stale: false }
+async fn after_refusal(conn: &mut AsyncSmtpConnection, outcome: SendOutcome) -> ExchangeResult {
+    let connection =
+        if conn.command(Rset).await.is_ok() { ConnectionState::Reusable } else { ConnectionState::Unusable };
+    ExchangeResult { outcome, connection }
 }
 
 #[cfg(test)]
