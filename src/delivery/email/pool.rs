@@ -13,11 +13,10 @@ use tokio::sync::Semaphore;
 use super::SendOutcome;
 use super::smtp::{ConnectionState, Endpoint, SmtpConnection};
 
-/// Connections kept open to the relay. Measured with bench/delivery.sh (2 cores, smtp-sink
-/// on loopback, 4 workers, 40,000 personalised e-mails, 2026-11-23): 8 connections left the
-/// server waiting on round trips with CPU to spare, at 7,100-7,400 messages/s; 16 gave
-/// 7,800-9,900 (+10-35 % in three interleaved pairs), 32 no more than 16. 16 stays below
-/// the per-client limits relays commonly apply (Postfix's default is 50).
+/// Connections kept open to the relay. Against smtp-sink on loopback (bench/delivery.sh,
+/// 2 cores), 8 connections left the server waiting on round trips with CPU to spare; 16 sent
+/// 10-35 % more messages per second, and 32 no more than 16. 16 also stays below the
+/// per-client limits relays commonly apply (Postfix's default is 50).
 pub const DEFAULT_MAX_CONNECTIONS: usize = 16;
 /// Servers drop idle clients (Postfix after 300 s); an older connection is not reused.
 const IDLE_LIMIT: Duration = Duration::from_secs(60);
