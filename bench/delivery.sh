@@ -38,7 +38,7 @@
 #   BENCH_EMAIL_GUARDIANS        default 20000 (2 addresses each: 40,000 e-mails per run)
 #   BENCH_EMAIL_WORKERS          default "1 2 4" (RENRAKUMO_WORKERS of each e-mail run)
 #   BENCH_SMTP_CONNECTIONS       smtp-source's sessions; default: DEFAULT_MAX_CONNECTIONS as
-#                                src/delivery/email.rs sets it (what the binary uses)
+#                                src/delivery/email/pool.rs sets it (what the binary uses)
 #   BENCH_EMAIL_TIMEOUT          default 300 s per e-mail run (then the partial rate is shown)
 #   BENCH_KEEP_LOGS              a folder to copy the server logs into (removed otherwise)
 set -euo pipefail
@@ -50,8 +50,8 @@ parts="${BENCH_PARTS:-fanout email}"
 fanout_guardians="${BENCH_FANOUT_GUARDIANS:-50000}"
 email_guardians="${BENCH_EMAIL_GUARDIANS:-20000}"
 email_workers="${BENCH_EMAIL_WORKERS:-1 2 4}"
-smtp_connections="${BENCH_SMTP_CONNECTIONS:-$(sed -nE 's/^pub const DEFAULT_MAX_CONNECTIONS: usize = ([0-9]+);.*/\1/p' src/delivery/email.rs)}"
-[ -n "$smtp_connections" ] || { echo "delivery.sh: set BENCH_SMTP_CONNECTIONS (no DEFAULT_MAX_CONNECTIONS in src/delivery/email.rs)" >&2; exit 1; }
+smtp_connections="${BENCH_SMTP_CONNECTIONS:-$(sed -nE 's/^pub const DEFAULT_MAX_CONNECTIONS: usize = ([0-9]+);.*/\1/p' src/delivery/email/pool.rs)}"
+[ -n "$smtp_connections" ] || { echo "delivery.sh: set BENCH_SMTP_CONNECTIONS (no DEFAULT_MAX_CONNECTIONS in src/delivery/email/pool.rs)" >&2; exit 1; }
 email_timeout="${BENCH_EMAIL_TIMEOUT:-300}"
 pg_admin_url="${RENRAKUMO_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 fanout_target_s=3

@@ -95,15 +95,15 @@ impl ApnsClient {
             Err(reason) => return PushOutcome::retry(reason, None),
         };
         match self.post(n, payload.clone(), &jwt).await {
-            Answer::Done(outcome) => outcome,
-            Answer::ExpiredProviderToken => {
+            ApnsReply::Done(outcome) => outcome,
+            ApnsReply::ExpiredProviderToken => {
                 let jwt = match self.provider.renew(&jwt) {
                     Ok(jwt) => jwt,
                     Err(reason) => return PushOutcome::retry(reason, None),
                 };
                 match self.post(n, payload, &jwt).await {
-                    Answer::Done(outcome) => outcome,
-                    Answer::ExpiredProviderToken => {
+                    ApnsReply::Done(outcome) => outcome,
+                    ApnsReply::ExpiredProviderToken => {
                         PushOutcome::retry("403 ExpiredProviderToken, again after renewing the provider token", None)
                     }
                 }
@@ -111,7 +111,7 @@ impl ApnsClient {
         }
     }
 
-    async fn post(&self, n: &Notification, payload: Vec<u8>, jwt: &SignedToken) -> Answer {
+    async fn post(&self, n: &Notification, payload: Vec<u8>, jwt: &SignedToken) -> ApnsReply {
         let url = format!("{}{}", self.device_url, utf8_percent_encode(&n.token, push::PATH_SEGMENT));
         let expiration = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default() + EXPIRATION;
         let mut request = self
@@ -132,13 +132,13 @@ impl ApnsClient {
         }
         let response = match request.body(payload).send().await {
             Ok(response) => response,
-            Err(e) => return Answer::Done(PushOutcome::retry(format!("APNs {}", push::describe_error(e)), None)),
+            Err(e) => return ApnsReply::Done(PushOutcome::retry(format!("APNs {}", push::describe_error(e)), None)),
         };
         let status = response.status();
         if status == StatusCode::OK {
             // Read the (empty or tiny) body to the end: a dropped one resets the stream.
             let _ = response.bytes().await;
-            return Answer::Done(PushOutcome::Delivered);
+            return ApnsReply::Done(PushOutcome::Delivered);
         }
         let after = push::retry_after(response.headers());
         let reason = match response.bytes().await {
@@ -149,7 +149,9 @@ impl ApnsClient {
     }
 }
 
-enum Answer {
+/// APNs' reply to one request, classified: the job's outcome, or a provider token Apple
+/// called expired (renew it and send once more).
+enum ApnsReply {
     Done(PushOutcome),
     ExpiredProviderToken,
 }
@@ -159,7 +161,7 @@ struct ApnsError {
     reason: Option<String>,
 }
 
-fn classify(status: StatusCode, reason: Option<String>, after: Option<Duration>) -> Answer {
+fn classify(status: StatusCode, reason: Option<String>, after: Option<Duration>) -> ApnsReply {
     let code = status.as_u16();
     let reason_or = |default: &str| reason.clone().unwrap_or_else(|| default.to_owned());
     let outcome = match code {
@@ -167,7 +169,7 @@ fn classify(status: StatusCode, reason: Option<String>, after: Option<Duration>)
         400 if matches!(reason.as_deref(), Some("BadDeviceToken" | "DeviceTokenNotForTopic")) => {
             PushOutcome::InvalidToken(reason_or(""))
         }
-        403 if reason.as_deref() == Some("ExpiredProviderToken") => return Answer::ExpiredProviderToken,
+        403 if reason.as_deref() == Some("ExpiredProviderToken") => return ApnsReply::ExpiredProviderToken,
         // Our credentials refused (InvalidProviderToken: wrong key, key id or team): the
         // configuration, not this device. Retried with the engine's backoff (about an hour
         // in all), so the notifications still go out once the key is fixed.
@@ -177,7 +179,7 @@ fn classify(status: StatusCode, reason: Option<String>, after: Option<Duration>)
         400..=499 => PushOutcome::Failed(reason_or(&format!("HTTP {code}"))),
         _ => PushOutcome::retry(format!("unexpected HTTP {code}"), after),
     };
-    Answer::Done(outcome)
+    ApnsReply::Done(outcome)
 }
 
 /// The collapse id cut to 64 bytes at a character boundary; `None` when empty or unusable.
@@ -356,10 +358,10 @@ mod tests {
     }
 
     #[test]
-    fn answers_map_to_outcomes() {
-        let done = |a: Answer| match a {
-            Answer::Done(o) => o,
-            Answer::ExpiredProviderToken => panic!("expired"),
+    fn replies_map_to_outcomes() {
+        let done = |a: ApnsReply| match a {
+            ApnsReply::Done(o) => o,
+            ApnsReply::ExpiredProviderToken => panic!("expired"),
         };
         let r = |s: &str| Some(s.to_owned());
         assert_eq!(
@@ -376,7 +378,7 @@ mod tests {
         );
         assert!(matches!(
             classify(StatusCode::FORBIDDEN, r("ExpiredProviderToken"), None),
-            Answer::ExpiredProviderToken
+            ApnsReply::ExpiredProviderToken
         ));
         assert_eq!(
             done(classify(StatusCode::FORBIDDEN, r("InvalidProviderToken"), None)),

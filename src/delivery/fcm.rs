@@ -117,16 +117,16 @@ impl FcmClient {
             Err(outcome) => return outcome,
         };
         match self.post(body.clone(), &token).await {
-            Answer::Done(outcome) => outcome,
-            Answer::Unauthorized => {
+            FcmReply::Done(outcome) => outcome,
+            FcmReply::Unauthorized => {
                 self.auth.invalidate(&token);
                 let token = match self.auth.token().await {
                     Ok(token) => token,
                     Err(outcome) => return outcome,
                 };
                 match self.post(body, &token).await {
-                    Answer::Done(outcome) => outcome,
-                    Answer::Unauthorized => {
+                    FcmReply::Done(outcome) => outcome,
+                    FcmReply::Unauthorized => {
                         PushOutcome::retry("401 UNAUTHENTICATED, again with a new access token", None)
                     }
                 }
@@ -134,7 +134,7 @@ impl FcmClient {
         }
     }
 
-    async fn post(&self, body: Vec<u8>, token: &AccessToken) -> Answer {
+    async fn post(&self, body: Vec<u8>, token: &AccessToken) -> FcmReply {
         let request = self
             .pool
             .client()
@@ -144,13 +144,13 @@ impl FcmClient {
             .body(body);
         let response = match request.send().await {
             Ok(response) => response,
-            Err(e) => return Answer::Done(PushOutcome::retry(format!("FCM {}", push::describe_error(e)), None)),
+            Err(e) => return FcmReply::Done(PushOutcome::retry(format!("FCM {}", push::describe_error(e)), None)),
         };
         let status = response.status();
         if status == StatusCode::OK {
             // Read the (empty or tiny) body to the end: a dropped one resets the stream.
             let _ = response.bytes().await;
-            return Answer::Done(PushOutcome::Delivered);
+            return FcmReply::Done(PushOutcome::Delivered);
         }
         let after = push::retry_after(response.headers());
         let error = match response.bytes().await {
@@ -161,7 +161,9 @@ impl FcmClient {
     }
 }
 
-enum Answer {
+/// FCM's reply to one `messages:send`, classified: the job's outcome, or a 401 (renew the
+/// access token and send once more).
+enum FcmReply {
     Done(PushOutcome),
     Unauthorized,
 }
@@ -219,10 +221,10 @@ impl FcmError {
     }
 }
 
-fn classify(status: StatusCode, error: &FcmError, after: Option<Duration>) -> Answer {
+fn classify(status: StatusCode, error: &FcmError, after: Option<Duration>) -> FcmReply {
     let code = status.as_u16();
     let outcome = match code {
-        401 => return Answer::Unauthorized,
+        401 => return FcmReply::Unauthorized,
         404 if error.code() == "UNREGISTERED" => PushOutcome::InvalidToken(error.describe(status)),
         400 if (error.code() == "INVALID_ARGUMENT" || error.status == "INVALID_ARGUMENT")
             && error.about_the_token() =>
@@ -233,7 +235,7 @@ fn classify(status: StatusCode, error: &FcmError, after: Option<Duration>) -> An
         400..=499 => PushOutcome::Failed(error.describe(status)),
         _ => PushOutcome::retry(format!("unexpected HTTP {code}"), after),
     };
-    Answer::Done(outcome)
+    FcmReply::Done(outcome)
 }
 
 #[derive(Serialize)]
@@ -319,8 +321,9 @@ struct GrantClaims<'a> {
     exp: u64,
 }
 
+/// The token endpoint's JSON on success.
 #[derive(Deserialize)]
-struct TokenAnswer {
+struct TokenResponse {
     access_token: String,
     #[serde(default)]
     expires_in: Option<u64>,
@@ -406,11 +409,11 @@ impl AccessTokens {
             let text = String::from_utf8_lossy(&body[..body.len().min(300)]).into_owned();
             return Err(PushOutcome::retry(format!("FCM access token: HTTP {}: {text}", status.as_u16()), after));
         }
-        let answer: TokenAnswer = serde_json::from_slice(&body)
+        let granted: TokenResponse = serde_json::from_slice(&body)
             .map_err(|e| retry(format!("unexpected answer from the token endpoint: {e}")))?;
-        let header = HeaderValue::from_str(&format!("Bearer {}", answer.access_token))
+        let header = HeaderValue::from_str(&format!("Bearer {}", granted.access_token))
             .map_err(|_| retry("the access token is not a valid header value".into()))?;
-        let lifetime = Duration::from_secs(answer.expires_in.unwrap_or(3600));
+        let lifetime = Duration::from_secs(granted.expires_in.unwrap_or(3600));
         let renew_at = started + lifetime - TOKEN_MARGIN.min(lifetime / 2);
         self.fetched.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ok(AccessToken { header, renew_at })
@@ -425,15 +428,15 @@ mod tests {
         serde_json::from_value::<ErrorBody>(json).unwrap().error
     }
 
-    fn done(answer: Answer) -> PushOutcome {
-        match answer {
-            Answer::Done(outcome) => outcome,
-            Answer::Unauthorized => panic!("unauthorized"),
+    fn done(reply: FcmReply) -> PushOutcome {
+        match reply {
+            FcmReply::Done(outcome) => outcome,
+            FcmReply::Unauthorized => panic!("unauthorized"),
         }
     }
 
     #[test]
-    fn answers_map_to_outcomes() {
+    fn replies_map_to_outcomes() {
         let unregistered =
             error(serde_json::json!({"error": {"code": 404, "message": "Requested entity was not found.",
             "status": "NOT_FOUND", "details": [{"@type": "type.googleapis.com/google.firebase.fcm.v1.FcmError",
@@ -448,7 +451,7 @@ mod tests {
         assert!(matches!(done(classify(StatusCode::BAD_REQUEST, &bad_payload, None)), PushOutcome::Failed(_)));
         let not_found = error(serde_json::json!({"error": {"code": 404, "status": "NOT_FOUND", "message": "x"}}));
         assert!(matches!(done(classify(StatusCode::NOT_FOUND, &not_found, None)), PushOutcome::Failed(_)));
-        assert!(matches!(classify(StatusCode::UNAUTHORIZED, &FcmError::default(), None), Answer::Unauthorized));
+        assert!(matches!(classify(StatusCode::UNAUTHORIZED, &FcmError::default(), None), FcmReply::Unauthorized));
         let after = Some(Duration::from_secs(7));
         assert!(matches!(done(classify(StatusCode::TOO_MANY_REQUESTS, &FcmError::default(), after)),
             PushOutcome::Retry { after: Some(d), .. } if d == Duration::from_secs(7)));
