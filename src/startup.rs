@@ -78,11 +78,12 @@ pub async fn prepare(config: Config) -> anyhow::Result<AppState> {
     };
     drop(conn);
     let mailer = Arc::new(Mailer::from_config(&config)?);
-    let push = Arc::new(crate::delivery::PushClients::from_config(&config)?);
+    let clock = Clock::system();
+    let push = Arc::new(crate::delivery::PushClients::from_config(&config, &clock)?);
     let acks = AckWriter::start(db.clone());
     Ok(AppState {
         db,
-        clock: Clock::system(),
+        clock,
         acks,
         jwt: Arc::new(JwtKeys::new(secret.as_bytes())),
         mailer,

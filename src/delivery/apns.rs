@@ -12,7 +12,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::Context as _;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
@@ -22,6 +22,7 @@ use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
+use crate::clock::Clock;
 use crate::config::ApnsConfig;
 use crate::delivery::push::{self, ClientOptions, H2Pool, Notification, PushOutcome};
 
@@ -64,7 +65,7 @@ impl ApnsClient {
     pub fn with_options(config: &ApnsConfig, base_url: &Url, options: &ClientOptions) -> anyhow::Result<ApnsClient> {
         let base = push::base_string(base_url)?;
         let topic = HeaderValue::from_str(&config.topic).context("RENRAKUMO_APNS_TOPIC: not a valid header value")?;
-        let provider = ProviderToken::new(config)?;
+        let provider = ProviderToken::new(config, options.clock.clone())?;
         Ok(ApnsClient {
             pool: H2Pool::new(base_url, options)?,
             device_url: format!("{base}/3/device/"),
@@ -113,7 +114,7 @@ impl ApnsClient {
 
     async fn post(&self, n: &Notification, payload: Vec<u8>, jwt: &SignedToken) -> ApnsReply {
         let url = format!("{}{}", self.device_url, utf8_percent_encode(&n.token, push::PATH_SEGMENT));
-        let expiration = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default() + EXPIRATION;
+        let expiration = self.provider.clock.now_secs() + EXPIRATION.as_secs() as i64;
         let mut request = self
             .pool
             .client()
@@ -122,7 +123,7 @@ impl ApnsClient {
             .header("apns-topic", self.topic.clone())
             .header("apns-push-type", "alert")
             .header("apns-priority", "10")
-            .header("apns-expiration", expiration.as_secs().to_string())
+            .header("apns-expiration", expiration.to_string())
             .header(CONTENT_TYPE, "application/json");
         if let Some(collapse_id) = collapse_id(&n.collapse_id) {
             request = request.header("apns-collapse-id", collapse_id);
@@ -234,6 +235,7 @@ struct ProviderToken {
     key_id: String,
     team_id: String,
     refresh: Duration,
+    clock: Clock,
     current: RwLock<Option<Arc<SignedToken>>>,
     signed: AtomicU64,
 }
@@ -241,17 +243,18 @@ struct ProviderToken {
 struct SignedToken {
     /// `bearer <jwt>`
     header: HeaderValue,
-    signed_at: Instant,
+    /// Epoch milliseconds by the client's clock.
+    signed_at: i64,
 }
 
 #[derive(Serialize)]
 struct Claims<'a> {
     iss: &'a str,
-    iat: u64,
+    iat: i64,
 }
 
 impl ProviderToken {
-    fn new(config: &ApnsConfig) -> anyhow::Result<ProviderToken> {
+    fn new(config: &ApnsConfig, clock: Clock) -> anyhow::Result<ProviderToken> {
         let key = EncodingKey::from_ec_pem(config.key_pem.as_bytes())
             .context("RENRAKUMO_APNS_KEY_FILE: not a PKCS#8 EC P-256 private key (.p8)")?;
         let token = ProviderToken {
@@ -259,6 +262,7 @@ impl ProviderToken {
             key_id: config.key_id.clone(),
             team_id: config.team_id.clone(),
             refresh: TOKEN_REFRESH,
+            clock,
             current: RwLock::new(None),
             signed: AtomicU64::new(0),
         };
@@ -271,24 +275,29 @@ impl ProviderToken {
     fn sign(&self) -> Result<SignedToken, String> {
         let mut header = Header::new(Algorithm::ES256);
         header.kid = Some(self.key_id.clone());
-        let iat = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
+        let signed_at = self.clock.now_ms();
+        let iat = signed_at.div_euclid(1000);
         let jwt = jsonwebtoken::encode(&header, &Claims { iss: &self.team_id, iat }, &self.key)
             .map_err(|e| format!("signing the APNs provider token: {e}"))?;
         let header = HeaderValue::from_str(&format!("bearer {jwt}")).map_err(|e| e.to_string())?;
         self.signed.fetch_add(1, Ordering::Relaxed);
-        Ok(SignedToken { header, signed_at: Instant::now() })
+        Ok(SignedToken { header, signed_at })
+    }
+
+    fn fresh(&self, token: &SignedToken) -> bool {
+        self.clock.now_ms() - token.signed_at < self.refresh.as_millis() as i64
     }
 
     /// The token to use now, renewed when it has reached `refresh`.
     fn current(&self) -> Result<Arc<SignedToken>, String> {
         if let Some(token) = self.current.read().unwrap_or_else(|e| e.into_inner()).as_ref()
-            && token.signed_at.elapsed() < self.refresh
+            && self.fresh(token)
         {
             return Ok(token.clone());
         }
         let mut current = self.current.write().unwrap_or_else(|e| e.into_inner());
         if let Some(token) = current.as_ref()
-            && token.signed_at.elapsed() < self.refresh
+            && self.fresh(token)
         {
             return Ok(token.clone());
         }

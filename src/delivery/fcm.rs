@@ -14,7 +14,7 @@
 
 use std::path::Path;
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
@@ -23,6 +23,7 @@ use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
+use crate::clock::Clock;
 use crate::delivery::push::{self, ClientOptions, H2Pool, Notification, PushOutcome};
 
 pub const SCOPE: &str = "https://www.googleapis.com/auth/firebase.messaging";
@@ -88,6 +89,7 @@ impl FcmClient {
             client_email: account.client_email,
             key_id: account.private_key_id.filter(|id| !id.is_empty()),
             key,
+            clock: options.clock.clone(),
             current: RwLock::new(None),
             fetching: tokio::sync::Mutex::new(None),
             fetched: std::sync::atomic::AtomicU64::new(0),
@@ -298,6 +300,7 @@ struct AccessTokens {
     client_email: String,
     key_id: Option<String>,
     key: EncodingKey,
+    clock: Clock,
     current: RwLock<Option<Arc<AccessToken>>>,
     /// Held while fetching, so that one request fetches and the others wait for it. Holds the
     /// last failure: requests that waited for a fetch that failed share its outcome instead
@@ -309,7 +312,8 @@ struct AccessTokens {
 struct AccessToken {
     /// `Bearer <token>`
     header: HeaderValue,
-    renew_at: Instant,
+    /// Epoch milliseconds by the client's clock.
+    renew_at: i64,
 }
 
 #[derive(Serialize)]
@@ -317,8 +321,8 @@ struct GrantClaims<'a> {
     iss: &'a str,
     scope: &'a str,
     aud: &'a str,
-    iat: u64,
-    exp: u64,
+    iat: i64,
+    exp: i64,
 }
 
 /// The token endpoint's JSON on success.
@@ -332,7 +336,7 @@ struct TokenResponse {
 impl AccessTokens {
     fn cached(&self) -> Option<Arc<AccessToken>> {
         let current = self.current.read().unwrap_or_else(|e| e.into_inner());
-        current.as_ref().filter(|t| Instant::now() < t.renew_at).cloned()
+        current.as_ref().filter(|t| self.clock.now_ms() < t.renew_at).cloned()
     }
 
     async fn token(&self) -> Result<Arc<AccessToken>, PushOutcome> {
@@ -373,13 +377,13 @@ impl AccessTokens {
     fn assertion(&self) -> Result<String, String> {
         let mut header = Header::new(Algorithm::RS256);
         header.kid = self.key_id.clone();
-        let iat = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
+        let iat = self.clock.now_secs();
         let claims = GrantClaims {
             iss: &self.client_email,
             scope: SCOPE,
             aud: self.token_uri.as_str(),
             iat,
-            exp: iat + ASSERTION_LIFETIME,
+            exp: iat + ASSERTION_LIFETIME as i64,
         };
         jsonwebtoken::encode(&header, &claims, &self.key).map_err(|e| format!("signing the FCM token request: {e}"))
     }
@@ -392,7 +396,7 @@ impl AccessTokens {
             ("assertion", &assertion),
         ])
         .map_err(|e| retry(e.to_string()))?;
-        let started = Instant::now();
+        let started = self.clock.now_ms();
         let response = self
             .http
             .post(self.token_uri.clone())
@@ -414,7 +418,7 @@ impl AccessTokens {
         let header = HeaderValue::from_str(&format!("Bearer {}", granted.access_token))
             .map_err(|_| retry("the access token is not a valid header value".into()))?;
         let lifetime = Duration::from_secs(granted.expires_in.unwrap_or(3600));
-        let renew_at = started + lifetime - TOKEN_MARGIN.min(lifetime / 2);
+        let renew_at = started + (lifetime - TOKEN_MARGIN.min(lifetime / 2)).as_millis() as i64;
         self.fetched.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ok(AccessToken { header, renew_at })
     }

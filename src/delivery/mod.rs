@@ -29,10 +29,20 @@ pub struct PushClients {
 }
 
 impl PushClients {
-    pub fn from_config(config: &crate::config::Config) -> anyhow::Result<PushClients> {
+    /// The clients `config` asks for; their credentials age by `clock`.
+    pub fn from_config(config: &crate::config::Config, clock: &crate::clock::Clock) -> anyhow::Result<PushClients> {
+        let options = push::ClientOptions { clock: clock.clone(), ..Default::default() };
         Ok(PushClients {
-            apns: config.apns.as_ref().map(|apns| apns::ApnsClient::new(apns, &config.apns_url)).transpose()?,
-            fcm: config.fcm_credentials.as_ref().map(|path| fcm::FcmClient::new(path, &config.fcm_url)).transpose()?,
+            apns: config
+                .apns
+                .as_ref()
+                .map(|apns| apns::ApnsClient::with_options(apns, &config.apns_url, &options))
+                .transpose()?,
+            fcm: config
+                .fcm_credentials
+                .as_ref()
+                .map(|path| fcm::FcmClient::with_options(path, &config.fcm_url, &options))
+                .transpose()?,
         })
     }
 }

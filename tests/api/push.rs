@@ -5,6 +5,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use renrakumo::clock::Clock;
 use renrakumo::delivery::apns::ApnsClient;
 use renrakumo::delivery::fcm::FcmClient;
 use renrakumo::delivery::push::{ClientOptions, DEFAULT_CONNECTIONS, Notification, PushOutcome};
@@ -43,10 +44,22 @@ fn apns_client(server: &ApnsServer) -> ApnsClient {
     ApnsClient::new(&server.config(), &server.url).expect("APNs client")
 }
 
+/// A client whose provider tokens age by `clock`, which the test moves instead of sleeping.
+fn apns_client_on(server: &ApnsServer, clock: &Clock) -> ApnsClient {
+    let options = ClientOptions { clock: clock.clone(), ..Default::default() };
+    ApnsClient::with_options(&server.config(), &server.url, &options).expect("APNs client")
+}
+
 fn fcm_client(server: &FcmServer) -> (FcmClient, TempDir) {
+    fcm_client_on(server, &Clock::system())
+}
+
+/// A client whose access tokens age by `clock`.
+fn fcm_client_on(server: &FcmServer, clock: &Clock) -> (FcmClient, TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let credentials = server.write_credentials(dir.path());
-    (FcmClient::new(&credentials, &server.url).expect("FCM client"), dir)
+    let options = ClientOptions { clock: clock.clone(), ..Default::default() };
+    (FcmClient::with_options(&credentials, &server.url, &options).expect("FCM client"), dir)
 }
 
 fn retry_after(outcome: &PushOutcome) -> Option<Duration> {
@@ -190,7 +203,8 @@ async fn apns_error_answers_map_to_outcomes() {
 #[tokio::test]
 async fn apns_provider_token_is_reused_and_renewed_after_expired_provider_token() {
     let server = ApnsServer::start().await;
-    let client = apns_client(&server);
+    let clock = Clock::system();
+    let client = apns_client_on(&server, &clock);
     for i in 0..5 {
         assert_eq!(client.send(&notification(&apns_token(i), false)).await, PushOutcome::Delivered);
     }
@@ -198,9 +212,9 @@ async fn apns_provider_token_is_reused_and_renewed_after_expired_provider_token(
     assert_eq!(client.provider_tokens_signed(), 1);
 
     // Apple calls the token expired: the client signs a new one and retries once. (`iat` has
-    // a resolution of one second: wait for the next one so that the new JWT differs.)
+    // a resolution of one second: a second later the new JWT differs.)
     server.expire_provider_tokens();
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    clock.advance(Duration::from_secs(1));
     let token = apns_token(10);
     assert_eq!(client.send(&notification(&token, false)).await, PushOutcome::Delivered);
     let answers: Vec<u16> = server.requests().into_iter().filter(|(t, _)| *t == token).map(|(_, s)| s).collect();
@@ -209,7 +223,7 @@ async fn apns_provider_token_is_reused_and_renewed_after_expired_provider_token(
 
     // Many requests rejected together renew the token once, not once each.
     server.expire_provider_tokens();
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    clock.advance(Duration::from_secs(1));
     let client = Arc::new(client);
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..50 {
@@ -235,11 +249,13 @@ async fn apns_provider_token_is_reused_and_renewed_after_expired_provider_token(
 #[tokio::test]
 async fn apns_provider_token_is_renewed_by_age() {
     let server = ApnsServer::start().await;
-    let client = apns_client(&server).with_token_refresh(Duration::from_secs(2));
+    let clock = Clock::system();
+    let client = apns_client_on(&server, &clock).with_token_refresh(Duration::from_secs(2));
     assert_eq!(client.send(&notification(&apns_token(1), false)).await, PushOutcome::Delivered);
+    clock.advance(Duration::from_millis(1900));
     assert_eq!(client.send(&notification(&apns_token(2), false)).await, PushOutcome::Delivered);
-    assert_eq!(server.provider_tokens().len(), 1);
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_eq!(server.provider_tokens().len(), 1, "not renewed before its age");
+    clock.advance(Duration::from_millis(200));
     assert_eq!(client.send(&notification(&apns_token(3), false)).await, PushOutcome::Delivered);
     assert_eq!(server.provider_tokens().len(), 2);
     // Renewed ahead of time, never refused.
@@ -450,12 +466,14 @@ async fn fcm_access_token_is_fetched_once_and_renewed_after_401() {
 async fn fcm_access_token_is_renewed_before_it_expires() {
     let server = FcmServer::start().await;
     server.set_expires_in(4);
-    let (client, _dir) = fcm_client(&server);
+    let clock = Clock::system();
+    let (client, _dir) = fcm_client_on(&server, &clock);
     assert_eq!(client.send(&notification(&fcm_token(1), false)).await, PushOutcome::Delivered);
+    clock.advance(Duration::from_millis(1500));
     assert_eq!(client.send(&notification(&fcm_token(2), false)).await, PushOutcome::Delivered);
-    assert_eq!(server.token_requests(), 1);
+    assert_eq!(server.token_requests(), 1, "not renewed before half its lifetime");
     // Renewed halfway through its four seconds (the margin is at most half), without a 401.
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    clock.advance(Duration::from_millis(600));
     assert_eq!(client.send(&notification(&fcm_token(3), false)).await, PushOutcome::Delivered);
     assert_eq!(server.token_requests(), 2);
     assert!(server.requests().iter().all(|(_, status)| *status == 200), "{:?}", server.requests());
