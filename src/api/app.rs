@@ -62,7 +62,7 @@ pub struct InvitationResponse {
 }
 
 /// Invite a guardian to the app. Print or send the code; it works once.
-#[utoipa::path(tag = "app", params(("id" = String, Path)), security(("bearer" = []), ("oauth2" = []), ("api_key" = [])), responses(
+#[utoipa::path(tag = "app", params(("id" = String, Path)), responses(
     (status = 201, body = InvitationResponse),
     (status = 404, body = Problem, content_type = "application/problem+json"),
 ))]
@@ -99,7 +99,7 @@ pub struct JoinCodeResponse {
 }
 
 /// Give the list a new join code (the old one stops working).
-#[utoipa::path(tag = "app", params(("id" = String, Path)), security(("bearer" = []), ("oauth2" = []), ("api_key" = [])), responses(
+#[utoipa::path(tag = "app", params(("id" = String, Path)), responses(
     (status = 200, body = JoinCodeResponse),
     (status = 404, body = Problem, content_type = "application/problem+json"),
 ))]
@@ -117,7 +117,7 @@ pub async fn set_join_code(
 }
 
 /// Stop self-registration for the list.
-#[utoipa::path(tag = "app", params(("id" = String, Path)), security(("bearer" = []), ("oauth2" = []), ("api_key" = [])), responses(
+#[utoipa::path(tag = "app", params(("id" = String, Path)), responses(
     (status = 204, description = "The list has no join code"),
     (status = 404, body = Problem, content_type = "application/problem+json"),
 ))]
@@ -203,7 +203,7 @@ pub struct OpenSessionRequest {
 }
 
 /// Sign the app in with an invitation code (once per code).
-#[utoipa::path(tag = "app", request_body = OpenSessionRequest, responses(
+#[utoipa::path(tag = "app", request_body = OpenSessionRequest, security(), responses(
     (status = 201, body = AppSessionResponse),
     (status = 401, description = "Unknown, used or expired code", body = Problem, content_type = "application/problem+json"),
 ))]
@@ -236,7 +236,7 @@ pub struct RegisterRequest {
 
 /// Register in the app with a list's join code. The guardian is `pending` and receives
 /// nothing until staff approve.
-#[utoipa::path(tag = "app", request_body = RegisterRequest, responses(
+#[utoipa::path(tag = "app", request_body = RegisterRequest, security(), responses(
     (status = 201, body = AppSessionResponse),
     (status = 401, description = "Unknown join code", body = Problem, content_type = "application/problem+json"),
     (status = 422, body = Problem, content_type = "application/problem+json"),

@@ -196,7 +196,7 @@ fn client_filename(disposition: Option<&ContentDisposition>) -> Option<String> {
 /// CSV (.txt/.csv, UTF-8 or Shift_JIS), or a Word, Excel or PowerPoint document.
 #[utoipa::path(tag = "messages", params(("id" = String, Path)),
     request_body(content = inline(AttachmentUpload), content_type = "multipart/form-data"),
-    security(("bearer" = []), ("oauth2" = []), ("api_key" = [])), responses(
+    responses(
     (status = 201, body = AttachmentResponse),
     (status = 400, description = "Not a readable multipart body", body = Problem, content_type = "application/problem+json"),
     (status = 403, body = Problem, content_type = "application/problem+json"),
@@ -258,7 +258,7 @@ pub async fn upload_attachment(
 }
 
 /// The attachments of a message, oldest first (at most 5: one page).
-#[utoipa::path(tag = "messages", params(("id" = String, Path)), security(("bearer" = []), ("oauth2" = []), ("api_key" = [])), responses(
+#[utoipa::path(tag = "messages", params(("id" = String, Path)), responses(
     (status = 200, body = Page<AttachmentResponse>),
     (status = 403, body = Problem, content_type = "application/problem+json"),
     (status = 404, body = Problem, content_type = "application/problem+json"),
@@ -302,8 +302,7 @@ pub fn content_disposition(filename: &str) -> String {
 }
 
 /// Download one attachment: its bytes, with the type recognised at upload.
-#[utoipa::path(tag = "messages", params(("id" = String, Path), ("attachment_id" = String, Path)),
-    security(("bearer" = []), ("oauth2" = []), ("api_key" = [])), responses(
+#[utoipa::path(tag = "messages", params(("id" = String, Path), ("attachment_id" = String, Path)), responses(
     (status = 200, description = "The file, as `Content-Disposition: attachment` with its name (RFC 6266)",
         content(
             (Vec<u8> = "application/pdf"), (Vec<u8> = "image/jpeg"), (Vec<u8> = "image/png"), (Vec<u8> = "image/gif"),
@@ -346,8 +345,7 @@ pub async fn download(
 }
 
 /// Remove an attachment from a draft or scheduled message.
-#[utoipa::path(tag = "messages", params(("id" = String, Path), ("attachment_id" = String, Path)),
-    security(("bearer" = []), ("oauth2" = []), ("api_key" = [])), responses(
+#[utoipa::path(tag = "messages", params(("id" = String, Path), ("attachment_id" = String, Path)), responses(
     (status = 204, description = "Deleted"),
     (status = 403, body = Problem, content_type = "application/problem+json"),
     (status = 404, body = Problem, content_type = "application/problem+json"),

@@ -103,7 +103,7 @@ pub struct ListQuery {
     pub cursor: Option<String>,
 }
 
-#[utoipa::path(tag = "lists", params(ListQuery), security(("bearer" = []), ("oauth2" = []), ("api_key" = [])), responses(
+#[utoipa::path(tag = "lists", params(ListQuery), responses(
     (status = 200, body = Page<ListResponse>),
     (status = 403, body = Problem, content_type = "application/problem+json"),
 ))]
@@ -122,7 +122,7 @@ pub async fn list_lists(
     Ok(web::Json(page.page(rows, |r| &r.id, ListResponse::from)))
 }
 
-#[utoipa::path(tag = "lists", request_body = CreateListRequest, security(("bearer" = []), ("oauth2" = []), ("api_key" = [])), responses(
+#[utoipa::path(tag = "lists", request_body = CreateListRequest, responses(
     (status = 201, body = ListResponse),
     (status = 409, description = "A list with this name exists", body = Problem, content_type = "application/problem+json"),
     (status = 422, body = Problem, content_type = "application/problem+json"),
@@ -145,7 +145,7 @@ pub async fn create_list(
     Ok(HttpResponse::Created().json(ListResponse::from(row)))
 }
 
-#[utoipa::path(tag = "lists", params(("id" = String, Path)), security(("bearer" = []), ("oauth2" = []), ("api_key" = [])), responses(
+#[utoipa::path(tag = "lists", params(("id" = String, Path)), responses(
     (status = 200, body = ListResponse),
     (status = 404, body = Problem, content_type = "application/problem+json"),
 ))]
@@ -161,8 +161,7 @@ pub async fn get_list(
     Ok(web::Json(row.into()))
 }
 
-#[utoipa::path(tag = "lists", params(("id" = String, Path)), request_body = UpdateListRequest,
-    security(("bearer" = []), ("oauth2" = []), ("api_key" = [])), responses(
+#[utoipa::path(tag = "lists", params(("id" = String, Path)), request_body = UpdateListRequest, responses(
     (status = 200, body = ListResponse),
     (status = 404, body = Problem, content_type = "application/problem+json"),
     (status = 409, body = Problem, content_type = "application/problem+json"),
@@ -195,7 +194,7 @@ pub async fn update_list(
 }
 
 /// Delete a list. Its members stay on the roster.
-#[utoipa::path(tag = "lists", params(("id" = String, Path)), security(("bearer" = []), ("oauth2" = []), ("api_key" = [])), responses(
+#[utoipa::path(tag = "lists", params(("id" = String, Path)), responses(
     (status = 204, description = "Deleted"),
     (status = 404, body = Problem, content_type = "application/problem+json"),
 ))]
@@ -208,7 +207,7 @@ pub async fn delete_list(state: web::Data<AppState>, caller: Caller, id: web::Pa
     Ok(HttpResponse::NoContent().finish())
 }
 
-#[utoipa::path(tag = "lists", params(("id" = String, Path), PageQuery), security(("bearer" = []), ("oauth2" = []), ("api_key" = [])), responses(
+#[utoipa::path(tag = "lists", params(("id" = String, Path), PageQuery), responses(
     (status = 200, body = Page<MemberResponse>),
     (status = 404, body = Problem, content_type = "application/problem+json"),
 ))]
@@ -247,8 +246,7 @@ async fn list_and_member(
 }
 
 /// Put a member in the list (idempotent).
-#[utoipa::path(tag = "lists", params(("id" = String, Path), ("member_id" = String, Path)),
-    security(("bearer" = []), ("oauth2" = []), ("api_key" = [])), responses(
+#[utoipa::path(tag = "lists", params(("id" = String, Path), ("member_id" = String, Path)), responses(
     (status = 204, description = "The member is in the list"),
     (status = 404, body = Problem, content_type = "application/problem+json"),
 ))]
@@ -268,8 +266,7 @@ pub async fn add_list_member(
 }
 
 /// Take a member out of the list (idempotent); the member stays on the roster.
-#[utoipa::path(tag = "lists", params(("id" = String, Path), ("member_id" = String, Path)),
-    security(("bearer" = []), ("oauth2" = []), ("api_key" = [])), responses(
+#[utoipa::path(tag = "lists", params(("id" = String, Path), ("member_id" = String, Path)), responses(
     (status = 204, description = "The member is not in the list"),
     (status = 404, body = Problem, content_type = "application/problem+json"),
 ))]
@@ -320,8 +317,7 @@ pub struct BulkMembershipResponse {
 const BULK_MAX: usize = 10_000;
 
 /// Add, remove, copy or move many members in one call, all or nothing.
-#[utoipa::path(tag = "lists", params(("id" = String, Path)), request_body = BulkMembershipRequest,
-    security(("bearer" = []), ("oauth2" = []), ("api_key" = [])), responses(
+#[utoipa::path(tag = "lists", params(("id" = String, Path)), request_body = BulkMembershipRequest, responses(
     (status = 200, body = BulkMembershipResponse),
     (status = 404, body = Problem, content_type = "application/problem+json"),
     (status = 422, description = "Unknown members or target list", body = Problem, content_type = "application/problem+json"),

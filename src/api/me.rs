@@ -41,7 +41,7 @@ pub struct MeResponse {
 }
 
 /// The caller: user or API key, organisation and effective scopes.
-#[utoipa::path(tag = "auth", security(("bearer" = []), ("oauth2" = []), ("api_key" = [])), responses(
+#[utoipa::path(tag = "auth", responses(
     (status = 200, body = MeResponse),
     (status = 401, body = Problem, content_type = "application/problem+json"),
 ))]

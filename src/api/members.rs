@@ -262,7 +262,7 @@ impl MemberQuery {
 }
 
 /// Search the roster; a stable cursor walks all pages.
-#[utoipa::path(tag = "members", params(MemberQuery), security(("bearer" = []), ("oauth2" = []), ("api_key" = [])), responses(
+#[utoipa::path(tag = "members", params(MemberQuery), responses(
     (status = 200, body = Page<MemberResponse>),
     (status = 403, body = Problem, content_type = "application/problem+json"),
     (status = 422, body = Problem, content_type = "application/problem+json"),
@@ -289,7 +289,7 @@ pub async fn list_members(
 }
 
 /// Add a guardian.
-#[utoipa::path(tag = "members", request_body = CreateMemberRequest, security(("bearer" = []), ("oauth2" = []), ("api_key" = [])), responses(
+#[utoipa::path(tag = "members", request_body = CreateMemberRequest, responses(
     (status = 201, body = MemberResponse),
     (status = 403, body = Problem, content_type = "application/problem+json"),
     (status = 409, description = "Another member has this external_id", body = Problem, content_type = "application/problem+json"),
@@ -327,8 +327,7 @@ pub async fn create_member(
 }
 
 /// Create or replace the guardian with this `external_id` (idempotent; for integrations).
-#[utoipa::path(tag = "members", params(("external_id" = String, Path)), request_body = UpsertMemberRequest,
-    security(("bearer" = []), ("oauth2" = []), ("api_key" = [])), responses(
+#[utoipa::path(tag = "members", params(("external_id" = String, Path)), request_body = UpsertMemberRequest, responses(
     (status = 200, description = "Replaced", body = MemberResponse),
     (status = 201, description = "Created", body = MemberResponse),
     (status = 403, body = Problem, content_type = "application/problem+json"),
@@ -379,7 +378,7 @@ pub async fn upsert_by_external_id(
     Ok(if created { HttpResponse::Created() } else { HttpResponse::Ok() }.json(response))
 }
 
-#[utoipa::path(tag = "members", params(("id" = String, Path)), security(("bearer" = []), ("oauth2" = []), ("api_key" = [])), responses(
+#[utoipa::path(tag = "members", params(("id" = String, Path)), responses(
     (status = 200, body = MemberResponse),
     (status = 404, body = Problem, content_type = "application/problem+json"),
 ))]
@@ -395,8 +394,7 @@ pub async fn get_member(
 }
 
 /// Change a guardian: only the fields present.
-#[utoipa::path(tag = "members", params(("id" = String, Path)), request_body = UpdateMemberRequest,
-    security(("bearer" = []), ("oauth2" = []), ("api_key" = [])), responses(
+#[utoipa::path(tag = "members", params(("id" = String, Path)), request_body = UpdateMemberRequest, responses(
     (status = 200, body = MemberResponse),
     (status = 404, body = Problem, content_type = "application/problem+json"),
     (status = 409, body = Problem, content_type = "application/problem+json"),
@@ -473,7 +471,7 @@ fn merge(current: &MemberRecord, patch: &UpdateMemberRequest, may_see_emails: bo
     .map_err(ApiError::Validation)
 }
 
-#[utoipa::path(tag = "members", params(("id" = String, Path)), security(("bearer" = []), ("oauth2" = []), ("api_key" = [])), responses(
+#[utoipa::path(tag = "members", params(("id" = String, Path)), responses(
     (status = 204, description = "Deleted with its addresses, devices and memberships"),
     (status = 404, body = Problem, content_type = "application/problem+json"),
 ))]
@@ -516,7 +514,7 @@ async fn change_status(
 }
 
 /// Stop sending to a guardian (kept on the roster).
-#[utoipa::path(tag = "members", params(("id" = String, Path)), security(("bearer" = []), ("oauth2" = []), ("api_key" = [])), responses(
+#[utoipa::path(tag = "members", params(("id" = String, Path)), responses(
     (status = 200, body = MemberResponse),
     (status = 404, body = Problem, content_type = "application/problem+json"),
     (status = 409, description = "A pending member is approved, not suspended", body = Problem, content_type = "application/problem+json"),
@@ -531,7 +529,7 @@ pub async fn suspend_member(
 }
 
 /// Send to a suspended guardian again.
-#[utoipa::path(tag = "members", params(("id" = String, Path)), security(("bearer" = []), ("oauth2" = []), ("api_key" = [])), responses(
+#[utoipa::path(tag = "members", params(("id" = String, Path)), responses(
     (status = 200, body = MemberResponse),
     (status = 404, body = Problem, content_type = "application/problem+json"),
     (status = 409, body = Problem, content_type = "application/problem+json"),
@@ -546,7 +544,7 @@ pub async fn resume_member(
 }
 
 /// Approve (承認) a guardian who registered with a join code.
-#[utoipa::path(tag = "members", params(("id" = String, Path)), security(("bearer" = []), ("oauth2" = []), ("api_key" = [])), responses(
+#[utoipa::path(tag = "members", params(("id" = String, Path)), responses(
     (status = 200, body = MemberResponse),
     (status = 404, body = Problem, content_type = "application/problem+json"),
     (status = 409, body = Problem, content_type = "application/problem+json"),
@@ -612,7 +610,7 @@ pub async fn register_device_for(
     }
 }
 
-#[utoipa::path(tag = "members", params(("id" = String, Path)), security(("bearer" = []), ("oauth2" = []), ("api_key" = [])), responses(
+#[utoipa::path(tag = "members", params(("id" = String, Path)), responses(
     (status = 200, body = Vec<DeviceResponse>),
     (status = 404, body = Problem, content_type = "application/problem+json"),
 ))]
@@ -629,8 +627,7 @@ pub async fn list_devices(
 
 /// Register an app device (at most 4). The same token again updates it; a token of another
 /// member moves here.
-#[utoipa::path(tag = "members", params(("id" = String, Path)), request_body = RegisterDeviceRequest,
-    security(("bearer" = []), ("oauth2" = []), ("api_key" = [])), responses(
+#[utoipa::path(tag = "members", params(("id" = String, Path)), request_body = RegisterDeviceRequest, responses(
     (status = 201, body = DeviceResponse),
     (status = 404, body = Problem, content_type = "application/problem+json"),
     (status = 409, description = "The member has four devices", body = Problem, content_type = "application/problem+json"),
@@ -651,8 +648,7 @@ pub async fn register_device(
     Ok(HttpResponse::Created().json(device))
 }
 
-#[utoipa::path(tag = "members", params(("id" = String, Path), ("device_id" = String, Path)),
-    security(("bearer" = []), ("oauth2" = []), ("api_key" = [])), responses(
+#[utoipa::path(tag = "members", params(("id" = String, Path), ("device_id" = String, Path)), responses(
     (status = 204, description = "Removed"),
     (status = 404, body = Problem, content_type = "application/problem+json"),
 ))]
@@ -694,7 +690,7 @@ pub struct PromoteResponse {
 }
 
 /// Grade promotion (進級) for the whole organisation in one call.
-#[utoipa::path(tag = "members", request_body = PromoteRequest, security(("bearer" = []), ("oauth2" = []), ("api_key" = [])), responses(
+#[utoipa::path(tag = "members", request_body = PromoteRequest, responses(
     (status = 200, body = PromoteResponse),
     (status = 422, body = Problem, content_type = "application/problem+json"),
 ))]

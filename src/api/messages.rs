@@ -196,7 +196,7 @@ fn api_key_id(caller: &Caller) -> Option<&str> {
 }
 
 /// Compose a draft.
-#[utoipa::path(tag = "messages", request_body = MessageRequest, security(("bearer" = []), ("oauth2" = []), ("api_key" = [])), responses(
+#[utoipa::path(tag = "messages", request_body = MessageRequest, responses(
     (status = 201, body = MessageResponse),
     (status = 403, body = Problem, content_type = "application/problem+json"),
     (status = 422, description = "E.g. an 11th question: `survey.questions[10]`", body = Problem, content_type = "application/problem+json"),
@@ -234,7 +234,7 @@ pub struct MessageQuery {
 }
 
 /// History: who sent what, newest first.
-#[utoipa::path(tag = "messages", params(MessageQuery), security(("bearer" = []), ("oauth2" = []), ("api_key" = [])), responses(
+#[utoipa::path(tag = "messages", params(MessageQuery), responses(
     (status = 200, body = Page<MessageResponse>),
     (status = 403, body = Problem, content_type = "application/problem+json"),
 ))]
@@ -259,7 +259,7 @@ pub async fn list_messages(
     Ok(web::Json(page.page(rows, |r| &r.id, MessageResponse::from)))
 }
 
-#[utoipa::path(tag = "messages", params(("id" = String, Path)), security(("bearer" = []), ("oauth2" = []), ("api_key" = [])), responses(
+#[utoipa::path(tag = "messages", params(("id" = String, Path)), responses(
     (status = 200, body = MessageResponse),
     (status = 404, body = Problem, content_type = "application/problem+json"),
 ))]
@@ -275,8 +275,7 @@ pub async fn get_message(
 }
 
 /// Edit a draft or a scheduled message: the fields present replace the stored ones.
-#[utoipa::path(tag = "messages", params(("id" = String, Path)), request_body = MessageRequest,
-    security(("bearer" = []), ("oauth2" = []), ("api_key" = [])), responses(
+#[utoipa::path(tag = "messages", params(("id" = String, Path)), request_body = MessageRequest, responses(
     (status = 200, body = MessageResponse),
     (status = 404, body = Problem, content_type = "application/problem+json"),
     (status = 409, description = "Already sent or cancelled", body = Problem, content_type = "application/problem+json"),
@@ -319,7 +318,7 @@ pub async fn update_message(
 }
 
 /// Delete a draft.
-#[utoipa::path(tag = "messages", params(("id" = String, Path)), security(("bearer" = []), ("oauth2" = []), ("api_key" = [])), responses(
+#[utoipa::path(tag = "messages", params(("id" = String, Path)), responses(
     (status = 204, description = "Deleted"),
     (status = 404, body = Problem, content_type = "application/problem+json"),
     (status = 409, description = "Not a draft: sent messages stay in the history", body = Problem, content_type = "application/problem+json"),
@@ -356,7 +355,7 @@ pub struct BulkDeleteResponse {
 }
 
 /// Delete many drafts at once.
-#[utoipa::path(tag = "messages", request_body = BulkDeleteRequest, security(("bearer" = []), ("oauth2" = []), ("api_key" = [])), responses(
+#[utoipa::path(tag = "messages", request_body = BulkDeleteRequest, responses(
     (status = 200, body = BulkDeleteResponse),
     (status = 422, body = Problem, content_type = "application/problem+json"),
 ))]
@@ -376,7 +375,7 @@ pub async fn bulk_delete(
 }
 
 /// Copy any message (sent ones too) into a new draft.
-#[utoipa::path(tag = "messages", params(("id" = String, Path)), security(("bearer" = []), ("oauth2" = []), ("api_key" = [])), responses(
+#[utoipa::path(tag = "messages", params(("id" = String, Path)), responses(
     (status = 201, body = MessageResponse),
     (status = 404, body = Problem, content_type = "application/problem+json"),
 ))]
@@ -419,7 +418,7 @@ pub struct PreviewResponse {
 }
 
 /// How many guardians, addresses and devices a send would reach now.
-#[utoipa::path(tag = "messages", params(("id" = String, Path)), security(("bearer" = []), ("oauth2" = []), ("api_key" = [])), responses(
+#[utoipa::path(tag = "messages", params(("id" = String, Path)), responses(
     (status = 200, body = PreviewResponse),
     (status = 404, body = Problem, content_type = "application/problem+json"),
 ))]
@@ -458,8 +457,7 @@ pub struct SendResponse {
 
 /// Send now or schedule. Recipients and their delivery jobs are written in one
 /// transaction before the answer; workers deliver them.
-#[utoipa::path(tag = "messages", params(("id" = String, Path)), request_body = Option<SendRequest>,
-    security(("bearer" = []), ("oauth2" = []), ("api_key" = [])), responses(
+#[utoipa::path(tag = "messages", params(("id" = String, Path)), request_body = Option<SendRequest>, responses(
     (status = 202, body = SendResponse),
     (status = 404, body = Problem, content_type = "application/problem+json"),
     (status = 409, description = "Already sent or cancelled", body = Problem, content_type = "application/problem+json"),
@@ -522,7 +520,7 @@ pub async fn send_message(
 }
 
 /// Cancel a scheduled message; it will not go out.
-#[utoipa::path(tag = "messages", params(("id" = String, Path)), security(("bearer" = []), ("oauth2" = []), ("api_key" = [])), responses(
+#[utoipa::path(tag = "messages", params(("id" = String, Path)), responses(
     (status = 200, body = MessageResponse),
     (status = 404, body = Problem, content_type = "application/problem+json"),
     (status = 409, description = "Not scheduled (sending has started, or it never was)", body = Problem, content_type = "application/problem+json"),
@@ -583,7 +581,7 @@ pub struct StatsResponse {
 }
 
 /// Progress of a message: deliveries per channel, and who read and acknowledged it.
-#[utoipa::path(tag = "messages", params(("id" = String, Path)), security(("bearer" = []), ("oauth2" = []), ("api_key" = [])), responses(
+#[utoipa::path(tag = "messages", params(("id" = String, Path)), responses(
     (status = 200, body = StatsResponse),
     (status = 404, body = Problem, content_type = "application/problem+json"),
 ))]
@@ -695,7 +693,7 @@ impl From<RecipientFilter> for Followers {
 }
 
 /// Per guardian: each address and device with its delivery state.
-#[utoipa::path(tag = "messages", params(("id" = String, Path), RecipientQuery), security(("bearer" = []), ("oauth2" = []), ("api_key" = [])), responses(
+#[utoipa::path(tag = "messages", params(("id" = String, Path), RecipientQuery), responses(
     (status = 200, body = Page<RecipientResponse>),
     (status = 404, body = Problem, content_type = "application/problem+json"),
     (status = 422, body = Problem, content_type = "application/problem+json"),

@@ -192,7 +192,8 @@ async fn json_view(state: &AppState, token: &str) -> ApiResult<web::Json<Receipt
 }
 
 /// The message behind a personal link; the first call records it as read.
-#[utoipa::path(tag = "receipts", params(("token" = String, Path, description = "From the personal link")), responses(
+#[utoipa::path(tag = "receipts", params(("token" = String, Path, description = "From the personal link")),
+    security(), responses(
     (status = 200, body = ReceiptResponse),
     (status = 404, description = "Not a valid link", body = Problem, content_type = "application/problem+json"),
 ))]
@@ -221,7 +222,7 @@ pub struct AcknowledgeResponse {
 /// Acknowledge (確認). Idempotent; covers all of the guardian's addresses and devices.
 /// One signature check and a share of one batched statement: the path a whole school takes
 /// within minutes.
-#[utoipa::path(tag = "receipts", params(("token" = String, Path)), responses(
+#[utoipa::path(tag = "receipts", params(("token" = String, Path)), security(), responses(
     (status = 200, body = AcknowledgeResponse),
     (status = 404, body = Problem, content_type = "application/problem+json"),
 ))]
@@ -251,7 +252,7 @@ pub struct AnswersRequest {
 }
 
 /// Answer the survey; replaces earlier answers until the deadline.
-#[utoipa::path(tag = "receipts", params(("token" = String, Path)), request_body = AnswersRequest, responses(
+#[utoipa::path(tag = "receipts", params(("token" = String, Path)), request_body = AnswersRequest, security(), responses(
     (status = 200, body = ReceiptResponse),
     (status = 404, body = Problem, content_type = "application/problem+json"),
     (status = 409, description = "No survey, or the deadline has passed", body = Problem, content_type = "application/problem+json"),
@@ -476,7 +477,7 @@ fn not_found_page() -> HttpResponse {
 
 /// The guardian's page for one message: read it, acknowledge, answer. Opening it records
 /// the message as read.
-#[utoipa::path(tag = "receipts", params(("token" = String, Path)), responses(
+#[utoipa::path(tag = "receipts", params(("token" = String, Path)), security(), responses(
     (status = 200, description = "The page", body = String, content_type = "text/html"),
     (status = 404, description = "Not a valid link", body = String, content_type = "text/html"),
 ))]
@@ -516,7 +517,7 @@ fn back_to_page(state: &AppState, token: &str) -> HttpResponse {
     HttpResponse::SeeOther().insert_header((header::LOCATION, state.config.public_link(&format!("r/{token}")))).finish()
 }
 
-#[utoipa::path(tag = "receipts", params(("token" = String, Path)), responses(
+#[utoipa::path(tag = "receipts", params(("token" = String, Path)), security(), responses(
     (status = 303, description = "Back to the page"),
     (status = 403, description = "Posted from elsewhere", body = Problem, content_type = "application/problem+json"),
 ))]
@@ -534,7 +535,7 @@ pub async fn page_ack(
     Ok(back_to_page(&state, &token))
 }
 
-#[utoipa::path(tag = "receipts", params(("token" = String, Path)), responses(
+#[utoipa::path(tag = "receipts", params(("token" = String, Path)), security(), responses(
     (status = 200, description = "The page again, with what was wrong", body = String, content_type = "text/html"),
     (status = 303, description = "Saved; back to the page"),
 ))]
@@ -582,7 +583,7 @@ pub async fn page_answers(
 }
 
 /// An attachment, for the guardians who received the message.
-#[utoipa::path(tag = "receipts", params(("token" = String, Path), ("attachment_id" = String, Path)), responses(
+#[utoipa::path(tag = "receipts", params(("token" = String, Path), ("attachment_id" = String, Path)), security(), responses(
     (status = 200, description = "The file", body = Vec<u8>, content_type = "application/octet-stream"),
     (status = 404, body = Problem, content_type = "application/problem+json"),
 ))]
