@@ -25,6 +25,9 @@ use utoipa_actix_web::AppExt;
         license(name = "MIT OR Apache-2.0"),
     ),
     modifiers(&SecuritySchemes),
+    // `api::problem_responses` refer to it by name, and utoipa collects schemas only from
+    // `body = ...`, so it is listed here in case no handler writes one out in full.
+    components(schemas(crate::error::Problem)),
     security(("bearer" = []), ("oauth2" = []), ("api_key" = [])),
     tags(
         (name = "auth", description = "Staff sign-in and sessions"),
