@@ -7,6 +7,7 @@ use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::api::extract::{FormBody, JsonBody};
+use crate::api::problem_responses::Unauthorized;
 use crate::auth::tokens::{self, ACCESS_TTL_SECS, REFRESH_TTL_MS};
 use crate::auth::{Actor, Caller, password};
 use crate::db::now_ms;
@@ -207,8 +208,8 @@ pub async fn refresh(state: web::Data<AppState>, body: JsonBody<RefreshRequest>)
 /// End the session: its access token and refresh tokens stop working at once.
 #[utoipa::path(tag = "auth", security(("bearer" = []), ("oauth2" = [])), responses(
     (status = 204, description = "Signed out"),
-    (status = 401, body = Problem, content_type = "application/problem+json"),
     (status = 403, description = "API keys have no session to end", body = Problem, content_type = "application/problem+json"),
+    Unauthorized,
 ))]
 #[post("/auth/logout")]
 pub async fn logout(state: web::Data<AppState>, caller: Caller) -> ApiResult<HttpResponse> {

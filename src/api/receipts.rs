@@ -17,6 +17,7 @@ use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::api::extract::{JSON_LIMIT, JsonBody, read_body};
+use crate::api::problem_responses::NotFound;
 use crate::api::time;
 use crate::db::now_ms;
 use crate::db::repositories::messages::MessageRow;
@@ -224,7 +225,7 @@ pub struct AcknowledgeResponse {
 /// within minutes.
 #[utoipa::path(tag = "receipts", params(("token" = String, Path)), security(), responses(
     (status = 200, body = AcknowledgeResponse),
-    (status = 404, body = Problem, content_type = "application/problem+json"),
+    NotFound,
 ))]
 #[post("/receipts/{token}/ack")]
 pub async fn acknowledge(
@@ -254,9 +255,9 @@ pub struct AnswersRequest {
 /// Answer the survey; replaces earlier answers until the deadline.
 #[utoipa::path(tag = "receipts", params(("token" = String, Path)), request_body = AnswersRequest, security(), responses(
     (status = 200, body = ReceiptResponse),
-    (status = 404, body = Problem, content_type = "application/problem+json"),
     (status = 409, description = "No survey, or the deadline has passed", body = Problem, content_type = "application/problem+json"),
     (status = 422, description = "Answers that do not fit the survey", body = Problem, content_type = "application/problem+json"),
+    NotFound,
 ))]
 #[put("/receipts/{token}/answers")]
 pub async fn answer(
@@ -585,7 +586,7 @@ pub async fn page_answers(
 /// An attachment, for the guardians who received the message.
 #[utoipa::path(tag = "receipts", params(("token" = String, Path), ("attachment_id" = String, Path)), security(), responses(
     (status = 200, description = "The file", body = Vec<u8>, content_type = "application/octet-stream"),
-    (status = 404, body = Problem, content_type = "application/problem+json"),
+    NotFound,
 ))]
 #[get("/r/{token}/attachments/{attachment_id}")]
 pub async fn page_attachment(state: web::Data<AppState>, path: web::Path<(String, String)>) -> ApiResult<HttpResponse> {

@@ -10,6 +10,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::api::extract::{JsonBody, QueryParams};
 use crate::api::messages::SendResponse;
+use crate::api::problem_responses::{NotFound, Validation};
 use crate::api::time;
 use crate::auth::Caller;
 use crate::db::repositories::messages::{self, MessageRow};
@@ -82,8 +83,7 @@ async fn find(conn: &mut sqlx::AnyConnection, caller: &Caller, id: &str) -> ApiR
 #[utoipa::path(tag = "messages", params(("id" = String, Path), ResultsQuery), responses(
     (status = 200, description = "JSON, or with `format=csv` the answers as CSV (`Content-Disposition: attachment`)",
         content((ResultsResponse = "application/json"), (String = "text/csv"))),
-    (status = 404, body = Problem, content_type = "application/problem+json"),
-    (status = 422, body = Problem, content_type = "application/problem+json"),
+    NotFound, Validation,
 ))]
 #[get("/messages/{id}/results")]
 pub async fn results(
@@ -215,8 +215,8 @@ pub struct ResendRequest {
 /// not acknowledged, not answered, or were not reached.
 #[utoipa::path(tag = "messages", params(("id" = String, Path)), request_body = ResendRequest, responses(
     (status = 202, body = SendResponse),
-    (status = 404, body = Problem, content_type = "application/problem+json"),
     (status = 409, description = "Not sent yet", body = Problem, content_type = "application/problem+json"),
+    NotFound,
 ))]
 #[post("/messages/{id}/resend")]
 pub async fn resend(

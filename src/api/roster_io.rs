@@ -9,6 +9,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::api::extract::{QueryParams, read_body};
+use crate::api::problem_responses::{Forbidden, UnsupportedMediaType};
 use crate::auth::Caller;
 use crate::db::new_id;
 use crate::db::repositories::lists;
@@ -165,8 +166,8 @@ fn list_names(roster: &Roster, row: &Row) -> Vec<String> {
     responses(
     (status = 200, body = ImportReport),
     (status = 413, description = "Over 10 MiB or 50,000 rows", body = Problem, content_type = "application/problem+json"),
-    (status = 415, body = Problem, content_type = "application/problem+json"),
     (status = 422, description = "Invalid rows (each with `line` and `field`); nothing was written", body = Problem, content_type = "application/problem+json"),
+    UnsupportedMediaType,
 ))]
 #[post("/members/import")]
 pub async fn import_members(
@@ -410,7 +411,7 @@ pub struct ExportQuery {
 /// Addresses are masked unless the caller holds `contacts:read`.
 #[utoipa::path(tag = "members", params(ExportQuery), responses(
     (status = 200, description = "The roster", body = String, content_type = "text/csv"),
-    (status = 403, body = Problem, content_type = "application/problem+json"),
+    Forbidden,
 ))]
 #[get("/members/export")]
 pub async fn export_members(
