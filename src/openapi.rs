@@ -1,5 +1,10 @@
 //! The OpenAPI document. Paths and schemas are collected from the handlers registered in
-//! `api::configure`; this adds the title, tags and security schemes.
+//! `api::configure`; this adds the title, tags, security schemes and the security every
+//! operation needs unless it says otherwise: a staff sign-in (bearer or OAuth2) or an API
+//! key. Operations that differ say so in their `#[utoipa::path]`: `security()` (an empty
+//! list, which in OpenAPI 3.1 overrides the global one) for the public ones, and a shorter
+//! list for the admin-only (`("bearer" = []), ("oauth2" = [])`) and the guardian app's
+//! (`("bearer" = [])`). `security(())` would be `[{}]`, "credentials optional", not public.
 
 use actix_web::App;
 use utoipa::openapi::security::{
@@ -20,6 +25,10 @@ use utoipa_actix_web::AppExt;
         license(name = "MIT OR Apache-2.0"),
     ),
     modifiers(&SecuritySchemes),
+    // `api::problem_responses` refer to it by name, and utoipa collects schemas only from
+    // `body = ...`, so it is listed here in case no handler writes one out in full.
+    components(schemas(crate::error::Problem)),
+    security(("bearer" = []), ("oauth2" = []), ("api_key" = [])),
     tags(
         (name = "auth", description = "Staff sign-in and sessions"),
         (name = "users", description = "Staff accounts"),
@@ -68,12 +77,15 @@ pub fn spec() -> utoipa::openapi::OpenApi {
     api
 }
 
-/// The optional `Idempotency-Key` header on every POST that `crate::idempotency` covers.
+/// The optional `Idempotency-Key` header on every POST that `crate::idempotency` covers and
+/// that takes a credential (the key is kept per credential, so public POSTs have none).
 fn document_idempotency_key(api: &mut utoipa::openapi::OpenApi) {
     use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
+    let global = api.security.as_deref().unwrap_or_default();
     for (path, item) in api.paths.paths.iter_mut() {
         let Some(post) = item.post.as_mut() else { continue };
-        if !crate::idempotency::covers_path(path) || post.security.is_none() {
+        let security = post.security.as_deref().unwrap_or(global);
+        if !crate::idempotency::covers_path(path) || security.is_empty() {
             continue;
         }
         let parameter = ParameterBuilder::new()

@@ -8,12 +8,13 @@ use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::api::extract::{JsonBody, QueryParams};
 use crate::api::pagination::{Page, PageQuery};
+use crate::api::problem_responses::{Forbidden, NotFound, Validation};
 use crate::api::{Checks, time};
 use crate::auth::{Caller, tokens};
 use crate::db::now_ms;
 use crate::db::repositories::api_keys::{self, ApiKeyRow, NewApiKey};
 use crate::domain::{Scope, char_len};
-use crate::error::{ApiError, ApiResult, OrNotFound, Problem};
+use crate::error::{ApiError, ApiResult, OrNotFound};
 use crate::state::AppState;
 
 pub fn configure(cfg: &mut ServiceConfig) {
@@ -103,7 +104,7 @@ impl From<ApiKeyRow> for ApiKeyResponse {
 /// API keys of the organisation (never the keys themselves).
 #[utoipa::path(tag = "api-keys", params(PageQuery), security(("bearer" = []), ("oauth2" = [])), responses(
     (status = 200, body = Page<ApiKeyResponse>),
-    (status = 403, body = Problem, content_type = "application/problem+json"),
+    Forbidden,
 ))]
 #[get("/api-keys")]
 pub async fn list_api_keys(
@@ -121,8 +122,7 @@ pub async fn list_api_keys(
 /// Create a key. The answer is the only place the key appears.
 #[utoipa::path(tag = "api-keys", request_body = CreateApiKeyRequest, security(("bearer" = []), ("oauth2" = [])), responses(
     (status = 201, body = CreatedApiKey),
-    (status = 403, body = Problem, content_type = "application/problem+json"),
-    (status = 422, body = Problem, content_type = "application/problem+json"),
+    Forbidden, Validation,
 ))]
 #[post("/api-keys")]
 pub async fn create_api_key(
@@ -182,7 +182,7 @@ pub async fn create_api_key(
 
 #[utoipa::path(tag = "api-keys", params(("id" = String, Path)), security(("bearer" = []), ("oauth2" = [])), responses(
     (status = 200, body = ApiKeyResponse),
-    (status = 404, body = Problem, content_type = "application/problem+json"),
+    NotFound,
 ))]
 #[get("/api-keys/{id}")]
 pub async fn get_api_key(
@@ -199,7 +199,7 @@ pub async fn get_api_key(
 /// Revoke a key; it stops working at once. The record stays for the audit trail.
 #[utoipa::path(tag = "api-keys", params(("id" = String, Path)), security(("bearer" = []), ("oauth2" = [])), responses(
     (status = 204, description = "Revoked"),
-    (status = 404, body = Problem, content_type = "application/problem+json"),
+    NotFound,
 ))]
 #[delete("/api-keys/{id}")]
 pub async fn revoke_api_key(

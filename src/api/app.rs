@@ -12,6 +12,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use crate::api::confirmations;
 use crate::api::extract::JsonBody;
 use crate::api::members::{DeviceResponse, EmailResponse, RegisterDeviceRequest, member_response, register_device_for};
+use crate::api::problem_responses::{NotFound, Unauthorized, Validation};
 use crate::auth::tokens::{self, GUARDIAN_TTL_SECS};
 use crate::auth::{Caller, Guardian};
 use crate::db::now_ms;
@@ -62,9 +63,9 @@ pub struct InvitationResponse {
 }
 
 /// Invite a guardian to the app. Print or send the code; it works once.
-#[utoipa::path(tag = "app", params(("id" = String, Path)), security(("bearer" = []), ("oauth2" = []), ("api_key" = [])), responses(
+#[utoipa::path(tag = "app", params(("id" = String, Path)), responses(
     (status = 201, body = InvitationResponse),
-    (status = 404, body = Problem, content_type = "application/problem+json"),
+    NotFound,
 ))]
 #[post("/members/{id}/invitations")]
 pub async fn create_invitation(
@@ -99,9 +100,9 @@ pub struct JoinCodeResponse {
 }
 
 /// Give the list a new join code (the old one stops working).
-#[utoipa::path(tag = "app", params(("id" = String, Path)), security(("bearer" = []), ("oauth2" = []), ("api_key" = [])), responses(
+#[utoipa::path(tag = "app", params(("id" = String, Path)), responses(
     (status = 200, body = JoinCodeResponse),
-    (status = 404, body = Problem, content_type = "application/problem+json"),
+    NotFound,
 ))]
 #[put("/lists/{id}/join-code")]
 pub async fn set_join_code(
@@ -117,9 +118,9 @@ pub async fn set_join_code(
 }
 
 /// Stop self-registration for the list.
-#[utoipa::path(tag = "app", params(("id" = String, Path)), security(("bearer" = []), ("oauth2" = []), ("api_key" = [])), responses(
+#[utoipa::path(tag = "app", params(("id" = String, Path)), responses(
     (status = 204, description = "The list has no join code"),
-    (status = 404, body = Problem, content_type = "application/problem+json"),
+    NotFound,
 ))]
 #[delete("/lists/{id}/join-code")]
 pub async fn remove_join_code(
@@ -203,7 +204,7 @@ pub struct OpenSessionRequest {
 }
 
 /// Sign the app in with an invitation code (once per code).
-#[utoipa::path(tag = "app", request_body = OpenSessionRequest, responses(
+#[utoipa::path(tag = "app", request_body = OpenSessionRequest, security(), responses(
     (status = 201, body = AppSessionResponse),
     (status = 401, description = "Unknown, used or expired code", body = Problem, content_type = "application/problem+json"),
 ))]
@@ -236,10 +237,10 @@ pub struct RegisterRequest {
 
 /// Register in the app with a list's join code. The guardian is `pending` and receives
 /// nothing until staff approve.
-#[utoipa::path(tag = "app", request_body = RegisterRequest, responses(
+#[utoipa::path(tag = "app", request_body = RegisterRequest, security(), responses(
     (status = 201, body = AppSessionResponse),
     (status = 401, description = "Unknown join code", body = Problem, content_type = "application/problem+json"),
-    (status = 422, body = Problem, content_type = "application/problem+json"),
+    Validation,
 ))]
 #[post("/app/register")]
 pub async fn register(state: web::Data<AppState>, body: JsonBody<RegisterRequest>) -> ApiResult<HttpResponse> {
@@ -288,7 +289,7 @@ pub async fn register(state: web::Data<AppState>, body: JsonBody<RegisterRequest
 /// End this app session.
 #[utoipa::path(tag = "app", security(("bearer" = [])), responses(
     (status = 204, description = "Signed out"),
-    (status = 401, body = Problem, content_type = "application/problem+json"),
+    Unauthorized,
 ))]
 #[post("/app/logout")]
 pub async fn logout(state: web::Data<AppState>, guardian: Guardian) -> ApiResult<HttpResponse> {
@@ -299,7 +300,7 @@ pub async fn logout(state: web::Data<AppState>, guardian: Guardian) -> ApiResult
 
 #[utoipa::path(tag = "app", security(("bearer" = [])), responses(
     (status = 200, body = AppProfile),
-    (status = 401, body = Problem, content_type = "application/problem+json"),
+    Unauthorized,
 ))]
 #[get("/app/me")]
 pub async fn get_profile(state: web::Data<AppState>, guardian: Guardian) -> ApiResult<web::Json<AppProfile>> {
@@ -321,7 +322,7 @@ pub struct UpdateProfileRequest {
 
 #[utoipa::path(tag = "app", request_body = UpdateProfileRequest, security(("bearer" = [])), responses(
     (status = 200, body = AppProfile),
-    (status = 422, body = Problem, content_type = "application/problem+json"),
+    Validation,
 ))]
 #[patch("/app/me")]
 pub async fn update_profile(
@@ -414,7 +415,7 @@ pub async fn add_email(
 
 #[utoipa::path(tag = "app", params(("address" = String, Path)), security(("bearer" = [])), responses(
     (status = 204, description = "Removed"),
-    (status = 404, body = Problem, content_type = "application/problem+json"),
+    NotFound,
 ))]
 #[delete("/app/me/emails/{address}")]
 pub async fn remove_email(
@@ -442,7 +443,7 @@ pub async fn remove_email(
 #[utoipa::path(tag = "app", request_body = RegisterDeviceRequest, security(("bearer" = [])), responses(
     (status = 201, body = DeviceResponse),
     (status = 409, description = "Four devices already", body = Problem, content_type = "application/problem+json"),
-    (status = 422, body = Problem, content_type = "application/problem+json"),
+    Validation,
 ))]
 #[post("/app/me/devices")]
 pub async fn add_device(
@@ -458,7 +459,7 @@ pub async fn add_device(
 
 #[utoipa::path(tag = "app", params(("device_id" = String, Path)), security(("bearer" = [])), responses(
     (status = 204, description = "Removed"),
-    (status = 404, body = Problem, content_type = "application/problem+json"),
+    NotFound,
 ))]
 #[delete("/app/me/devices/{device_id}")]
 pub async fn remove_device(

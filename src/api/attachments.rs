@@ -15,6 +15,7 @@ use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::api::pagination::Page;
+use crate::api::problem_responses::{Forbidden, NotFound};
 use crate::api::time;
 use crate::auth::Caller;
 use crate::db::repositories::attachments::{self, AttachmentRow, NewAttachment};
@@ -195,15 +196,14 @@ fn client_filename(disposition: Option<&ContentDisposition>) -> Option<String> {
 /// CSV (.txt/.csv, UTF-8 or Shift_JIS), or a Word, Excel or PowerPoint document.
 #[utoipa::path(tag = "messages", params(("id" = String, Path)),
     request_body(content = inline(AttachmentUpload), content_type = "multipart/form-data"),
-    security(("bearer" = []), ("oauth2" = []), ("api_key" = [])), responses(
+    responses(
     (status = 201, body = AttachmentResponse),
     (status = 400, description = "Not a readable multipart body", body = Problem, content_type = "application/problem+json"),
-    (status = 403, body = Problem, content_type = "application/problem+json"),
-    (status = 404, body = Problem, content_type = "application/problem+json"),
     (status = 409, description = "The message was sent or cancelled: `status`", body = Problem, content_type = "application/problem+json"),
     (status = 413, description = "The message's attachments would exceed 1,048,576 bytes: `file`; nothing is stored", body = Problem, content_type = "application/problem+json"),
     (status = 415, description = "Not multipart (`Content-Type`), or a file type that is not accepted (`file`)", body = Problem, content_type = "application/problem+json"),
     (status = 422, description = "No `file` field, an empty file, or a sixth file: `file`", body = Problem, content_type = "application/problem+json"),
+    Forbidden, NotFound,
 ))]
 #[post("/messages/{id}/attachments")]
 pub async fn upload_attachment(
@@ -257,10 +257,9 @@ pub async fn upload_attachment(
 }
 
 /// The attachments of a message, oldest first (at most 5: one page).
-#[utoipa::path(tag = "messages", params(("id" = String, Path)), security(("bearer" = []), ("oauth2" = []), ("api_key" = [])), responses(
+#[utoipa::path(tag = "messages", params(("id" = String, Path)), responses(
     (status = 200, body = Page<AttachmentResponse>),
-    (status = 403, body = Problem, content_type = "application/problem+json"),
-    (status = 404, body = Problem, content_type = "application/problem+json"),
+    Forbidden, NotFound,
 ))]
 #[get("/messages/{id}/attachments")]
 pub async fn list_attachments(
@@ -301,15 +300,13 @@ pub fn content_disposition(filename: &str) -> String {
 }
 
 /// Download one attachment: its bytes, with the type recognised at upload.
-#[utoipa::path(tag = "messages", params(("id" = String, Path), ("attachment_id" = String, Path)),
-    security(("bearer" = []), ("oauth2" = []), ("api_key" = [])), responses(
+#[utoipa::path(tag = "messages", params(("id" = String, Path), ("attachment_id" = String, Path)), responses(
     (status = 200, description = "The file, as `Content-Disposition: attachment` with its name (RFC 6266)",
         content(
             (Vec<u8> = "application/pdf"), (Vec<u8> = "image/jpeg"), (Vec<u8> = "image/png"), (Vec<u8> = "image/gif"),
             (Vec<u8> = "image/heic"), (Vec<u8> = "text/plain"), (Vec<u8> = "text/csv"), (Vec<u8> = "application/octet-stream"),
         )),
-    (status = 403, body = Problem, content_type = "application/problem+json"),
-    (status = 404, body = Problem, content_type = "application/problem+json"),
+    Forbidden, NotFound,
 ))]
 #[get("/messages/{id}/attachments/{attachment_id}")]
 pub async fn download_attachment(
@@ -345,12 +342,10 @@ pub async fn download(
 }
 
 /// Remove an attachment from a draft or scheduled message.
-#[utoipa::path(tag = "messages", params(("id" = String, Path), ("attachment_id" = String, Path)),
-    security(("bearer" = []), ("oauth2" = []), ("api_key" = [])), responses(
+#[utoipa::path(tag = "messages", params(("id" = String, Path), ("attachment_id" = String, Path)), responses(
     (status = 204, description = "Deleted"),
-    (status = 403, body = Problem, content_type = "application/problem+json"),
-    (status = 404, body = Problem, content_type = "application/problem+json"),
     (status = 409, description = "The message was sent or cancelled: `status`", body = Problem, content_type = "application/problem+json"),
+    Forbidden, NotFound,
 ))]
 #[delete("/messages/{id}/attachments/{attachment_id}")]
 pub async fn delete_attachment(

@@ -7,6 +7,7 @@ use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::api::extract::{FormBody, JsonBody};
+use crate::api::problem_responses::Unauthorized;
 use crate::auth::tokens::{self, ACCESS_TTL_SECS, REFRESH_TTL_MS};
 use crate::auth::{Actor, Caller, password};
 use crate::db::now_ms;
@@ -132,7 +133,7 @@ async fn issue(
 }
 
 /// Sign in with e-mail address and password.
-#[utoipa::path(tag = "auth", request_body = LoginRequest, responses(
+#[utoipa::path(tag = "auth", request_body = LoginRequest, security(), responses(
     (status = 200, body = TokenResponse),
     (status = 401, description = "Wrong address or password", body = Problem, content_type = "application/problem+json"),
     (status = 422, description = "A field is missing or empty", body = Problem, content_type = "application/problem+json"),
@@ -154,7 +155,8 @@ pub async fn login(
 
 /// The same sign-in as an OAuth2 password grant, for Swagger UI's Authorize dialog and
 /// OAuth2 client libraries.
-#[utoipa::path(tag = "auth", request_body(content = TokenForm, content_type = "application/x-www-form-urlencoded"), responses(
+#[utoipa::path(tag = "auth", request_body(content = TokenForm, content_type = "application/x-www-form-urlencoded"),
+    security(), responses(
     (status = 200, body = TokenResponse),
     (status = 401, description = "Wrong address or password (`error: invalid_grant`)", body = Problem, content_type = "application/problem+json"),
     (status = 422, description = "A field is missing, or `grant_type` is not `password`", body = Problem, content_type = "application/problem+json"),
@@ -174,7 +176,7 @@ pub async fn token(state: web::Data<AppState>, req: HttpRequest, form: FormBody<
 
 /// Exchange a refresh token for a new pair. Each refresh token works once; presenting one
 /// again (a sign that it was copied) ends the whole session.
-#[utoipa::path(tag = "auth", request_body = RefreshRequest, responses(
+#[utoipa::path(tag = "auth", request_body = RefreshRequest, security(), responses(
     (status = 200, body = TokenResponse),
     (status = 401, description = "Unknown, expired, revoked or reused refresh token", body = Problem, content_type = "application/problem+json"),
 ))]
@@ -206,8 +208,8 @@ pub async fn refresh(state: web::Data<AppState>, body: JsonBody<RefreshRequest>)
 /// End the session: its access token and refresh tokens stop working at once.
 #[utoipa::path(tag = "auth", security(("bearer" = []), ("oauth2" = [])), responses(
     (status = 204, description = "Signed out"),
-    (status = 401, body = Problem, content_type = "application/problem+json"),
     (status = 403, description = "API keys have no session to end", body = Problem, content_type = "application/problem+json"),
+    Unauthorized,
 ))]
 #[post("/auth/logout")]
 pub async fn logout(state: web::Data<AppState>, caller: Caller) -> ApiResult<HttpResponse> {

@@ -107,7 +107,7 @@ fn page(title: &str, text: &str) -> HttpResponse {
 }
 
 /// Confirms the address the link was sent to (double opt-in).
-#[utoipa::path(tag = "app", params(("token" = String, Path)), responses(
+#[utoipa::path(tag = "app", params(("token" = String, Path)), security(), responses(
     (status = 200, description = "A page saying whether the address is confirmed", body = String, content_type = "text/html"),
 ))]
 #[get("/confirm-email/{token}")]

@@ -12,14 +12,14 @@ pub struct Health {
 }
 
 /// Liveness: the process answers.
-#[utoipa::path(tag = "operations", responses((status = 200, body = Health)))]
+#[utoipa::path(tag = "operations", security(), responses((status = 200, body = Health)))]
 #[get("/healthz")]
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(Health { status: "ok" })
 }
 
 /// Readiness: the database answers too, so a load balancer can route traffic here.
-#[utoipa::path(tag = "operations", responses(
+#[utoipa::path(tag = "operations", security(), responses(
     (status = 200, body = Health),
     (status = 503, description = "The database is unreachable", body = crate::error::Problem, content_type = "application/problem+json"),
 ))]

@@ -9,6 +9,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::api::extract::{JsonBody, QueryParams};
 use crate::api::pagination::PageQuery;
+use crate::api::problem_responses::{Conflict, NotFound, Unauthorized, Validation};
 use crate::api::receipts::{
     AnswersRequest, ReceiptResponse, acknowledge_receipt, load, receipt_response, store_answers,
 };
@@ -16,7 +17,7 @@ use crate::api::time;
 use crate::auth::Guardian;
 use crate::db::repositories::receipts;
 use crate::domain::message::Priority;
-use crate::error::{ApiError, ApiResult, Problem};
+use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
 pub fn configure(cfg: &mut ServiceConfig) {
@@ -47,7 +48,7 @@ pub struct InboxPage {
 /// The guardian's messages, newest first.
 #[utoipa::path(tag = "app", params(PageQuery), security(("bearer" = [])), responses(
     (status = 200, body = InboxPage),
-    (status = 401, body = Problem, content_type = "application/problem+json"),
+    Unauthorized,
 ))]
 #[get("/app/messages")]
 pub async fn inbox(
@@ -87,7 +88,7 @@ async fn view(state: &AppState, guardian: &Guardian, id: &str) -> ApiResult<web:
 /// One message; opening it records it as read.
 #[utoipa::path(tag = "app", params(("id" = String, Path)), security(("bearer" = [])), responses(
     (status = 200, body = ReceiptResponse),
-    (status = 404, body = Problem, content_type = "application/problem+json"),
+    NotFound,
 ))]
 #[get("/app/messages/{id}")]
 pub async fn message(
@@ -106,7 +107,7 @@ pub async fn message(
 /// Acknowledge (idempotent).
 #[utoipa::path(tag = "app", params(("id" = String, Path)), security(("bearer" = [])), responses(
     (status = 200, body = ReceiptResponse),
-    (status = 404, body = Problem, content_type = "application/problem+json"),
+    NotFound,
 ))]
 #[post("/app/messages/{id}/ack")]
 pub async fn acknowledge(
@@ -126,9 +127,7 @@ pub async fn acknowledge(
 /// Answer the survey (replaces earlier answers until the deadline).
 #[utoipa::path(tag = "app", params(("id" = String, Path)), request_body = AnswersRequest, security(("bearer" = [])), responses(
     (status = 200, body = ReceiptResponse),
-    (status = 404, body = Problem, content_type = "application/problem+json"),
-    (status = 409, body = Problem, content_type = "application/problem+json"),
-    (status = 422, body = Problem, content_type = "application/problem+json"),
+    NotFound, Conflict, Validation,
 ))]
 #[put("/app/messages/{id}/answers")]
 pub async fn answer(
@@ -148,7 +147,7 @@ pub async fn answer(
 
 #[utoipa::path(tag = "app", params(("id" = String, Path), ("attachment_id" = String, Path)), security(("bearer" = [])), responses(
     (status = 200, description = "The file", body = Vec<u8>, content_type = "application/octet-stream"),
-    (status = 404, body = Problem, content_type = "application/problem+json"),
+    NotFound,
 ))]
 #[get("/app/messages/{id}/attachments/{attachment_id}")]
 pub async fn attachment(

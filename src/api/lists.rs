@@ -9,6 +9,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use crate::api::extract::{JsonBody, QueryParams};
 use crate::api::members::{MemberResponse, member_response};
 use crate::api::pagination::{Page, PageQuery};
+use crate::api::problem_responses::{Conflict, Forbidden, NotFound, Validation};
 use crate::api::time;
 use crate::auth::Caller;
 use crate::db::repositories::lists::{self, ListRow};
@@ -103,9 +104,9 @@ pub struct ListQuery {
     pub cursor: Option<String>,
 }
 
-#[utoipa::path(tag = "lists", params(ListQuery), security(("bearer" = []), ("oauth2" = []), ("api_key" = [])), responses(
+#[utoipa::path(tag = "lists", params(ListQuery), responses(
     (status = 200, body = Page<ListResponse>),
-    (status = 403, body = Problem, content_type = "application/problem+json"),
+    Forbidden,
 ))]
 #[get("/lists")]
 pub async fn list_lists(
@@ -122,10 +123,10 @@ pub async fn list_lists(
     Ok(web::Json(page.page(rows, |r| &r.id, ListResponse::from)))
 }
 
-#[utoipa::path(tag = "lists", request_body = CreateListRequest, security(("bearer" = []), ("oauth2" = []), ("api_key" = [])), responses(
+#[utoipa::path(tag = "lists", request_body = CreateListRequest, responses(
     (status = 201, body = ListResponse),
     (status = 409, description = "A list with this name exists", body = Problem, content_type = "application/problem+json"),
-    (status = 422, body = Problem, content_type = "application/problem+json"),
+    Validation,
 ))]
 #[post("/lists")]
 pub async fn create_list(
@@ -145,9 +146,9 @@ pub async fn create_list(
     Ok(HttpResponse::Created().json(ListResponse::from(row)))
 }
 
-#[utoipa::path(tag = "lists", params(("id" = String, Path)), security(("bearer" = []), ("oauth2" = []), ("api_key" = [])), responses(
+#[utoipa::path(tag = "lists", params(("id" = String, Path)), responses(
     (status = 200, body = ListResponse),
-    (status = 404, body = Problem, content_type = "application/problem+json"),
+    NotFound,
 ))]
 #[get("/lists/{id}")]
 pub async fn get_list(
@@ -161,12 +162,9 @@ pub async fn get_list(
     Ok(web::Json(row.into()))
 }
 
-#[utoipa::path(tag = "lists", params(("id" = String, Path)), request_body = UpdateListRequest,
-    security(("bearer" = []), ("oauth2" = []), ("api_key" = [])), responses(
+#[utoipa::path(tag = "lists", params(("id" = String, Path)), request_body = UpdateListRequest, responses(
     (status = 200, body = ListResponse),
-    (status = 404, body = Problem, content_type = "application/problem+json"),
-    (status = 409, body = Problem, content_type = "application/problem+json"),
-    (status = 422, body = Problem, content_type = "application/problem+json"),
+    NotFound, Conflict, Validation,
 ))]
 #[patch("/lists/{id}")]
 pub async fn update_list(
@@ -195,9 +193,9 @@ pub async fn update_list(
 }
 
 /// Delete a list. Its members stay on the roster.
-#[utoipa::path(tag = "lists", params(("id" = String, Path)), security(("bearer" = []), ("oauth2" = []), ("api_key" = [])), responses(
+#[utoipa::path(tag = "lists", params(("id" = String, Path)), responses(
     (status = 204, description = "Deleted"),
-    (status = 404, body = Problem, content_type = "application/problem+json"),
+    NotFound,
 ))]
 #[delete("/lists/{id}")]
 pub async fn delete_list(state: web::Data<AppState>, caller: Caller, id: web::Path<String>) -> ApiResult<HttpResponse> {
@@ -208,9 +206,9 @@ pub async fn delete_list(state: web::Data<AppState>, caller: Caller, id: web::Pa
     Ok(HttpResponse::NoContent().finish())
 }
 
-#[utoipa::path(tag = "lists", params(("id" = String, Path), PageQuery), security(("bearer" = []), ("oauth2" = []), ("api_key" = [])), responses(
+#[utoipa::path(tag = "lists", params(("id" = String, Path), PageQuery), responses(
     (status = 200, body = Page<MemberResponse>),
-    (status = 404, body = Problem, content_type = "application/problem+json"),
+    NotFound,
 ))]
 #[get("/lists/{id}/members")]
 pub async fn list_list_members(
@@ -247,10 +245,9 @@ async fn list_and_member(
 }
 
 /// Put a member in the list (idempotent).
-#[utoipa::path(tag = "lists", params(("id" = String, Path), ("member_id" = String, Path)),
-    security(("bearer" = []), ("oauth2" = []), ("api_key" = [])), responses(
+#[utoipa::path(tag = "lists", params(("id" = String, Path), ("member_id" = String, Path)), responses(
     (status = 204, description = "The member is in the list"),
-    (status = 404, body = Problem, content_type = "application/problem+json"),
+    NotFound,
 ))]
 #[put("/lists/{id}/members/{member_id}")]
 pub async fn add_list_member(
@@ -268,10 +265,9 @@ pub async fn add_list_member(
 }
 
 /// Take a member out of the list (idempotent); the member stays on the roster.
-#[utoipa::path(tag = "lists", params(("id" = String, Path), ("member_id" = String, Path)),
-    security(("bearer" = []), ("oauth2" = []), ("api_key" = [])), responses(
+#[utoipa::path(tag = "lists", params(("id" = String, Path), ("member_id" = String, Path)), responses(
     (status = 204, description = "The member is not in the list"),
-    (status = 404, body = Problem, content_type = "application/problem+json"),
+    NotFound,
 ))]
 #[delete("/lists/{id}/members/{member_id}")]
 pub async fn remove_list_member(
@@ -320,11 +316,10 @@ pub struct BulkMembershipResponse {
 const BULK_MAX: usize = 10_000;
 
 /// Add, remove, copy or move many members in one call, all or nothing.
-#[utoipa::path(tag = "lists", params(("id" = String, Path)), request_body = BulkMembershipRequest,
-    security(("bearer" = []), ("oauth2" = []), ("api_key" = [])), responses(
+#[utoipa::path(tag = "lists", params(("id" = String, Path)), request_body = BulkMembershipRequest, responses(
     (status = 200, body = BulkMembershipResponse),
-    (status = 404, body = Problem, content_type = "application/problem+json"),
     (status = 422, description = "Unknown members or target list", body = Problem, content_type = "application/problem+json"),
+    NotFound,
 ))]
 #[post("/lists/{id}/members/bulk")]
 pub async fn bulk_membership(

@@ -3,10 +3,11 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
+use crate::api::problem_responses::Unauthorized;
 use crate::auth::{Actor, Caller};
 use crate::db::repositories::{api_keys, organizations, users};
 use crate::domain::{Role, Scope};
-use crate::error::{ApiError, ApiResult, Problem};
+use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
 pub fn configure(cfg: &mut ServiceConfig) {
@@ -41,9 +42,9 @@ pub struct MeResponse {
 }
 
 /// The caller: user or API key, organisation and effective scopes.
-#[utoipa::path(tag = "auth", security(("bearer" = []), ("oauth2" = []), ("api_key" = [])), responses(
+#[utoipa::path(tag = "auth", responses(
     (status = 200, body = MeResponse),
-    (status = 401, body = Problem, content_type = "application/problem+json"),
+    Unauthorized,
 ))]
 #[get("/me")]
 pub async fn me(state: web::Data<AppState>, caller: Caller) -> ApiResult<web::Json<MeResponse>> {

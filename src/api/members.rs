@@ -10,6 +10,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::api::extract::{JsonBody, QueryParams};
 use crate::api::pagination::{Page, PageQuery};
+use crate::api::problem_responses::{Conflict, Forbidden, NotFound, Validation};
 use crate::api::time;
 use crate::auth::Caller;
 use crate::db::repositories::lists;
@@ -262,10 +263,9 @@ impl MemberQuery {
 }
 
 /// Search the roster; a stable cursor walks all pages.
-#[utoipa::path(tag = "members", params(MemberQuery), security(("bearer" = []), ("oauth2" = []), ("api_key" = [])), responses(
+#[utoipa::path(tag = "members", params(MemberQuery), responses(
     (status = 200, body = Page<MemberResponse>),
-    (status = 403, body = Problem, content_type = "application/problem+json"),
-    (status = 422, body = Problem, content_type = "application/problem+json"),
+    Forbidden, Validation,
 ))]
 #[get("/members")]
 pub async fn list_members(
@@ -289,11 +289,11 @@ pub async fn list_members(
 }
 
 /// Add a guardian.
-#[utoipa::path(tag = "members", request_body = CreateMemberRequest, security(("bearer" = []), ("oauth2" = []), ("api_key" = [])), responses(
+#[utoipa::path(tag = "members", request_body = CreateMemberRequest, responses(
     (status = 201, body = MemberResponse),
-    (status = 403, body = Problem, content_type = "application/problem+json"),
     (status = 409, description = "Another member has this external_id", body = Problem, content_type = "application/problem+json"),
     (status = 422, description = "E.g. a fifth address (`emails[4]`) or an unknown list", body = Problem, content_type = "application/problem+json"),
+    Forbidden,
 ))]
 #[post("/members")]
 pub async fn create_member(
@@ -327,12 +327,10 @@ pub async fn create_member(
 }
 
 /// Create or replace the guardian with this `external_id` (idempotent; for integrations).
-#[utoipa::path(tag = "members", params(("external_id" = String, Path)), request_body = UpsertMemberRequest,
-    security(("bearer" = []), ("oauth2" = []), ("api_key" = [])), responses(
+#[utoipa::path(tag = "members", params(("external_id" = String, Path)), request_body = UpsertMemberRequest, responses(
     (status = 200, description = "Replaced", body = MemberResponse),
     (status = 201, description = "Created", body = MemberResponse),
-    (status = 403, body = Problem, content_type = "application/problem+json"),
-    (status = 422, body = Problem, content_type = "application/problem+json"),
+    Forbidden, Validation,
 ))]
 #[put("/members/by-external-id/{external_id}")]
 pub async fn upsert_by_external_id(
@@ -379,9 +377,9 @@ pub async fn upsert_by_external_id(
     Ok(if created { HttpResponse::Created() } else { HttpResponse::Ok() }.json(response))
 }
 
-#[utoipa::path(tag = "members", params(("id" = String, Path)), security(("bearer" = []), ("oauth2" = []), ("api_key" = [])), responses(
+#[utoipa::path(tag = "members", params(("id" = String, Path)), responses(
     (status = 200, body = MemberResponse),
-    (status = 404, body = Problem, content_type = "application/problem+json"),
+    NotFound,
 ))]
 #[get("/members/{id}")]
 pub async fn get_member(
@@ -395,12 +393,9 @@ pub async fn get_member(
 }
 
 /// Change a guardian: only the fields present.
-#[utoipa::path(tag = "members", params(("id" = String, Path)), request_body = UpdateMemberRequest,
-    security(("bearer" = []), ("oauth2" = []), ("api_key" = [])), responses(
+#[utoipa::path(tag = "members", params(("id" = String, Path)), request_body = UpdateMemberRequest, responses(
     (status = 200, body = MemberResponse),
-    (status = 404, body = Problem, content_type = "application/problem+json"),
-    (status = 409, body = Problem, content_type = "application/problem+json"),
-    (status = 422, body = Problem, content_type = "application/problem+json"),
+    NotFound, Conflict, Validation,
 ))]
 #[patch("/members/{id}")]
 pub async fn update_member(
@@ -473,9 +468,9 @@ fn merge(current: &MemberRecord, patch: &UpdateMemberRequest, may_see_emails: bo
     .map_err(ApiError::Validation)
 }
 
-#[utoipa::path(tag = "members", params(("id" = String, Path)), security(("bearer" = []), ("oauth2" = []), ("api_key" = [])), responses(
+#[utoipa::path(tag = "members", params(("id" = String, Path)), responses(
     (status = 204, description = "Deleted with its addresses, devices and memberships"),
-    (status = 404, body = Problem, content_type = "application/problem+json"),
+    NotFound,
 ))]
 #[delete("/members/{id}")]
 pub async fn delete_member(
@@ -516,10 +511,10 @@ async fn change_status(
 }
 
 /// Stop sending to a guardian (kept on the roster).
-#[utoipa::path(tag = "members", params(("id" = String, Path)), security(("bearer" = []), ("oauth2" = []), ("api_key" = [])), responses(
+#[utoipa::path(tag = "members", params(("id" = String, Path)), responses(
     (status = 200, body = MemberResponse),
-    (status = 404, body = Problem, content_type = "application/problem+json"),
     (status = 409, description = "A pending member is approved, not suspended", body = Problem, content_type = "application/problem+json"),
+    NotFound,
 ))]
 #[post("/members/{id}/suspend")]
 pub async fn suspend_member(
@@ -531,10 +526,9 @@ pub async fn suspend_member(
 }
 
 /// Send to a suspended guardian again.
-#[utoipa::path(tag = "members", params(("id" = String, Path)), security(("bearer" = []), ("oauth2" = []), ("api_key" = [])), responses(
+#[utoipa::path(tag = "members", params(("id" = String, Path)), responses(
     (status = 200, body = MemberResponse),
-    (status = 404, body = Problem, content_type = "application/problem+json"),
-    (status = 409, body = Problem, content_type = "application/problem+json"),
+    NotFound, Conflict,
 ))]
 #[post("/members/{id}/resume")]
 pub async fn resume_member(
@@ -546,10 +540,9 @@ pub async fn resume_member(
 }
 
 /// Approve (承認) a guardian who registered with a join code.
-#[utoipa::path(tag = "members", params(("id" = String, Path)), security(("bearer" = []), ("oauth2" = []), ("api_key" = [])), responses(
+#[utoipa::path(tag = "members", params(("id" = String, Path)), responses(
     (status = 200, body = MemberResponse),
-    (status = 404, body = Problem, content_type = "application/problem+json"),
-    (status = 409, body = Problem, content_type = "application/problem+json"),
+    NotFound, Conflict,
 ))]
 #[post("/members/{id}/approve")]
 pub async fn approve_member(
@@ -612,9 +605,9 @@ pub async fn register_device_for(
     }
 }
 
-#[utoipa::path(tag = "members", params(("id" = String, Path)), security(("bearer" = []), ("oauth2" = []), ("api_key" = [])), responses(
+#[utoipa::path(tag = "members", params(("id" = String, Path)), responses(
     (status = 200, body = Vec<DeviceResponse>),
-    (status = 404, body = Problem, content_type = "application/problem+json"),
+    NotFound,
 ))]
 #[get("/members/{id}/devices")]
 pub async fn list_devices(
@@ -629,12 +622,10 @@ pub async fn list_devices(
 
 /// Register an app device (at most 4). The same token again updates it; a token of another
 /// member moves here.
-#[utoipa::path(tag = "members", params(("id" = String, Path)), request_body = RegisterDeviceRequest,
-    security(("bearer" = []), ("oauth2" = []), ("api_key" = [])), responses(
+#[utoipa::path(tag = "members", params(("id" = String, Path)), request_body = RegisterDeviceRequest, responses(
     (status = 201, body = DeviceResponse),
-    (status = 404, body = Problem, content_type = "application/problem+json"),
     (status = 409, description = "The member has four devices", body = Problem, content_type = "application/problem+json"),
-    (status = 422, body = Problem, content_type = "application/problem+json"),
+    NotFound, Validation,
 ))]
 #[post("/members/{id}/devices")]
 pub async fn register_device(
@@ -651,10 +642,9 @@ pub async fn register_device(
     Ok(HttpResponse::Created().json(device))
 }
 
-#[utoipa::path(tag = "members", params(("id" = String, Path), ("device_id" = String, Path)),
-    security(("bearer" = []), ("oauth2" = []), ("api_key" = [])), responses(
+#[utoipa::path(tag = "members", params(("id" = String, Path), ("device_id" = String, Path)), responses(
     (status = 204, description = "Removed"),
-    (status = 404, body = Problem, content_type = "application/problem+json"),
+    NotFound,
 ))]
 #[delete("/members/{id}/devices/{device_id}")]
 pub async fn delete_device(
@@ -694,9 +684,9 @@ pub struct PromoteResponse {
 }
 
 /// Grade promotion (進級) for the whole organisation in one call.
-#[utoipa::path(tag = "members", request_body = PromoteRequest, security(("bearer" = []), ("oauth2" = []), ("api_key" = [])), responses(
+#[utoipa::path(tag = "members", request_body = PromoteRequest, responses(
     (status = 200, body = PromoteResponse),
-    (status = 422, body = Problem, content_type = "application/problem+json"),
+    Validation,
 ))]
 #[post("/members/promote")]
 pub async fn promote(

@@ -9,6 +9,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use crate::api::extract::{JsonBody, OptionalJsonBody, QueryParams};
 use crate::api::members::check_list_ids;
 use crate::api::pagination::{Page, PageQuery};
+use crate::api::problem_responses::{Forbidden, NotFound, Validation};
 use crate::api::time;
 use crate::auth::Caller;
 use crate::db::repositories::messages::{self, MessageFilter};
@@ -198,10 +199,10 @@ fn api_key_id(caller: &Caller) -> Option<&str> {
 }
 
 /// Compose a draft.
-#[utoipa::path(tag = "messages", request_body = MessageRequest, security(("bearer" = []), ("oauth2" = []), ("api_key" = [])), responses(
+#[utoipa::path(tag = "messages", request_body = MessageRequest, responses(
     (status = 201, body = MessageResponse),
-    (status = 403, body = Problem, content_type = "application/problem+json"),
     (status = 422, description = "E.g. an 11th question: `survey.questions[10]`", body = Problem, content_type = "application/problem+json"),
+    Forbidden,
 ))]
 #[post("/messages")]
 pub async fn create_message(
@@ -236,9 +237,9 @@ pub struct MessageQuery {
 }
 
 /// History: who sent what, newest first.
-#[utoipa::path(tag = "messages", params(MessageQuery), security(("bearer" = []), ("oauth2" = []), ("api_key" = [])), responses(
+#[utoipa::path(tag = "messages", params(MessageQuery), responses(
     (status = 200, body = Page<MessageResponse>),
-    (status = 403, body = Problem, content_type = "application/problem+json"),
+    Forbidden,
 ))]
 #[get("/messages")]
 pub async fn list_messages(
@@ -261,9 +262,9 @@ pub async fn list_messages(
     Ok(web::Json(page.page(found, |m| &m.id, MessageResponse::from)))
 }
 
-#[utoipa::path(tag = "messages", params(("id" = String, Path)), security(("bearer" = []), ("oauth2" = []), ("api_key" = [])), responses(
+#[utoipa::path(tag = "messages", params(("id" = String, Path)), responses(
     (status = 200, body = MessageResponse),
-    (status = 404, body = Problem, content_type = "application/problem+json"),
+    NotFound,
 ))]
 #[get("/messages/{id}")]
 pub async fn get_message(
@@ -277,12 +278,10 @@ pub async fn get_message(
 }
 
 /// Edit a draft or a scheduled message: the fields present replace the stored ones.
-#[utoipa::path(tag = "messages", params(("id" = String, Path)), request_body = MessageRequest,
-    security(("bearer" = []), ("oauth2" = []), ("api_key" = [])), responses(
+#[utoipa::path(tag = "messages", params(("id" = String, Path)), request_body = MessageRequest, responses(
     (status = 200, body = MessageResponse),
-    (status = 404, body = Problem, content_type = "application/problem+json"),
     (status = 409, description = "Already sent or cancelled", body = Problem, content_type = "application/problem+json"),
-    (status = 422, body = Problem, content_type = "application/problem+json"),
+    NotFound, Validation,
 ))]
 #[patch("/messages/{id}")]
 pub async fn update_message(
@@ -321,10 +320,10 @@ pub async fn update_message(
 }
 
 /// Delete a draft.
-#[utoipa::path(tag = "messages", params(("id" = String, Path)), security(("bearer" = []), ("oauth2" = []), ("api_key" = [])), responses(
+#[utoipa::path(tag = "messages", params(("id" = String, Path)), responses(
     (status = 204, description = "Deleted"),
-    (status = 404, body = Problem, content_type = "application/problem+json"),
     (status = 409, description = "Not a draft: sent messages stay in the history", body = Problem, content_type = "application/problem+json"),
+    NotFound,
 ))]
 #[delete("/messages/{id}")]
 pub async fn delete_message(
@@ -358,9 +357,9 @@ pub struct BulkDeleteResponse {
 }
 
 /// Delete many drafts at once.
-#[utoipa::path(tag = "messages", request_body = BulkDeleteRequest, security(("bearer" = []), ("oauth2" = []), ("api_key" = [])), responses(
+#[utoipa::path(tag = "messages", request_body = BulkDeleteRequest, responses(
     (status = 200, body = BulkDeleteResponse),
-    (status = 422, body = Problem, content_type = "application/problem+json"),
+    Validation,
 ))]
 #[post("/messages/bulk-delete")]
 pub async fn bulk_delete(
@@ -378,9 +377,9 @@ pub async fn bulk_delete(
 }
 
 /// Copy any message (sent ones too) into a new draft.
-#[utoipa::path(tag = "messages", params(("id" = String, Path)), security(("bearer" = []), ("oauth2" = []), ("api_key" = [])), responses(
+#[utoipa::path(tag = "messages", params(("id" = String, Path)), responses(
     (status = 201, body = MessageResponse),
-    (status = 404, body = Problem, content_type = "application/problem+json"),
+    NotFound,
 ))]
 #[post("/messages/{id}/copy")]
 pub async fn copy_message(
@@ -412,9 +411,9 @@ pub struct PreviewResponse {
 }
 
 /// How many guardians, addresses and devices a send would reach now.
-#[utoipa::path(tag = "messages", params(("id" = String, Path)), security(("bearer" = []), ("oauth2" = []), ("api_key" = [])), responses(
+#[utoipa::path(tag = "messages", params(("id" = String, Path)), responses(
     (status = 200, body = PreviewResponse),
-    (status = 404, body = Problem, content_type = "application/problem+json"),
+    NotFound,
 ))]
 #[get("/messages/{id}/preview")]
 pub async fn preview(
@@ -451,12 +450,11 @@ pub struct SendResponse {
 
 /// Send now or schedule. Recipients and their delivery jobs are written in one
 /// transaction before the answer; workers deliver them.
-#[utoipa::path(tag = "messages", params(("id" = String, Path)), request_body = Option<SendRequest>,
-    security(("bearer" = []), ("oauth2" = []), ("api_key" = [])), responses(
+#[utoipa::path(tag = "messages", params(("id" = String, Path)), request_body = Option<SendRequest>, responses(
     (status = 202, body = SendResponse),
-    (status = 404, body = Problem, content_type = "application/problem+json"),
     (status = 409, description = "Already sent or cancelled", body = Problem, content_type = "application/problem+json"),
     (status = 422, description = "No targets, or a deadline already past", body = Problem, content_type = "application/problem+json"),
+    NotFound,
 ))]
 #[post("/messages/{id}/send")]
 pub async fn send_message(
@@ -506,10 +504,10 @@ pub async fn send_message(
 }
 
 /// Cancel a scheduled message; it will not go out.
-#[utoipa::path(tag = "messages", params(("id" = String, Path)), security(("bearer" = []), ("oauth2" = []), ("api_key" = [])), responses(
+#[utoipa::path(tag = "messages", params(("id" = String, Path)), responses(
     (status = 200, body = MessageResponse),
-    (status = 404, body = Problem, content_type = "application/problem+json"),
     (status = 409, description = "Not scheduled (sending has started, or it never was)", body = Problem, content_type = "application/problem+json"),
+    NotFound,
 ))]
 #[post("/messages/{id}/cancel")]
 pub async fn cancel_message(
@@ -569,9 +567,9 @@ pub struct StatsResponse {
 }
 
 /// Progress of a message: deliveries per channel, and who read and acknowledged it.
-#[utoipa::path(tag = "messages", params(("id" = String, Path)), security(("bearer" = []), ("oauth2" = []), ("api_key" = [])), responses(
+#[utoipa::path(tag = "messages", params(("id" = String, Path)), responses(
     (status = 200, body = StatsResponse),
-    (status = 404, body = Problem, content_type = "application/problem+json"),
+    NotFound,
 ))]
 #[get("/messages/{id}/stats")]
 pub async fn stats(
@@ -661,10 +659,9 @@ pub struct RecipientQuery {
 }
 
 /// Per guardian: each address and device with its delivery state.
-#[utoipa::path(tag = "messages", params(("id" = String, Path), RecipientQuery), security(("bearer" = []), ("oauth2" = []), ("api_key" = [])), responses(
+#[utoipa::path(tag = "messages", params(("id" = String, Path), RecipientQuery), responses(
     (status = 200, body = Page<RecipientResponse>),
-    (status = 404, body = Problem, content_type = "application/problem+json"),
-    (status = 422, body = Problem, content_type = "application/problem+json"),
+    NotFound, Validation,
 ))]
 #[get("/messages/{id}/recipients")]
 pub async fn list_recipients(

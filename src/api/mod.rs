@@ -14,6 +14,7 @@ pub mod me;
 pub mod members;
 pub mod messages;
 pub mod pagination;
+pub mod problem_responses;
 pub mod receipts;
 pub mod results;
 pub mod roster_io;

@@ -17,6 +17,7 @@ use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::api::extract::{JSON_LIMIT, JsonBody, read_body};
+use crate::api::problem_responses::NotFound;
 use crate::api::time;
 use crate::db::repositories::{attachments, members, messages, organizations, receipts};
 use crate::domain::message::{Message, Priority};
@@ -201,7 +202,8 @@ async fn json_view(state: &AppState, token: &str) -> ApiResult<web::Json<Receipt
 }
 
 /// The message behind a personal link; the first call records it as read.
-#[utoipa::path(tag = "receipts", params(("token" = String, Path, description = "From the personal link")), responses(
+#[utoipa::path(tag = "receipts", params(("token" = String, Path, description = "From the personal link")),
+    security(), responses(
     (status = 200, body = ReceiptResponse),
     (status = 404, description = "Not a valid link", body = Problem, content_type = "application/problem+json"),
 ))]
@@ -230,9 +232,9 @@ pub struct AcknowledgeResponse {
 /// Acknowledge (確認). Idempotent; covers all of the guardian's addresses and devices.
 /// One signature check and a share of one batched statement: the path a whole school takes
 /// within minutes.
-#[utoipa::path(tag = "receipts", params(("token" = String, Path)), responses(
+#[utoipa::path(tag = "receipts", params(("token" = String, Path)), security(), responses(
     (status = 200, body = AcknowledgeResponse),
-    (status = 404, body = Problem, content_type = "application/problem+json"),
+    NotFound,
 ))]
 #[post("/receipts/{token}/ack")]
 pub async fn acknowledge(
@@ -259,11 +261,11 @@ pub struct AnswersRequest {
 }
 
 /// Answer the survey; replaces earlier answers until the deadline.
-#[utoipa::path(tag = "receipts", params(("token" = String, Path)), request_body = AnswersRequest, responses(
+#[utoipa::path(tag = "receipts", params(("token" = String, Path)), request_body = AnswersRequest, security(), responses(
     (status = 200, body = ReceiptResponse),
-    (status = 404, body = Problem, content_type = "application/problem+json"),
     (status = 409, description = "No survey, or the deadline has passed", body = Problem, content_type = "application/problem+json"),
     (status = 422, description = "Answers that do not fit the survey", body = Problem, content_type = "application/problem+json"),
+    NotFound,
 ))]
 #[put("/receipts/{token}/answers")]
 pub async fn answer(
@@ -484,7 +486,7 @@ fn not_found_page() -> HttpResponse {
 
 /// The guardian's page for one message: read it, acknowledge, answer. Opening it records
 /// the message as read.
-#[utoipa::path(tag = "receipts", params(("token" = String, Path)), responses(
+#[utoipa::path(tag = "receipts", params(("token" = String, Path)), security(), responses(
     (status = 200, description = "The page", body = String, content_type = "text/html"),
     (status = 404, description = "Not a valid link", body = String, content_type = "text/html"),
 ))]
@@ -524,7 +526,7 @@ fn back_to_page(state: &AppState, token: &str) -> HttpResponse {
     HttpResponse::SeeOther().insert_header((header::LOCATION, state.config.public_link(&format!("r/{token}")))).finish()
 }
 
-#[utoipa::path(tag = "receipts", params(("token" = String, Path)), responses(
+#[utoipa::path(tag = "receipts", params(("token" = String, Path)), security(), responses(
     (status = 303, description = "Back to the page"),
     (status = 403, description = "Posted from elsewhere", body = Problem, content_type = "application/problem+json"),
 ))]
@@ -543,7 +545,7 @@ pub async fn page_ack(
     Ok(back_to_page(&state, &token))
 }
 
-#[utoipa::path(tag = "receipts", params(("token" = String, Path)), responses(
+#[utoipa::path(tag = "receipts", params(("token" = String, Path)), security(), responses(
     (status = 200, description = "The page again, with what was wrong", body = String, content_type = "text/html"),
     (status = 303, description = "Saved; back to the page"),
 ))]
@@ -593,9 +595,9 @@ pub async fn page_answers(
 }
 
 /// An attachment, for the guardians who received the message.
-#[utoipa::path(tag = "receipts", params(("token" = String, Path), ("attachment_id" = String, Path)), responses(
+#[utoipa::path(tag = "receipts", params(("token" = String, Path), ("attachment_id" = String, Path)), security(), responses(
     (status = 200, description = "The file", body = Vec<u8>, content_type = "application/octet-stream"),
-    (status = 404, body = Problem, content_type = "application/problem+json"),
+    NotFound,
 ))]
 #[get("/r/{token}/attachments/{attachment_id}")]
 pub async fn page_attachment(state: web::Data<AppState>, path: web::Path<(String, String)>) -> ApiResult<HttpResponse> {

@@ -11,6 +11,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use crate::api::extract::{JsonBody, QueryParams};
 use crate::api::messages::SendResponse;
 use crate::api::messages::find;
+use crate::api::problem_responses::{NotFound, Validation};
 use crate::api::time;
 use crate::auth::Caller;
 use crate::db::repositories::receipts::{self, GuardianAnswer};
@@ -76,11 +77,10 @@ pub enum ResultsFormat {
 }
 
 /// Survey tallies per question; `?format=csv` for one row per guardian.
-#[utoipa::path(tag = "messages", params(("id" = String, Path), ResultsQuery), security(("bearer" = []), ("oauth2" = []), ("api_key" = [])), responses(
+#[utoipa::path(tag = "messages", params(("id" = String, Path), ResultsQuery), responses(
     (status = 200, description = "JSON, or with `format=csv` the answers as CSV (`Content-Disposition: attachment`)",
         content((ResultsResponse = "application/json"), (String = "text/csv"))),
-    (status = 404, body = Problem, content_type = "application/problem+json"),
-    (status = 422, body = Problem, content_type = "application/problem+json"),
+    NotFound, Validation,
 ))]
 #[get("/messages/{id}/results")]
 pub async fn results(
@@ -209,11 +209,10 @@ fn resend_audience() -> utoipa::openapi::Object {
 
 /// Send again, on all their channels and with the same personal link, to those who have
 /// not acknowledged, not answered, or were not reached.
-#[utoipa::path(tag = "messages", params(("id" = String, Path)), request_body = ResendRequest,
-    security(("bearer" = []), ("oauth2" = []), ("api_key" = [])), responses(
+#[utoipa::path(tag = "messages", params(("id" = String, Path)), request_body = ResendRequest, responses(
     (status = 202, body = SendResponse),
-    (status = 404, body = Problem, content_type = "application/problem+json"),
     (status = 409, description = "Not sent yet", body = Problem, content_type = "application/problem+json"),
+    NotFound,
 ))]
 #[post("/messages/{id}/resend")]
 pub async fn resend(

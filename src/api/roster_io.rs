@@ -9,6 +9,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::api::extract::{QueryParams, read_body};
+use crate::api::problem_responses::{Forbidden, UnsupportedMediaType};
 use crate::auth::Caller;
 use crate::db::new_id;
 use crate::db::repositories::lists;
@@ -162,11 +163,11 @@ fn list_names(roster: &Roster, row: &Row) -> Vec<String> {
 /// writes nothing and reports what would happen.
 #[utoipa::path(tag = "members", params(ImportQuery),
     request_body(content = String, content_type = "text/csv", description = "Header: name, name_kana, student_name, relation, email1..email4, grade, class, club, route, external_id, lists (`;`-separated list names); other columns become attributes"),
-    security(("bearer" = []), ("oauth2" = []), ("api_key" = [])), responses(
+    responses(
     (status = 200, body = ImportReport),
     (status = 413, description = "Over 10 MiB or 50,000 rows", body = Problem, content_type = "application/problem+json"),
-    (status = 415, body = Problem, content_type = "application/problem+json"),
     (status = 422, description = "Invalid rows (each with `line` and `field`); nothing was written", body = Problem, content_type = "application/problem+json"),
+    UnsupportedMediaType,
 ))]
 #[post("/members/import")]
 pub async fn import_members(
@@ -408,9 +409,9 @@ pub struct ExportQuery {
 
 /// The roster as CSV for Excel: UTF-8 with BOM, the import's columns, formulas neutralised.
 /// Addresses are masked unless the caller holds `contacts:read`.
-#[utoipa::path(tag = "members", params(ExportQuery), security(("bearer" = []), ("oauth2" = []), ("api_key" = [])), responses(
+#[utoipa::path(tag = "members", params(ExportQuery), responses(
     (status = 200, description = "The roster", body = String, content_type = "text/csv"),
-    (status = 403, body = Problem, content_type = "application/problem+json"),
+    Forbidden,
 ))]
 #[get("/members/export")]
 pub async fn export_members(

@@ -9,6 +9,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::api::extract::{JsonBody, QueryParams};
 use crate::api::pagination::{Page, PageQuery};
+use crate::api::problem_responses::{Forbidden, NotFound, Validation};
 use crate::api::{Checks, time};
 use crate::auth::{Caller, password};
 use crate::db::repositories::organizations;
@@ -91,7 +92,7 @@ fn check_permissions(checks: &mut Checks, permissions: &[Scope]) {
 /// Staff of the organisation, oldest first.
 #[utoipa::path(tag = "users", params(PageQuery), security(("bearer" = []), ("oauth2" = [])), responses(
     (status = 200, body = Page<UserResponse>),
-    (status = 403, body = Problem, content_type = "application/problem+json"),
+    Forbidden,
 ))]
 #[get("/users")]
 pub async fn list_users(
@@ -109,9 +110,8 @@ pub async fn list_users(
 /// Add a staff member.
 #[utoipa::path(tag = "users", request_body = CreateUserRequest, security(("bearer" = []), ("oauth2" = [])), responses(
     (status = 201, body = UserResponse),
-    (status = 403, body = Problem, content_type = "application/problem+json"),
     (status = 409, description = "The address belongs to another account", body = Problem, content_type = "application/problem+json"),
-    (status = 422, body = Problem, content_type = "application/problem+json"),
+    Forbidden, Validation,
 ))]
 #[post("/users")]
 pub async fn create_user(
@@ -149,7 +149,7 @@ pub async fn create_user(
 /// One staff member; admins see anyone, others only themselves.
 #[utoipa::path(tag = "users", params(("id" = String, Path)), security(("bearer" = []), ("oauth2" = [])), responses(
     (status = 200, body = UserResponse),
-    (status = 404, body = Problem, content_type = "application/problem+json"),
+    NotFound,
 ))]
 #[get("/users/{id}")]
 pub async fn get_user(
@@ -169,10 +169,8 @@ pub async fn get_user(
 /// permissions: an admin. An organisation always keeps at least one admin.
 #[utoipa::path(tag = "users", params(("id" = String, Path)), request_body = UpdateUserRequest, security(("bearer" = []), ("oauth2" = [])), responses(
     (status = 200, body = UserResponse),
-    (status = 403, body = Problem, content_type = "application/problem+json"),
-    (status = 404, body = Problem, content_type = "application/problem+json"),
     (status = 409, description = "This would leave the organisation without an admin", body = Problem, content_type = "application/problem+json"),
-    (status = 422, body = Problem, content_type = "application/problem+json"),
+    Forbidden, NotFound, Validation,
 ))]
 #[patch("/users/{id}")]
 pub async fn update_user(
@@ -220,9 +218,8 @@ pub async fn update_user(
 /// Remove a staff member; their sessions end with them.
 #[utoipa::path(tag = "users", params(("id" = String, Path)), security(("bearer" = []), ("oauth2" = [])), responses(
     (status = 204, description = "Removed"),
-    (status = 403, body = Problem, content_type = "application/problem+json"),
-    (status = 404, body = Problem, content_type = "application/problem+json"),
     (status = 409, description = "The last admin cannot be removed", body = Problem, content_type = "application/problem+json"),
+    Forbidden, NotFound,
 ))]
 #[delete("/users/{id}")]
 pub async fn delete_user(state: web::Data<AppState>, caller: Caller, id: web::Path<String>) -> ApiResult<HttpResponse> {

@@ -175,6 +175,8 @@ async fn every_api_operation_but_sign_in_requires_security() {
         "/api/v1/app/register",
     ];
     let schemes = spec["components"]["securitySchemes"].as_object().unwrap();
+    // An operation without its own `security` needs the document's; `[]` overrides it.
+    let global = spec["security"].as_array();
     let mut unsecured = Vec::new();
     let mut checked = 0;
     for (path, operations) in spec["paths"].as_object().unwrap() {
@@ -185,7 +187,7 @@ async fn every_api_operation_but_sign_in_requires_security() {
             if !["get", "put", "post", "delete", "patch"].contains(&method.as_str()) {
                 continue;
             }
-            let requirements = operation["security"].as_array();
+            let requirements = operation.get("security").map_or(global, |own| own.as_array());
             if public.contains(&path.as_str()) || public_prefixes.iter().any(|prefix| path.starts_with(prefix)) {
                 assert!(
                     requirements.is_none_or(|r| r.is_empty()),
