@@ -15,9 +15,11 @@ pub mod members;
 pub mod messages;
 pub mod pagination;
 pub mod problem_responses;
+pub mod progress;
 pub mod receipts;
 pub mod results;
 pub mod roster_io;
+pub mod sending;
 pub mod users;
 
 use chrono::{DateTime, Utc};
@@ -41,6 +43,8 @@ pub fn configure(cfg: &mut ServiceConfig) {
                 .configure(members::configure)
                 .configure(app::configure)
                 .configure(messages::configure)
+                .configure(sending::configure)
+                .configure(progress::configure)
                 .configure(results::configure)
                 .configure(receipts::configure)
                 .configure(inbox::configure)

@@ -3,28 +3,25 @@
 
 use std::collections::HashMap;
 
-use actix_web::{HttpResponse, get, post, web};
+use actix_web::{HttpResponse, get, web};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use crate::api::extract::{JsonBody, QueryParams};
-use crate::api::messages::SendResponse;
+use crate::api::extract::QueryParams;
 use crate::api::messages::find;
 use crate::api::problem_responses::{NotFound, Validation};
 use crate::api::time;
 use crate::auth::Caller;
 use crate::db::repositories::receipts::{self, GuardianAnswer};
-use crate::delivery::queue;
 use crate::domain::Scope;
-use crate::domain::message::{FollowUp, MessageStatus};
 use crate::domain::roster_csv::neutralise;
 use crate::domain::survey::{QuestionKind, Survey};
-use crate::error::{ApiError, ApiResult, Problem};
+use crate::error::ApiResult;
 use crate::state::AppState;
 
 pub fn configure(cfg: &mut ServiceConfig) {
-    cfg.service(results).service(resend);
+    cfg.service(results);
 }
 
 #[derive(Serialize, ToSchema)]
@@ -188,57 +185,4 @@ fn results_csv(survey: &Survey, rows: &[receipts::ResultRow], answers: &[Guardia
         .content_type("text/csv; charset=utf-8")
         .insert_header(("Content-Disposition", "attachment; filename=\"results.csv\""))
         .body(body)
-}
-
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ResendRequest {
-    /// `unacknowledged`, `unanswered` or `failed` (DESIGN.md); `unread` is a recipients
-    /// filter only.
-    #[schema(schema_with = resend_audience)]
-    pub to: FollowUp,
-}
-
-/// The follow-ups a resend may name.
-fn resend_audience() -> utoipa::openapi::Object {
-    utoipa::openapi::ObjectBuilder::new()
-        .schema_type(utoipa::openapi::Type::String)
-        .enum_values(Some(["unacknowledged", "unanswered", "failed"]))
-        .build()
-}
-
-/// Send again, on all their channels and with the same personal link, to those who have
-/// not acknowledged, not answered, or were not reached.
-#[utoipa::path(tag = "messages", params(("id" = String, Path)), request_body = ResendRequest, responses(
-    (status = 202, body = SendResponse),
-    (status = 409, description = "Not sent yet", body = Problem, content_type = "application/problem+json"),
-    NotFound,
-))]
-#[post("/messages/{id}/resend")]
-pub async fn resend(
-    state: web::Data<AppState>,
-    caller: Caller,
-    id: web::Path<String>,
-    body: JsonBody<ResendRequest>,
-) -> ApiResult<HttpResponse> {
-    caller.require(Scope::MessagesSend)?;
-    let mut tx = state.db.begin().await?;
-    let message = find(&mut tx, &caller, &id).await?;
-    if !matches!(message.status, MessageStatus::Sending | MessageStatus::Sent) {
-        return Err(ApiError::Conflict {
-            detail: "only a sent message can be sent again".into(),
-            field: Some("status".into()),
-        });
-    }
-    let who = body.0.to;
-    if who == FollowUp::Unread {
-        return Err(ApiError::field("to", "a resend goes to unacknowledged, unanswered or failed recipients"));
-    }
-    let count = queue::follow_up(&mut tx, &state, &message, who).await?;
-    tx.commit().await?;
-    Ok(HttpResponse::Accepted().json(SendResponse {
-        status: MessageStatus::Sending,
-        recipient_count: count,
-        send_at: None,
-    }))
 }
