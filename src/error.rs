@@ -9,31 +9,9 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::db::RepoError;
+use crate::domain::{DomainError, FieldError};
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
-
-/// What was wrong with one input field. `field` is a JSON path into the request
-/// (`email`, `permissions[1]`, `survey.questions[10]`) or the query/path parameter name.
-#[derive(Debug, Clone, Serialize, ToSchema, PartialEq, Eq)]
-pub struct FieldError {
-    #[schema(example = "email")]
-    pub field: String,
-    #[schema(example = "is not a valid e-mail address")]
-    pub message: String,
-    /// For uploaded files (CSV import): the line, the header being line 1.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub line: Option<u64>,
-}
-
-impl FieldError {
-    pub fn new(field: impl Into<String>, message: impl Into<String>) -> FieldError {
-        FieldError { field: field.into(), message: message.into(), line: None }
-    }
-
-    pub fn at_line(line: u64, field: impl Into<String>, message: impl Into<String>) -> FieldError {
-        FieldError { line: Some(line), ..FieldError::new(field, message) }
-    }
-}
 
 /// An RFC 9457 problem document, as every error answer carries it.
 #[derive(Debug, Serialize, ToSchema)]
@@ -145,6 +123,18 @@ impl ApiError {
             detail,
             errors,
             error: matches!(self, ApiError::InvalidGrant).then(|| "invalid_grant".to_string()),
+        }
+    }
+}
+
+impl From<DomainError> for ApiError {
+    fn from(err: DomainError) -> ApiError {
+        match err {
+            DomainError::Invalid(errors) => ApiError::Validation(errors),
+            // Refused for its size, as a body over the byte limit is, and named by its rows.
+            DomainError::TooManyRows { max, .. } => {
+                ApiError::PayloadTooLarge { detail: format!("a file holds at most {max} rows"), field: "rows".into() }
+            }
         }
     }
 }

@@ -19,9 +19,9 @@ use crate::api::time;
 use crate::auth::Caller;
 use crate::db::repositories::attachments::{self, AttachmentRow, NewAttachment};
 use crate::db::repositories::messages;
-use crate::domain::Scope;
 use crate::domain::message::MessageStatus;
-use crate::error::{ApiError, ApiResult, FieldError, PROBLEM_JSON, Problem};
+use crate::domain::{FieldError, Scope};
+use crate::error::{ApiError, ApiResult, PROBLEM_JSON, Problem};
 use crate::state::AppState;
 
 pub fn configure(cfg: &mut ServiceConfig) {

@@ -10,7 +10,8 @@ use actix_web::{FromRequest, HttpMessage, HttpRequest};
 use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
 
-use crate::error::{ApiError, ApiResult, FieldError};
+use crate::domain::FieldError;
+use crate::error::{ApiError, ApiResult};
 
 /// JSON bodies larger than this are refused before they are read whole. Generous for any
 /// JSON this API takes (a 5,000-character message with a full survey is far below it);

@@ -13,9 +13,9 @@ use crate::api::time;
 use crate::auth::Caller;
 use crate::db::repositories::lists::{self, ListRow};
 use crate::db::repositories::members::{self, MemberFilter};
-use crate::domain::Scope;
 use crate::domain::member::optional_text;
-use crate::error::{ApiError, ApiResult, FieldError, OrNotFound, Problem};
+use crate::domain::{FieldError, Scope};
+use crate::error::{ApiError, ApiResult, OrNotFound, Problem};
 use crate::state::AppState;
 
 pub fn configure(cfg: &mut ServiceConfig) {

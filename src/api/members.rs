@@ -15,8 +15,8 @@ use crate::auth::Caller;
 use crate::db::repositories::lists;
 use crate::db::repositories::members::{self, DeviceOutcome, DeviceRow, MemberFilter, MemberRecord};
 use crate::domain::member::{EmailStatus, MAX_DEVICES, MemberProfile, MemberStatus, Platform, RawProfile, mask_token};
-use crate::domain::{EmailAddress, Scope};
-use crate::error::{ApiError, ApiResult, FieldError, OrNotFound, Problem};
+use crate::domain::{EmailAddress, FieldError, Scope};
+use crate::error::{ApiError, ApiResult, OrNotFound, Problem};
 use crate::state::AppState;
 
 pub fn configure(cfg: &mut ServiceConfig) {
@@ -314,7 +314,7 @@ pub async fn create_member(
         attributes: body.attributes.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect(),
     }
     .parse()
-    .map_err(ApiError::Validation)?;
+    .map_err(ApiError::from)?;
     let mut tx = state.db.begin().await?;
     let list_ids = check_list_ids(&mut tx, &caller.org_id, &body.list_ids, "list_ids").await?;
     let id = members::insert(&mut tx, &caller.org_id, &profile, MemberStatus::Active)
@@ -354,7 +354,7 @@ pub async fn upsert_by_external_id(
         attributes: body.attributes.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect(),
     }
     .parse()
-    .map_err(ApiError::Validation)?;
+    .map_err(ApiError::from)?;
     let mut tx = state.db.begin().await?;
     let list_ids = match &body.list_ids {
         Some(ids) => Some(check_list_ids(&mut tx, &caller.org_id, ids, "list_ids").await?),
@@ -470,7 +470,7 @@ fn merge(current: &MemberRecord, patch: &UpdateMemberRequest, may_see_emails: bo
         attributes: attributes.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect(),
     }
     .parse()
-    .map_err(ApiError::Validation)
+    .map_err(ApiError::from)
 }
 
 #[utoipa::path(tag = "members", params(("id" = String, Path)), security(("bearer" = []), ("oauth2" = []), ("api_key" = [])), responses(

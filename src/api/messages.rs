@@ -19,8 +19,8 @@ use crate::db::repositories::receipts::Followers;
 use crate::delivery::worker::{Worker, WorkerSettings, fan_out};
 use crate::domain::member::mask_token;
 use crate::domain::message::{self as rules, Channel, MessageStatus, Priority, Survey, Targets};
-use crate::domain::{EmailAddress, Scope};
-use crate::error::{ApiError, ApiResult, FieldError, Problem};
+use crate::domain::{EmailAddress, FieldError, Scope};
+use crate::error::{ApiError, ApiResult, Problem};
 use crate::state::AppState;
 
 pub fn configure(cfg: &mut ServiceConfig) {

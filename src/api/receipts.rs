@@ -21,8 +21,9 @@ use crate::api::time;
 use crate::db::now_ms;
 use crate::db::repositories::messages::MessageRow;
 use crate::db::repositories::{attachments, members, messages, organizations, receipts};
+use crate::domain::FieldError;
 use crate::domain::message::{Answer, Priority, QuestionKind, Survey, check_answers};
-use crate::error::{ApiError, ApiResult, FieldError, Problem};
+use crate::error::{ApiError, ApiResult, Problem};
 use crate::state::AppState;
 
 pub fn configure(cfg: &mut ServiceConfig) {

@@ -15,8 +15,8 @@ use crate::db::repositories::lists;
 use crate::db::repositories::members::{self, MemberFilter, MemberRecord, MemberWrite};
 use crate::domain::member::{EmailStatus, MemberProfile, MemberStatus, RawProfile};
 use crate::domain::roster_csv::{self, Column, EXPORT_COLUMNS, MAX_BYTES, Roster, Row, neutralise};
-use crate::domain::{EmailAddress, Scope};
-use crate::error::{ApiError, ApiResult, FieldError, Problem};
+use crate::domain::{DomainError, EmailAddress, FieldError, Scope};
+use crate::error::{ApiError, ApiResult, Problem};
 use crate::state::AppState;
 
 pub fn configure(cfg: &mut ServiceConfig) {
@@ -93,7 +93,7 @@ fn cell<'a>(roster: &Roster, row: &'a Row, column: &Column) -> Option<&'a str> {
 
 /// The row's profile: columns in the file replace stored values (an empty cell clears);
 /// columns the file does not have keep what is stored.
-fn merged_profile(roster: &Roster, row: &Row, stored: Option<&MemberRecord>) -> Result<MemberProfile, Vec<FieldError>> {
+fn merged_profile(roster: &Roster, row: &Row, stored: Option<&MemberRecord>) -> Result<MemberProfile, DomainError> {
     let base = stored.map(MemberRecord::profile);
     let text = |column: Column, old: Option<&Option<String>>| -> Option<String> {
         match cell(roster, row, &column) {
@@ -138,15 +138,18 @@ fn merged_profile(roster: &Roster, row: &Row, stored: Option<&MemberRecord>) -> 
         attributes: attributes.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect(),
     }
     .parse()
-    .map_err(|errors| {
-        errors
-            .into_iter()
-            .map(|e| {
-                // Name the column as the file does: `grade`, not `attributes.grade`.
-                let field = e.field.strip_prefix("attributes.").map(str::to_string).unwrap_or(e.field);
-                FieldError::at_line(row.line, field, e.message)
-            })
-            .collect()
+    .map_err(|error| match error {
+        DomainError::Invalid(errors) => DomainError::Invalid(
+            errors
+                .into_iter()
+                .map(|e| {
+                    // Name the column as the file does: `grade`, not `attributes.grade`.
+                    let field = e.field.strip_prefix("attributes.").map(str::to_string).unwrap_or(e.field);
+                    FieldError::at_line(row.line, field, e.message)
+                })
+                .collect(),
+        ),
+        other => other,
     })
 }
 
@@ -178,13 +181,7 @@ pub async fn import_members(
     caller.require(Scope::MembersWrite)?;
     let query = query.0;
     let (text, encoding) = roster_csv::decode(&upload.0).map_err(|message| ApiError::field("body", message))?;
-    let roster = roster_csv::parse(&text).map_err(|errors| {
-        if errors.iter().any(|e| e.field == "rows") {
-            ApiError::PayloadTooLarge { detail: errors[0].message.clone(), field: "rows".into() }
-        } else {
-            ApiError::Validation(errors)
-        }
-    })?;
+    let roster = roster_csv::parse(&text)?;
     let mut tx = state.db.begin().await?;
     if let Some(list_id) = &query.list_id
         && lists::existing(&mut tx, &caller.org_id, std::slice::from_ref(list_id)).await?.is_empty()
@@ -273,10 +270,11 @@ pub async fn import_members(
         let record = existing_id.and_then(|id| stored.get(*id));
         let profile = match merged_profile(&roster, row, record) {
             Ok(profile) => profile,
-            Err(row_errors) => {
+            Err(DomainError::Invalid(row_errors)) => {
                 errors.extend(row_errors);
                 continue;
             }
+            Err(other) => return Err(other.into()),
         };
         let mut row_lists = list_names(&roster, row);
         for name in &row_lists {

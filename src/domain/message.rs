@@ -5,8 +5,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::char_len;
-use crate::error::FieldError;
+use super::{FieldError, char_len};
 
 pub const MAX_SUBJECT: usize = 100;
 pub const MAX_BODY: usize = 5_000;

@@ -2,12 +2,14 @@
 //! again. No I/O here.
 
 pub mod email;
+mod error;
 pub mod member;
 pub mod message;
 pub mod roster_csv;
 pub mod staff;
 
 pub use email::EmailAddress;
+pub use error::{DomainError, FieldError};
 pub use staff::{Password, PersonName, Role, Scope};
 
 /// Counts characters, not bytes: DESIGN.md states every limit in characters.
