@@ -55,8 +55,9 @@ pub enum ApiError {
     Conflict { detail: String, field: Option<String> },
     #[error("payload too large: {detail}")]
     PayloadTooLarge { detail: String, field: String },
-    #[error("unsupported media type: {0}")]
-    UnsupportedMediaType(String),
+    /// A body (`Content-Type`) or an uploaded file (`file`) of a type not taken.
+    #[error("unsupported media type: {detail}")]
+    UnsupportedMediaType { detail: String, field: String },
     #[error("too many requests")]
     TooManyRequests { retry_after_secs: u64 },
     #[error("unavailable: {0}")]
@@ -84,7 +85,7 @@ impl ApiError {
             ApiError::MethodNotAllowed { .. } => "method-not-allowed",
             ApiError::Conflict { .. } => "conflict",
             ApiError::PayloadTooLarge { .. } => "payload-too-large",
-            ApiError::UnsupportedMediaType(_) => "unsupported-media-type",
+            ApiError::UnsupportedMediaType { .. } => "unsupported-media-type",
             ApiError::TooManyRequests { .. } => "rate-limited",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Internal(_) => "internal",
@@ -101,13 +102,12 @@ impl ApiError {
             ApiError::BadRequest { detail, field } | ApiError::Conflict { detail, field } => {
                 (detail.clone(), field.iter().map(|f| FieldError::new(f.clone(), detail.clone())).collect())
             }
-            ApiError::PayloadTooLarge { detail, field } => {
+            ApiError::PayloadTooLarge { detail, field } | ApiError::UnsupportedMediaType { detail, field } => {
                 (detail.clone(), vec![FieldError::new(field.clone(), detail.clone())])
             }
             ApiError::Unauthorized(why) => (why.to_string(), vec![]),
             ApiError::InvalidGrant => ("wrong e-mail address or password".into(), vec![]),
             ApiError::Forbidden(d) | ApiError::NotFound(d) | ApiError::Unavailable(d) => (d.clone(), vec![]),
-            ApiError::UnsupportedMediaType(d) => (d.clone(), vec![FieldError::new("Content-Type", d.clone())]),
             ApiError::MethodNotAllowed { method, allow } => {
                 (format!("{method} is not allowed here; this path takes {allow}"), vec![])
             }
@@ -135,6 +135,7 @@ impl From<DomainError> for ApiError {
             DomainError::TooManyRows { max, .. } => {
                 ApiError::PayloadTooLarge { detail: format!("a file holds at most {max} rows"), field: "rows".into() }
             }
+            DomainError::UnsupportedFile(detail) => ApiError::UnsupportedMediaType { detail, field: "file".into() },
         }
     }
 }
@@ -178,7 +179,7 @@ impl ResponseError for ApiError {
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,

@@ -142,7 +142,10 @@ pub fn read_body(
     let mut payload = payload.take();
     Box::pin(async move {
         if !type_ok {
-            return Err(ApiError::UnsupportedMediaType(format!("send the body as {mime}")));
+            return Err(ApiError::UnsupportedMediaType {
+                detail: format!("send the body as {mime}"),
+                field: "Content-Type".into(),
+            });
         }
         let too_large = || ApiError::PayloadTooLarge {
             detail: format!("the body is larger than {limit} bytes"),

@@ -37,6 +37,9 @@ pub enum DomainError {
     /// wrong, at the first `line` past the limit of `max` rows.
     #[error("a file holds at most {max} rows (line {line} is one too many)")]
     TooManyRows { line: u64, max: usize },
+    /// An uploaded file whose content is not of a type taken; says why.
+    #[error("{0}")]
+    UnsupportedFile(String),
 }
 
 fn describe(errors: &[FieldError]) -> String {

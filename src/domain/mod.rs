@@ -1,6 +1,7 @@
 //! Types built by parsing: once constructed they are valid, so later code does not check
 //! again. No I/O here.
 
+pub mod attachment;
 pub mod email;
 mod error;
 pub mod member;
