@@ -7,6 +7,7 @@ mod error;
 pub mod member;
 pub mod message;
 pub mod roster_csv;
+pub mod roster_import;
 pub mod staff;
 
 pub use email::EmailAddress;

@@ -79,6 +79,13 @@ pub struct Roster {
     pub rows: Vec<Row>,
 }
 
+impl Roster {
+    /// The row's cell in `column`; None when the file has no such column.
+    pub fn cell<'a>(&self, row: &'a Row, column: &Column) -> Option<&'a str> {
+        self.columns.iter().position(|c| c == column).map(|i| row.cells[i].as_str())
+    }
+}
+
 /// Reverses `neutralise`: a cell that export protected with a leading `'` comes back as
 /// it was, so an exported file imports unchanged.
 fn restore(cell: &str) -> String {
