@@ -11,7 +11,7 @@ use std::fmt::Write;
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, get, post, put, web};
-use chrono::{DateTime, FixedOffset, Utc};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
@@ -21,8 +21,8 @@ use crate::api::time;
 use crate::db::now_ms;
 use crate::db::repositories::messages::MessageRow;
 use crate::db::repositories::{attachments, members, messages, organizations, receipts};
-use crate::domain::FieldError;
 use crate::domain::message::{Answer, Priority, QuestionKind, Survey, check_answers};
+use crate::domain::{FieldError, jst};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::state::AppState;
 
@@ -290,11 +290,6 @@ fn escape(text: &str) -> String {
     out
 }
 
-fn jst(ms: i64) -> String {
-    let offset = FixedOffset::east_opt(9 * 3600).expect("JST");
-    time(ms).with_timezone(&offset).format("%Y年%m月%d日 %H:%M").to_string()
-}
-
 /// The form value that proves a post came from the page the token opened.
 fn csrf_value(state: &AppState, token: &str) -> String {
     state.jwt.form_key(token)
@@ -337,7 +332,7 @@ fn render(
         html,
         "<p class=\"meta\">{}{}<br>{} 様</p>",
         m.from_name.as_deref().map(|f| format!("{} ・ ", escape(f))).unwrap_or_default(),
-        m.sent_at.map(jst).unwrap_or_default(),
+        m.sent_at.map(|ms| jst::format_datetime(time(ms))).unwrap_or_default(),
         escape(&receipt.member_name)
     );
     if let Some(notice) = notice {
@@ -361,7 +356,7 @@ fn render(
     let page_url = escape(&state.config.public_link(&format!("r/{token}")));
     match receipt.state.acknowledged_at {
         Some(at) => {
-            let _ = write!(html, "<p class=\"done\">確認済み（{}）</p>", jst(at));
+            let _ = write!(html, "<p class=\"done\">確認済み（{}）</p>", jst::format_datetime(time(at)));
         }
         None => {
             let _ = write!(
@@ -374,7 +369,7 @@ fn render(
     if let Some(survey) = survey {
         html.push_str("<h2>アンケート</h2>");
         if let Some(deadline) = m.answer_deadline {
-            let _ = write!(html, "<p>回答期限: {}</p>", jst(deadline));
+            let _ = write!(html, "<p>回答期限: {}</p>", jst::format_datetime(time(deadline)));
         }
         for error in errors {
             let _ = write!(html, "<p class=\"error\">{}</p>", escape(&page_error(&survey, error)));

@@ -4,6 +4,7 @@
 pub mod attachment;
 pub mod email;
 mod error;
+pub mod jst;
 pub mod member;
 pub mod message;
 pub mod roster_csv;
