@@ -140,27 +140,19 @@ impl From<DomainError> for ApiError {
     }
 }
 
-/// Unique-constraint names (PostgreSQL) or column lists (SQLite) → the request field.
-fn conflict_field(constraint: &str) -> Option<&'static str> {
-    match constraint {
-        "users_email_key" | "users.email_key" => Some("email"),
-        _ => None,
-    }
-}
-
 impl From<RepoError> for ApiError {
     fn from(err: RepoError) -> ApiError {
         match err {
             RepoError::NotFound => ApiError::NotFound("not found".into()),
-            RepoError::Conflict(constraint) => match conflict_field(&constraint) {
-                Some(field) => {
-                    ApiError::Conflict { detail: format!("{field} is already in use"), field: Some(field.into()) }
-                }
-                None => ApiError::Conflict { detail: "conflicts with an existing record".into(), field: None },
-            },
-            // PostgreSQL refuses U+0000 in text (SQLSTATE 22021); the extractors already refuse
-            // it in bodies and queries, so this is a path parameter the client wrote.
-            RepoError::Database(sqlx::Error::Database(db)) if db.code().as_deref() == Some("22021") => {
+            RepoError::Conflict { field: Some(field) } => {
+                ApiError::Conflict { detail: format!("{field} is already in use"), field: Some(field.into()) }
+            }
+            RepoError::Conflict { field: None } => {
+                ApiError::Conflict { detail: "conflicts with an existing record".into(), field: None }
+            }
+            // The extractors already refuse NUL in bodies and queries, so this is a path
+            // parameter the client wrote.
+            RepoError::InvalidText => {
                 ApiError::BadRequest { detail: "text must not contain the NUL character (U+0000)".into(), field: None }
             }
             RepoError::Database(e) => ApiError::Internal(anyhow::Error::new(e).context("database")),

@@ -84,7 +84,7 @@ fn list_name(errors: &mut Vec<FieldError>, name: &str) -> Option<String> {
 
 fn name_conflict(err: crate::db::RepoError) -> ApiError {
     match err {
-        crate::db::RepoError::Conflict(_) => {
+        crate::db::RepoError::Conflict { .. } => {
             ApiError::Conflict { detail: "a list with this name exists".into(), field: Some("name".into()) }
         }
         other => other.into(),

@@ -205,7 +205,7 @@ pub async fn check_list_ids(
 
 fn conflict_on_external_id(err: crate::db::RepoError) -> ApiError {
     match err {
-        crate::db::RepoError::Conflict(_) => ApiError::Conflict {
+        crate::db::RepoError::Conflict { .. } => ApiError::Conflict {
             detail: "another member has this external_id".into(),
             field: Some("external_id".into()),
         },

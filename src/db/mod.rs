@@ -5,6 +5,7 @@
 //! (`sql::Sql`, `sql::row_lock`); the rest branches on [`Db::backend`].
 
 pub mod ack_writer;
+mod error;
 pub mod repositories;
 pub mod sql;
 
@@ -13,6 +14,7 @@ use std::time::Duration;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 
+pub use self::error::{RepoError, RepoResult};
 pub use crate::config::Backend;
 
 #[derive(Clone)]
@@ -20,36 +22,6 @@ pub struct Db {
     pub pool: AnyPool,
     pub backend: Backend,
 }
-
-#[derive(Debug, thiserror::Error)]
-pub enum RepoError {
-    #[error("not found")]
-    NotFound,
-    /// A unique constraint refused the row; the string names the constraint (PostgreSQL) or
-    /// the columns (SQLite), for `error.rs` to turn into the field the client must change.
-    #[error("conflict on {0}")]
-    Conflict(String),
-    #[error(transparent)]
-    Database(#[from] sqlx::Error),
-}
-
-impl RepoError {
-    /// Unique violations become `Conflict`; everything else stays a database error.
-    pub fn from_sqlx(err: sqlx::Error) -> RepoError {
-        if let sqlx::Error::Database(db) = &err
-            && db.is_unique_violation()
-        {
-            let name = db.constraint().map(str::to_string).unwrap_or_else(|| {
-                // SQLite: "UNIQUE constraint failed: users.email_key"
-                db.message().rsplit(": ").next().unwrap_or_default().to_string()
-            });
-            return RepoError::Conflict(name);
-        }
-        RepoError::Database(err)
-    }
-}
-
-pub type RepoResult<T> = Result<T, RepoError>;
 
 pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
