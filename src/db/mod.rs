@@ -2,7 +2,8 @@
 //! SQLite and PostgreSQL. Only `i64`, `String` and `Option`s of them cross the driver; times
 //! are epoch milliseconds and booleans 0/1. SQL that must differ per engine stays inside this
 //! module tree: placeholders and row locks are rendered for the connection's engine
-//! (`sql::Sql`, `sql::row_lock`); the rest branches on [`Db::backend`].
+//! (`sql::Sql`, `sql::row_lock`); the rest branches on [`engine`] of the connection at hand,
+//! or on [`Db::backend`] where there is only the pool.
 
 pub mod ack_writer;
 mod error;
@@ -12,7 +13,7 @@ pub mod sql;
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{AnyPool, Executor};
+use sqlx::{AnyConnection, AnyPool, Executor};
 
 pub use self::error::{RepoError, RepoResult};
 pub use crate::config::Backend;
@@ -21,6 +22,12 @@ pub use crate::config::Backend;
 pub struct Db {
     pub pool: AnyPool,
     pub backend: Backend,
+}
+
+/// The engine `conn` talks to, as [`Db::backend`] names the pool's. `Db::connect` takes
+/// SQLite and PostgreSQL URLs only, so a connection that is not SQLite is PostgreSQL.
+pub fn engine(conn: &AnyConnection) -> Backend {
+    if conn.backend_name() == "SQLite" { Backend::Sqlite } else { Backend::Postgres }
 }
 
 pub fn now_ms() -> i64 {
@@ -114,5 +121,23 @@ impl Db {
     pub async fn ping(&self) -> RepoResult<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_connection_of_the_pool_is_of_the_pools_engine() {
+        let dir = std::env::temp_dir().join(format!("renrakumo-engine-{}", new_id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let db = Db::connect(&format!("sqlite://{}/engine.db?mode=rwc", dir.display())).await.unwrap();
+        let conn = db.pool.acquire().await.unwrap();
+        assert_eq!(db.backend, Backend::Sqlite);
+        assert_eq!(engine(&conn), db.backend);
+        drop(conn);
+        db.pool.close().await;
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

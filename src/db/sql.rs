@@ -6,6 +6,8 @@
 
 use sqlx::AnyConnection;
 use sqlx::any::{Any, AnyArguments};
+
+use crate::db::{Backend, engine};
 use sqlx::query::{Query, QueryAs, QueryScalar};
 
 #[derive(Debug, Clone)]
@@ -72,7 +74,7 @@ pub enum RowLock {
 
 /// The locking clause for `lock` on the table (or alias) `of`, for `conn`'s engine.
 pub fn row_lock(conn: &AnyConnection, lock: RowLock, of: &str) -> String {
-    if conn.backend_name() == "SQLite" {
+    if engine(conn) == Backend::Sqlite {
         return String::new();
     }
     match lock {
@@ -124,7 +126,7 @@ impl Sql {
 
     /// The statement text with placeholders as `conn`'s engine wants them.
     fn text_for(&self, conn: &AnyConnection) -> String {
-        let numbered = conn.backend_name() != "SQLite";
+        let numbered = engine(conn) == Backend::Postgres;
         let mut text = String::with_capacity(self.text.len() + self.placeholders.len() * 6);
         let mut from = 0;
         for (i, &at) in self.placeholders.iter().enumerate() {

@@ -5,7 +5,7 @@ use sqlx::{AnyConnection, Row};
 use super::queue::{Tallies, write_tallies};
 use super::receipts::Followers;
 use crate::db::sql::{RowLock, Sql, row_lock};
-use crate::db::{RepoError, RepoResult, new_id, now_ms};
+use crate::db::{Backend, RepoError, RepoResult, engine, new_id, now_ms};
 use crate::domain::message::Targets;
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -248,7 +248,7 @@ pub async fn fan_out(
 ) -> RepoResult<i64> {
     let now = now_ms();
     let jobs = Jobs { message_id, email, push, priority, now };
-    let count = if conn.backend_name() == "SQLite" {
+    let count = if engine(conn) == Backend::Sqlite {
         // One writer at a time: the recipients, then their jobs, see the same roster.
         let mut recipients = Sql::new("INSERT INTO recipients (message_id, member_id, org_id, created_at) SELECT ");
         recipients.bind(message_id).push(", m.id, m.org_id, ").bind(now);
