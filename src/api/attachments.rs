@@ -75,10 +75,28 @@ impl From<AttachmentRow> for AttachmentResponse {
     }
 }
 
-/// The message, in the caller's organisation.
+/// The status of the message, in the caller's organisation.
 async fn find_message(conn: &mut sqlx::AnyConnection, caller: &Caller, id: &str) -> ApiResult<MessageStatus> {
     let message = messages::find(conn, &caller.org_id, id).await?.ok_or_else(|| ApiError::not_found("message"))?;
-    Ok(MessageStatus::parse(&message.status).unwrap_or(MessageStatus::Draft))
+    stored_status(id, &message.status)
+}
+
+/// A stored status that is none of ours is a corrupt row: a 500 with the cause in the log,
+/// not a draft whose attachments may still change.
+fn stored_status(message_id: &str, status: &str) -> ApiResult<MessageStatus> {
+    MessageStatus::parse(status).ok_or_else(|| {
+        ApiError::Internal(anyhow::anyhow!(
+            "message {message_id} has the stored status {status:?}, which is none of ours"
+        ))
+    })
+}
+
+/// The bytes the message's attachments take, as their stored sizes add up; below zero,
+/// a size is corrupt (a 500, logged) rather than nothing used.
+fn used_bytes(message_id: &str, total: i64) -> ApiResult<usize> {
+    usize::try_from(total).map_err(|_| {
+        ApiError::Internal(anyhow::anyhow!("the attachments of message {message_id} add up to {total} bytes"))
+    })
 }
 
 fn frozen(status: MessageStatus) -> ApiError {
@@ -210,7 +228,7 @@ pub async fn upload_attachment(
         if count >= MAX_FILES {
             return Err(too_many());
         }
-        bytes.max(0) as usize
+        used_bytes(&id, bytes)?
     };
     let upload = read_upload(&req, payload, used).await?;
     if upload.bytes.is_empty() {
@@ -229,7 +247,7 @@ pub async fn upload_attachment(
     if count >= MAX_FILES {
         return Err(too_many());
     }
-    let used = bytes.max(0) as usize;
+    let used = used_bytes(&id, bytes)?;
     if used + upload.bytes.len() > MAX_TOTAL_BYTES {
         return Err(too_large(used));
     }
@@ -358,7 +376,26 @@ pub async fn delete_attachment(
 
 #[cfg(test)]
 mod tests {
+    use actix_web::ResponseError;
+
     use super::*;
+
+    #[test]
+    fn a_stored_status_that_is_none_of_ours_is_a_500_not_a_draft() {
+        assert_eq!(stored_status("m1", "scheduled").unwrap(), MessageStatus::Scheduled);
+        let corrupt = stored_status("m1", "Draft").unwrap_err();
+        assert_eq!(corrupt.status_code().as_u16(), 500);
+        assert!(corrupt.to_string().contains("message m1 has the stored status \"Draft\""), "{corrupt}");
+    }
+
+    #[test]
+    fn stored_sizes_that_add_up_below_zero_are_a_500_not_room() {
+        assert_eq!(used_bytes("m1", 0).unwrap(), 0);
+        assert_eq!(used_bytes("m1", 1_048_576).unwrap(), 1_048_576);
+        let corrupt = used_bytes("m1", -5).unwrap_err();
+        assert_eq!(corrupt.status_code().as_u16(), 500);
+        assert!(corrupt.to_string().contains("add up to -5 bytes"), "{corrupt}");
+    }
 
     #[test]
     fn the_download_name_is_encoded_for_every_client() {
