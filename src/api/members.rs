@@ -313,8 +313,7 @@ pub async fn create_member(
         emails: email_fields(&body.emails),
         attributes: body.attributes.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect(),
     }
-    .parse()
-    .map_err(ApiError::from)?;
+    .parse()?;
     let mut tx = state.db.begin().await?;
     let list_ids = check_list_ids(&mut tx, &caller.org_id, &body.list_ids, "list_ids").await?;
     let id = members::insert(&mut tx, &caller.org_id, &profile, MemberStatus::Active)
@@ -353,8 +352,7 @@ pub async fn upsert_by_external_id(
         emails: email_fields(&body.emails),
         attributes: body.attributes.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect(),
     }
-    .parse()
-    .map_err(ApiError::from)?;
+    .parse()?;
     let mut tx = state.db.begin().await?;
     let list_ids = match &body.list_ids {
         Some(ids) => Some(check_list_ids(&mut tx, &caller.org_id, ids, "list_ids").await?),

@@ -10,7 +10,7 @@ pub enum RepoError {
     NotFound,
     /// A unique constraint refused the row, or it changed under the statement (deleted
     /// meanwhile). `field` names the request field the client must change, where the
-    /// constraint guards one ([`conflict_field`]).
+    /// constraint guards one.
     #[error("conflict on {}", .field.unwrap_or("a unique constraint"))]
     Conflict { field: Option<&'static str> },
     /// Text the engine will not store: PostgreSQL refuses U+0000 in text (SQLSTATE 22021).
