@@ -36,7 +36,7 @@ pub async fn create_admin(db: &Db, org_name: &str, email: &str, password: &str) 
     )
     .await
     .map_err(|e| match e {
-        crate::db::RepoError::Conflict(_) => {
+        crate::db::RepoError::Conflict { .. } => {
             anyhow::anyhow!("--email is already used by another account")
         }
         other => other.into(),

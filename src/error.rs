@@ -9,31 +9,9 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::db::RepoError;
+use crate::domain::{DomainError, FieldError};
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
-
-/// What was wrong with one input field. `field` is a JSON path into the request
-/// (`email`, `permissions[1]`, `survey.questions[10]`) or the query/path parameter name.
-#[derive(Debug, Clone, Serialize, ToSchema, PartialEq, Eq)]
-pub struct FieldError {
-    #[schema(example = "email")]
-    pub field: String,
-    #[schema(example = "is not a valid e-mail address")]
-    pub message: String,
-    /// For uploaded files (CSV import): the line, the header being line 1.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub line: Option<u64>,
-}
-
-impl FieldError {
-    pub fn new(field: impl Into<String>, message: impl Into<String>) -> FieldError {
-        FieldError { field: field.into(), message: message.into(), line: None }
-    }
-
-    pub fn at_line(line: u64, field: impl Into<String>, message: impl Into<String>) -> FieldError {
-        FieldError { line: Some(line), ..FieldError::new(field, message) }
-    }
-}
 
 /// An RFC 9457 problem document, as every error answer carries it.
 #[derive(Debug, Serialize, ToSchema)]
@@ -77,8 +55,9 @@ pub enum ApiError {
     Conflict { detail: String, field: Option<String> },
     #[error("payload too large: {detail}")]
     PayloadTooLarge { detail: String, field: String },
-    #[error("unsupported media type: {0}")]
-    UnsupportedMediaType(String),
+    /// A body (`Content-Type`) or an uploaded file (`file`) of a type not taken.
+    #[error("unsupported media type: {detail}")]
+    UnsupportedMediaType { detail: String, field: String },
     #[error("too many requests")]
     TooManyRequests { retry_after_secs: u64 },
     #[error("unavailable: {0}")]
@@ -106,7 +85,7 @@ impl ApiError {
             ApiError::MethodNotAllowed { .. } => "method-not-allowed",
             ApiError::Conflict { .. } => "conflict",
             ApiError::PayloadTooLarge { .. } => "payload-too-large",
-            ApiError::UnsupportedMediaType(_) => "unsupported-media-type",
+            ApiError::UnsupportedMediaType { .. } => "unsupported-media-type",
             ApiError::TooManyRequests { .. } => "rate-limited",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Internal(_) => "internal",
@@ -123,13 +102,12 @@ impl ApiError {
             ApiError::BadRequest { detail, field } | ApiError::Conflict { detail, field } => {
                 (detail.clone(), field.iter().map(|f| FieldError::new(f.clone(), detail.clone())).collect())
             }
-            ApiError::PayloadTooLarge { detail, field } => {
+            ApiError::PayloadTooLarge { detail, field } | ApiError::UnsupportedMediaType { detail, field } => {
                 (detail.clone(), vec![FieldError::new(field.clone(), detail.clone())])
             }
             ApiError::Unauthorized(why) => (why.to_string(), vec![]),
             ApiError::InvalidGrant => ("wrong e-mail address or password".into(), vec![]),
             ApiError::Forbidden(d) | ApiError::NotFound(d) | ApiError::Unavailable(d) => (d.clone(), vec![]),
-            ApiError::UnsupportedMediaType(d) => (d.clone(), vec![FieldError::new("Content-Type", d.clone())]),
             ApiError::MethodNotAllowed { method, allow } => {
                 (format!("{method} is not allowed here; this path takes {allow}"), vec![])
             }
@@ -149,11 +127,16 @@ impl ApiError {
     }
 }
 
-/// Unique-constraint names (PostgreSQL) or column lists (SQLite) → the request field.
-fn conflict_field(constraint: &str) -> Option<&'static str> {
-    match constraint {
-        "users_email_key" | "users.email_key" => Some("email"),
-        _ => None,
+impl From<DomainError> for ApiError {
+    fn from(err: DomainError) -> ApiError {
+        match err {
+            DomainError::Invalid(errors) => ApiError::Validation(errors),
+            // Refused for its size, as a body over the byte limit is, and named by its rows.
+            DomainError::TooManyRows { max, .. } => {
+                ApiError::PayloadTooLarge { detail: format!("a file holds at most {max} rows"), field: "rows".into() }
+            }
+            DomainError::UnsupportedFile(detail) => ApiError::UnsupportedMediaType { detail, field: "file".into() },
+        }
     }
 }
 
@@ -161,15 +144,15 @@ impl From<RepoError> for ApiError {
     fn from(err: RepoError) -> ApiError {
         match err {
             RepoError::NotFound => ApiError::NotFound("not found".into()),
-            RepoError::Conflict(constraint) => match conflict_field(&constraint) {
-                Some(field) => {
-                    ApiError::Conflict { detail: format!("{field} is already in use"), field: Some(field.into()) }
-                }
-                None => ApiError::Conflict { detail: "conflicts with an existing record".into(), field: None },
-            },
-            // PostgreSQL refuses U+0000 in text (SQLSTATE 22021); the extractors already refuse
-            // it in bodies and queries, so this is a path parameter the client wrote.
-            RepoError::Database(sqlx::Error::Database(db)) if db.code().as_deref() == Some("22021") => {
+            RepoError::Conflict { field: Some(field) } => {
+                ApiError::Conflict { detail: format!("{field} is already in use"), field: Some(field.into()) }
+            }
+            RepoError::Conflict { field: None } => {
+                ApiError::Conflict { detail: "conflicts with an existing record".into(), field: None }
+            }
+            // The extractors already refuse NUL in bodies and queries, so this is a path
+            // parameter the client wrote.
+            RepoError::InvalidText => {
                 ApiError::BadRequest { detail: "text must not contain the NUL character (U+0000)".into(), field: None }
             }
             corrupt @ RepoError::Corrupt { .. } => ApiError::Internal(anyhow::Error::new(corrupt)),
@@ -189,7 +172,7 @@ impl ResponseError for ApiError {
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,

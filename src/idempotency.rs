@@ -106,7 +106,7 @@ pub async fn middleware(
     if let Some(earlier) = earlier {
         if earlier.request_hash != request_hash {
             let detail = "was already used for another request; use a new key for each request";
-            return Ok(problem(req, ApiError::Validation(vec![crate::error::FieldError::new(HEADER, detail)])));
+            return Ok(problem(req, ApiError::Validation(vec![crate::domain::FieldError::new(HEADER, detail)])));
         }
         let Some(status) = earlier.status else {
             let detail = "the first request with this key is still being handled; retry in a moment";

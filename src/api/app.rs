@@ -256,8 +256,7 @@ pub async fn register(state: web::Data<AppState>, body: JsonBody<RegisterRequest
         emails,
         attributes: vec![],
     }
-    .parse()
-    .map_err(ApiError::Validation)?;
+    .parse()?;
     let join_code = normalise_code(&body.join_code);
     let mut tx = state.db.begin().await?;
     let (org_id, list_id) = lists::find_by_join_code(&mut tx, &join_code)
@@ -353,8 +352,7 @@ pub async fn update_profile(
         emails,
         attributes: stored.attributes.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect(),
     }
-    .parse()
-    .map_err(ApiError::Validation)?;
+    .parse()?;
     members::update_profile(&mut tx, &guardian.org_id, &guardian.member_id, &profile, EmailStatus::Unconfirmed).await?;
     let answer = profile_of(&mut tx, &guardian).await?;
     tx.commit().await?;

@@ -10,7 +10,8 @@ use actix_web::{FromRequest, HttpMessage, HttpRequest};
 use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
 
-use crate::error::{ApiError, ApiResult, FieldError};
+use crate::domain::FieldError;
+use crate::error::{ApiError, ApiResult};
 
 /// JSON bodies larger than this are refused before they are read whole. Generous for any
 /// JSON this API takes (a 5,000-character message with a full survey is far below it);
@@ -141,7 +142,10 @@ pub fn read_body(
     let mut payload = payload.take();
     Box::pin(async move {
         if !type_ok {
-            return Err(ApiError::UnsupportedMediaType(format!("send the body as {mime}")));
+            return Err(ApiError::UnsupportedMediaType {
+                detail: format!("send the body as {mime}"),
+                field: "Content-Type".into(),
+            });
         }
         let too_large = || ApiError::PayloadTooLarge {
             detail: format!("the body is larger than {limit} bytes"),

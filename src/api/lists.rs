@@ -14,9 +14,9 @@ use crate::api::time;
 use crate::auth::Caller;
 use crate::db::repositories::lists::{self, ListRow};
 use crate::db::repositories::members::{self, MemberFilter};
-use crate::domain::Scope;
 use crate::domain::member::optional_text;
-use crate::error::{ApiError, ApiResult, FieldError, OrNotFound, Problem};
+use crate::domain::{FieldError, Scope};
+use crate::error::{ApiError, ApiResult, OrNotFound, Problem};
 use crate::state::AppState;
 
 pub fn configure(cfg: &mut ServiceConfig) {
@@ -85,7 +85,7 @@ fn list_name(errors: &mut Vec<FieldError>, name: &str) -> Option<String> {
 
 fn name_conflict(err: crate::db::RepoError) -> ApiError {
     match err {
-        crate::db::RepoError::Conflict(_) => {
+        crate::db::RepoError::Conflict { .. } => {
             ApiError::Conflict { detail: "a list with this name exists".into(), field: Some("name".into()) }
         }
         other => other.into(),

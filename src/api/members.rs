@@ -16,8 +16,8 @@ use crate::auth::Caller;
 use crate::db::repositories::lists;
 use crate::db::repositories::members::{self, DeviceOutcome, DeviceRow, MemberFilter, MemberRecord};
 use crate::domain::member::{EmailStatus, MAX_DEVICES, MemberProfile, MemberStatus, Platform, RawProfile, mask_token};
-use crate::domain::{EmailAddress, Scope};
-use crate::error::{ApiError, ApiResult, FieldError, OrNotFound, Problem};
+use crate::domain::{EmailAddress, FieldError, Scope};
+use crate::error::{ApiError, ApiResult, OrNotFound, Problem};
 use crate::state::AppState;
 
 pub fn configure(cfg: &mut ServiceConfig) {
@@ -206,7 +206,7 @@ pub async fn check_list_ids(
 
 fn conflict_on_external_id(err: crate::db::RepoError) -> ApiError {
     match err {
-        crate::db::RepoError::Conflict(_) => ApiError::Conflict {
+        crate::db::RepoError::Conflict { .. } => ApiError::Conflict {
             detail: "another member has this external_id".into(),
             field: Some("external_id".into()),
         },
@@ -313,8 +313,7 @@ pub async fn create_member(
         emails: email_fields(&body.emails),
         attributes: body.attributes.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect(),
     }
-    .parse()
-    .map_err(ApiError::Validation)?;
+    .parse()?;
     let mut tx = state.db.begin().await?;
     let list_ids = check_list_ids(&mut tx, &caller.org_id, &body.list_ids, "list_ids").await?;
     let id = members::insert(&mut tx, &caller.org_id, &profile, MemberStatus::Active)
@@ -351,8 +350,7 @@ pub async fn upsert_by_external_id(
         emails: email_fields(&body.emails),
         attributes: body.attributes.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect(),
     }
-    .parse()
-    .map_err(ApiError::Validation)?;
+    .parse()?;
     let mut tx = state.db.begin().await?;
     let list_ids = match &body.list_ids {
         Some(ids) => Some(check_list_ids(&mut tx, &caller.org_id, ids, "list_ids").await?),
@@ -465,7 +463,7 @@ fn merge(current: &MemberRecord, patch: &UpdateMemberRequest, may_see_emails: bo
         attributes: attributes.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect(),
     }
     .parse()
-    .map_err(ApiError::Validation)
+    .map_err(ApiError::from)
 }
 
 #[utoipa::path(tag = "members", params(("id" = String, Path)), responses(

@@ -14,10 +14,10 @@ use crate::api::problem_responses::{Forbidden, NotFound, Validation};
 use crate::auth::Caller;
 use crate::db::repositories::members;
 use crate::db::repositories::messages::{self, MessageFilter};
-use crate::domain::Scope;
 use crate::domain::message::{self as rules, Channel, Message, MessageContent, MessageStatus, Priority, Targets};
 use crate::domain::survey::Survey;
-use crate::error::{ApiError, ApiResult, FieldError, Problem};
+use crate::domain::{FieldError, Scope};
+use crate::error::{ApiError, ApiResult, Problem};
 use crate::state::AppState;
 
 pub fn configure(cfg: &mut ServiceConfig) {

@@ -60,15 +60,15 @@ pub fn time(ms: i64) -> DateTime<Utc> {
 
 /// Collects field errors so one answer lists every problem, not only the first.
 #[derive(Default)]
-pub struct Checks(Vec<crate::error::FieldError>);
+pub struct Checks(Vec<crate::domain::FieldError>);
 
 impl Checks {
     pub fn check<T, E: std::fmt::Display>(&mut self, field: &str, result: Result<T, E>) -> Option<T> {
-        result.map_err(|e| self.0.push(crate::error::FieldError::new(field, e.to_string()))).ok()
+        result.map_err(|e| self.0.push(crate::domain::FieldError::new(field, e.to_string()))).ok()
     }
 
     pub fn fail(&mut self, field: &str, message: impl Into<String>) {
-        self.0.push(crate::error::FieldError::new(field, message));
+        self.0.push(crate::domain::FieldError::new(field, message));
     }
 
     pub fn finish(self) -> crate::error::ApiResult<()> {

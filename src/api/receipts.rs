@@ -11,7 +11,7 @@ use std::fmt::Write;
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, get, post, put, web};
-use chrono::{DateTime, FixedOffset, Utc};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
@@ -22,7 +22,8 @@ use crate::api::time;
 use crate::db::repositories::{attachments, members, messages, organizations, receipts};
 use crate::domain::message::{Message, Priority};
 use crate::domain::survey::{QuestionKind, Survey, SurveyAnswer, check_answers};
-use crate::error::{ApiError, ApiResult, FieldError, Problem};
+use crate::domain::{FieldError, jst};
+use crate::error::{ApiError, ApiResult, Problem};
 use crate::state::AppState;
 
 pub fn configure(cfg: &mut ServiceConfig) {
@@ -299,11 +300,6 @@ fn escape(text: &str) -> String {
     out
 }
 
-fn jst(at: DateTime<Utc>) -> String {
-    let offset = FixedOffset::east_opt(9 * 3600).expect("JST");
-    at.with_timezone(&offset).format("%Y年%m月%d日 %H:%M").to_string()
-}
-
 /// The form value that proves a post came from the page the token opened.
 fn csrf_value(state: &AppState, token: &str) -> String {
     state.jwt.form_key(token)
@@ -346,7 +342,7 @@ fn render(
         html,
         "<p class=\"meta\">{}{}<br>{} 様</p>",
         m.from_name.as_deref().map(|f| format!("{} ・ ", escape(f))).unwrap_or_default(),
-        receipt.message.sent_at.map(jst).unwrap_or_default(),
+        receipt.message.sent_at.map(jst::format_datetime).unwrap_or_default(),
         escape(&receipt.member_name)
     );
     if let Some(notice) = notice {
@@ -370,7 +366,7 @@ fn render(
     let page_url = escape(&state.config.public_link(&format!("r/{token}")));
     match receipt.state.acknowledged_at {
         Some(at) => {
-            let _ = write!(html, "<p class=\"done\">確認済み（{}）</p>", jst(time(at)));
+            let _ = write!(html, "<p class=\"done\">確認済み（{}）</p>", jst::format_datetime(time(at)));
         }
         None => {
             let _ = write!(
@@ -383,7 +379,7 @@ fn render(
     if let Some(survey) = survey {
         html.push_str("<h2>アンケート</h2>");
         if let Some(deadline) = m.answer_deadline {
-            let _ = write!(html, "<p>回答期限: {}</p>", jst(deadline));
+            let _ = write!(html, "<p>回答期限: {}</p>", jst::format_datetime(deadline));
         }
         for error in errors {
             let _ = write!(html, "<p class=\"error\">{}</p>", escape(&page_error(survey, error)));

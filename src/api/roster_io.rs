@@ -1,6 +1,6 @@
 //! CSV import and export of the roster.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 
 use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpRequest, HttpResponse, get, post, web};
@@ -14,10 +14,11 @@ use crate::auth::Caller;
 use crate::db::new_id;
 use crate::db::repositories::lists;
 use crate::db::repositories::members::{self, MemberFilter, MemberRecord, MemberWrite};
-use crate::domain::member::{EmailStatus, MemberProfile, MemberStatus, RawProfile};
-use crate::domain::roster_csv::{self, Column, EXPORT_COLUMNS, MAX_BYTES, Roster, Row, neutralise};
-use crate::domain::{EmailAddress, Scope};
-use crate::error::{ApiError, ApiResult, FieldError, Problem};
+use crate::domain::member::{EmailStatus, MemberStatus};
+use crate::domain::roster_csv::{self, EXPORT_COLUMNS, MAX_BYTES, neutralise};
+use crate::domain::roster_import::{self, Plan, StoredGuardian};
+use crate::domain::{EmailAddress, FieldError, Scope};
+use crate::error::{ApiError, ApiResult, Problem};
 use crate::state::AppState;
 
 pub fn configure(cfg: &mut ServiceConfig) {
@@ -75,88 +76,6 @@ pub struct ImportReport {
     pub dry_run: bool,
 }
 
-enum Plan<'a> {
-    Create(MemberProfile),
-    /// The stored record, the profile as stored, the profile to write.
-    Update(&'a MemberRecord, MemberProfile, MemberProfile),
-    Unchanged,
-}
-
-struct PlannedRow<'a> {
-    line: u64,
-    plan: Plan<'a>,
-    lists: Vec<String>,
-}
-
-fn cell<'a>(roster: &Roster, row: &'a Row, column: &Column) -> Option<&'a str> {
-    roster.columns.iter().position(|c| c == column).map(|i| row.cells[i].as_str())
-}
-
-/// The row's profile: columns in the file replace stored values (an empty cell clears);
-/// columns the file does not have keep what is stored.
-fn merged_profile(roster: &Roster, row: &Row, stored: Option<&MemberRecord>) -> Result<MemberProfile, Vec<FieldError>> {
-    let base = stored.map(MemberRecord::profile);
-    let text = |column: Column, old: Option<&Option<String>>| -> Option<String> {
-        match cell(roster, row, &column) {
-            Some(value) => Some(value.to_string()),
-            None => old.cloned().flatten(),
-        }
-    };
-    let name = text(Column::Name, base.as_ref().map(|b| Some(b.name.clone())).as_ref());
-    let name_kana = text(Column::NameKana, base.as_ref().map(|b| &b.name_kana));
-    let student_name = text(Column::StudentName, base.as_ref().map(|b| &b.student_name));
-    let relation = text(Column::Relation, base.as_ref().map(|b| &b.relation));
-    let external_id = text(Column::ExternalId, base.as_ref().map(|b| &b.external_id));
-    let has_email_columns = roster.columns.iter().any(|c| matches!(c, Column::Email(_)));
-    let emails: Vec<(String, String)> = if has_email_columns {
-        (0..4)
-            .filter_map(|i| cell(roster, row, &Column::Email(i)).map(|v| (format!("email{}", i + 1), v.to_string())))
-            .collect()
-    } else {
-        base.iter()
-            .flat_map(|b| b.emails.iter())
-            .enumerate()
-            .map(|(i, e)| (format!("email{}", i + 1), e.as_str().to_string()))
-            .collect()
-    };
-    let mut attributes: BTreeMap<String, String> = base.as_ref().map(|b| b.attributes.clone()).unwrap_or_default();
-    for (i, column) in roster.columns.iter().enumerate() {
-        if let Column::Attribute(key) = column {
-            match row.cells[i].trim() {
-                "" => attributes.remove(key),
-                value => attributes.insert(key.clone(), value.to_string()),
-            };
-        }
-    }
-    RawProfile {
-        name: name.as_deref(),
-        name_kana: name_kana.as_deref(),
-        student_name: student_name.as_deref(),
-        relation: relation.as_deref(),
-        locale: base.as_ref().and_then(|b| b.locale.as_deref()),
-        external_id: external_id.as_deref(),
-        emails: emails.iter().map(|(f, v)| (f.clone(), v.as_str())).collect(),
-        attributes: attributes.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect(),
-    }
-    .parse()
-    .map_err(|errors| {
-        errors
-            .into_iter()
-            .map(|e| {
-                // Name the column as the file does: `grade`, not `attributes.grade`.
-                let field = e.field.strip_prefix("attributes.").map(str::to_string).unwrap_or(e.field);
-                FieldError::at_line(row.line, field, e.message)
-            })
-            .collect()
-    })
-}
-
-fn list_names(roster: &Roster, row: &Row) -> Vec<String> {
-    cell(roster, row, &Column::Lists)
-        .map(|v| v.split([';', '；']).map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect())
-        .unwrap_or_default()
-}
-
 /// Import a roster CSV: UTF-8 (with or without BOM) or Shift_JIS, detected. Upserts by
 /// `external_id`, else by the first address. By default nothing is written when any row is
 /// invalid (422 listing every error); `partial=true` imports the valid rows; `dry_run=true`
@@ -179,13 +98,7 @@ pub async fn import_members(
     caller.require(Scope::MembersWrite)?;
     let query = query.0;
     let (text, encoding) = roster_csv::decode(&upload.0).map_err(|message| ApiError::field("body", message))?;
-    let roster = roster_csv::parse(&text).map_err(|errors| {
-        if errors.iter().any(|e| e.field == "rows") {
-            ApiError::PayloadTooLarge { detail: errors[0].message.clone(), field: "rows".into() }
-        } else {
-            ApiError::Validation(errors)
-        }
-    })?;
+    let roster = roster_csv::parse(&text)?;
     let mut tx = state.db.begin().await?;
     if let Some(list_id) = &query.list_id
         && lists::existing(&mut tx, &caller.org_id, std::slice::from_ref(list_id)).await?.is_empty()
@@ -193,146 +106,38 @@ pub async fn import_members(
         return Err(ApiError::field("list_id", "no list with that id"));
     }
 
-    // Find who each row is, with two lookups for the whole file.
-    let external_ids: Vec<String> = roster
-        .rows
-        .iter()
-        .filter_map(|r| cell(&roster, r, &Column::ExternalId))
-        .filter(|v| !v.is_empty())
-        .map(str::to_string)
-        .collect();
-    let first_email = |row: &Row| -> Option<String> {
-        (0..4)
-            .filter_map(|i| cell(&roster, row, &Column::Email(i)))
-            .find(|v| !v.trim().is_empty())
-            .and_then(|v| EmailAddress::parse(v).ok())
-            .map(|e| e.key())
-    };
-    // A large file is matched against the whole roster, read with one scan per table;
-    // a small one looks up just the guardians it names.
-    let stored: HashMap<String, MemberRecord> = if roster.rows.len() >= WHOLE_ROSTER_ROWS {
-        members::load_all(&mut tx, &caller.org_id).await?
+    // Find who each row is: a large file is matched against the whole roster, read with one
+    // scan per table; a small one looks up just the guardians it names, with two lookups.
+    let records: Vec<MemberRecord> = if roster.rows.len() >= WHOLE_ROSTER_ROWS {
+        members::load_all(&mut tx, &caller.org_id).await?.into_values().collect()
     } else {
-        let email_keys: Vec<String> = roster.rows.iter().filter_map(first_email).collect();
-        let by_external_id = members::ids_by_external_id(&mut tx, &caller.org_id, &external_ids).await?;
-        let by_email = members::ids_by_email_key(&mut tx, &caller.org_id, &email_keys).await?;
+        let wanted = roster_import::lookups(&roster);
+        let by_external_id = members::ids_by_external_id(&mut tx, &caller.org_id, &wanted.external_ids).await?;
+        let by_email = members::ids_by_email_key(&mut tx, &caller.org_id, &wanted.email_keys).await?;
         let mut matched_ids: Vec<String> = by_external_id.into_values().chain(by_email.into_values()).collect();
         matched_ids.sort();
         matched_ids.dedup();
-        let mut stored = HashMap::new();
+        let mut records = Vec::new();
         for chunk in matched_ids.chunks(500) {
-            stored.extend(
-                members::load(&mut tx, &caller.org_id, chunk).await?.into_iter().map(|r| (r.row.id.clone(), r)),
-            );
+            records.extend(members::load(&mut tx, &caller.org_id, chunk).await?);
         }
-        stored
+        records
     };
-    let by_external_id: HashMap<&str, &str> = stored
-        .values()
-        .filter_map(|r| r.row.external_id.as_deref().map(|external_id| (external_id, r.row.id.as_str())))
-        .collect();
-    // Where several guardians share an address, the oldest (ids sort by creation time).
-    let mut by_email: HashMap<String, &str> = HashMap::new();
-    for record in stored.values() {
-        for email in &record.emails {
-            let id = by_email.entry(email.address.to_lowercase()).or_insert(record.row.id.as_str());
-            if record.row.id.as_str() < *id {
-                *id = record.row.id.as_str();
-            }
-        }
-    }
+    let stored: HashMap<String, StoredGuardian> =
+        records.into_iter().map(|record| (record.row.id.clone(), stored_guardian(record))).collect();
     let known_lists: HashMap<String, String> = lists::names(&mut tx, &caller.org_id).await?.into_iter().collect();
+    let plan = roster_import::plan(&roster, &stored, &known_lists, query.list_id.as_deref())?;
 
-    let mut errors: Vec<FieldError> = Vec::new();
-    let mut planned: Vec<PlannedRow> = Vec::new();
-    let mut seen_external: HashMap<String, u64> = HashMap::new();
-    let mut seen_email: HashMap<String, u64> = HashMap::new();
-    let mut new_list_names: BTreeSet<String> = BTreeSet::new();
-    for row in &roster.rows {
-        let external_id = cell(&roster, row, &Column::ExternalId).map(str::trim).filter(|v| !v.is_empty());
-        let email_key = first_email(row);
-        // A row is the same guardian as an earlier row of the file: refuse the second.
-        if let Some(id) = external_id {
-            if let Some(first) = seen_external.insert(id.to_string(), row.line) {
-                errors.push(FieldError::at_line(row.line, "external_id", format!("repeats line {first}")));
-                continue;
-            }
-        } else if let Some(key) = &email_key
-            && let Some(first) = seen_email.insert(key.clone(), row.line)
-        {
-            errors.push(FieldError::at_line(
-                row.line,
-                "email1",
-                format!("the same guardian as line {first} (same first address)"),
-            ));
-            continue;
-        }
-        let existing_id = match external_id {
-            Some(id) => by_external_id.get(id),
-            None => email_key.as_ref().and_then(|k| by_email.get(k)),
-        };
-        let record = existing_id.and_then(|id| stored.get(*id));
-        let profile = match merged_profile(&roster, row, record) {
-            Ok(profile) => profile,
-            Err(row_errors) => {
-                errors.extend(row_errors);
-                continue;
-            }
-        };
-        let mut row_lists = list_names(&roster, row);
-        for name in &row_lists {
-            if !known_lists.contains_key(name) {
-                if name.chars().count() > 100 {
-                    errors.push(FieldError::at_line(
-                        row.line,
-                        "lists",
-                        format!("list names are at most 100 characters: {name}"),
-                    ));
-                }
-                new_list_names.insert(name.clone());
-            }
-        }
-        row_lists.dedup();
-        let plan = match record {
-            None => Plan::Create(profile),
-            Some(record) => {
-                let wanted: Vec<&String> =
-                    row_lists.iter().filter_map(|n| known_lists.get(n)).chain(query.list_id.as_ref()).collect();
-                let new_memberships = row_lists.iter().any(|n| !known_lists.contains_key(n))
-                    || wanted.iter().any(|id| !record.list_ids.contains(id));
-                let stored = record.profile();
-                if stored == profile && !new_memberships {
-                    Plan::Unchanged
-                } else {
-                    Plan::Update(record, stored, profile)
-                }
-            }
-        };
-        planned.push(PlannedRow { line: row.line, plan, lists: row_lists });
-    }
-    errors.sort_by_key(|e| e.line);
-    // A row with errors was skipped above, but a bad list name belongs to a planned row.
-    let bad_lines: BTreeSet<u64> = errors.iter().filter_map(|e| e.line).collect();
-    planned.retain(|p| !bad_lines.contains(&p.line));
-    let new_list_names: Vec<String> =
-        new_list_names.into_iter().filter(|name| planned.iter().any(|p| p.lists.contains(name))).collect();
-
-    let mut report = ImportReport {
-        created: 0,
-        updated: 0,
-        unchanged: 0,
-        lists_created: new_list_names.clone(),
-        errors,
+    let counts = plan.counts();
+    let report = ImportReport {
+        created: counts.created,
+        updated: counts.updated,
+        unchanged: counts.unchanged,
+        lists_created: plan.new_lists.clone(),
+        errors: plan.errors,
         encoding: encoding.name().to_string(),
         dry_run: query.dry_run,
     };
-    for p in &planned {
-        match p.plan {
-            Plan::Create(_) => report.created += 1,
-            Plan::Update(..) => report.updated += 1,
-            Plan::Unchanged => report.unchanged += 1,
-        }
-    }
     if !report.errors.is_empty() && !query.partial && !query.dry_run {
         return Err(ApiError::Validation(report.errors));
     }
@@ -341,23 +146,23 @@ pub async fn import_members(
     }
 
     let mut list_ids = known_lists;
-    for name in &new_list_names {
+    for name in &plan.new_lists {
         let created = lists::create(&mut tx, &caller.org_id, name, None).await?;
         list_ids.insert(name.clone(), created.id);
     }
-    let new_ids: Vec<String> = planned.iter().map(|_| new_id()).collect();
+    let new_ids: Vec<String> = plan.rows.iter().map(|_| new_id()).collect();
     let mut creates = Vec::new();
     let mut updates = Vec::new();
     let mut memberships: Vec<(&str, &str)> = Vec::new();
-    for (p, fresh_id) in planned.iter().zip(&new_ids) {
+    for (p, fresh_id) in plan.rows.iter().zip(&new_ids) {
         let (member_id, member_of): (&str, &[String]) = match &p.plan {
             Plan::Create(profile) => {
                 creates.push(MemberWrite { id: fresh_id, profile, before: None });
                 (fresh_id, &[])
             }
-            Plan::Update(record, stored, profile) => {
-                updates.push(MemberWrite { id: &record.row.id, profile, before: Some(stored) });
-                (&record.row.id, &record.list_ids)
+            Plan::Update { guardian, profile } => {
+                updates.push(MemberWrite { id: &guardian.id, profile, before: Some(&guardian.profile) });
+                (&guardian.id, &guardian.list_ids)
             }
             // Unchanged includes its memberships: nothing to add.
             Plan::Unchanged => continue,
@@ -396,6 +201,16 @@ pub async fn import_members(
         "roster imported"
     );
     Ok(web::Json(report))
+}
+
+/// The stored guardian as the import planner compares it.
+fn stored_guardian(record: MemberRecord) -> StoredGuardian {
+    StoredGuardian {
+        profile: record.profile(),
+        email_keys: record.emails.iter().map(|e| e.address.to_lowercase()).collect(),
+        id: record.row.id,
+        list_ids: record.list_ids,
+    }
 }
 
 #[derive(Deserialize, IntoParams)]

@@ -1,6 +1,7 @@
 //! Access tokens (HS256 JWTs, short-lived) and opaque secrets (refresh tokens, API keys),
 //! which are stored only as SHA-256 digests.
 
+use anyhow::Context;
 use base64::Engine;
 use hmac::{Hmac, Mac};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
@@ -61,16 +62,19 @@ impl JwtKeys {
 
     /// The token of a guardian's personal link for one message: both ids and a 128-bit
     /// HMAC over them, so it cannot be guessed or altered, and needs no table to look up.
-    pub fn receipt_token(&self, message_id: &str, member_id: &str) -> String {
-        let (Ok(message), Ok(member)) = (uuid::Uuid::parse_str(message_id), uuid::Uuid::parse_str(member_id)) else {
-            return String::new();
-        };
+    /// The ids are the UUIDs the database holds; one that is not a UUID is a corrupt row, an
+    /// error here rather than a link that can never open.
+    pub fn receipt_token(&self, message_id: &str, member_id: &str) -> anyhow::Result<String> {
+        let message = uuid::Uuid::parse_str(message_id)
+            .with_context(|| format!("no personal link for message id {message_id:?}: not a UUID"))?;
+        let member = uuid::Uuid::parse_str(member_id)
+            .with_context(|| format!("no personal link for member id {member_id:?}: not a UUID"))?;
         let tag = mac(&self.link_key, &[message.as_bytes(), member.as_bytes()]);
         let mut bytes = Vec::with_capacity(48);
         bytes.extend_from_slice(message.as_bytes());
         bytes.extend_from_slice(member.as_bytes());
         bytes.extend_from_slice(&tag[..16]);
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+        Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
     }
 
     /// The hidden value of the forms on a personal-link page: keyed, so it cannot be made
@@ -149,7 +153,7 @@ mod tests {
         let keys = JwtKeys::new(b"a secret of at least thirty-two characters");
         let message = uuid::Uuid::now_v7().to_string();
         let member = uuid::Uuid::now_v7().to_string();
-        let token = keys.receipt_token(&message, &member);
+        let token = keys.receipt_token(&message, &member).unwrap();
         assert_eq!(keys.verify_receipt_token(&token), Some((message.clone(), member.clone())));
         for i in 0..token.len() {
             let mut altered: Vec<u8> = token.bytes().collect();
@@ -162,5 +166,15 @@ mod tests {
         let other = JwtKeys::new(b"another secret of thirty-two characters!!");
         assert_eq!(other.verify_receipt_token(&token), None);
         assert_eq!(keys.verify_receipt_token("not-a-token"), None);
+    }
+
+    #[test]
+    fn no_personal_link_is_made_for_an_id_that_is_not_a_uuid() {
+        let keys = JwtKeys::new(b"a secret of at least thirty-two characters");
+        let good = uuid::Uuid::now_v7().to_string();
+        let error = keys.receipt_token("", &good).unwrap_err();
+        assert!(error.to_string().contains("message id \"\""), "{error}");
+        let error = keys.receipt_token(&good, "member-7").unwrap_err();
+        assert!(error.to_string().contains("member id \"member-7\""), "{error}");
     }
 }

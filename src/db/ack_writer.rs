@@ -11,7 +11,7 @@ use std::sync::Arc;
 use tokio::sync::{Mutex, mpsc, oneshot};
 
 use crate::db::repositories::receipts::{self, RecipientKey, RecipientState};
-use crate::db::{Backend, Db};
+use crate::db::{Backend, Db, engine};
 
 /// A batch that takes longer is logged: every request in it waited that long.
 const SLOW_BATCH: std::time::Duration = std::time::Duration::from_millis(50);
@@ -93,7 +93,7 @@ async fn write_batches(db: Db, receiver: Arc<Mutex<mpsc::UnboundedReceiver<Pendi
 async fn write(db: &Db, batch: &[Pending]) -> Result<HashMap<RecipientKey, RecipientState>, String> {
     let keys: Vec<&RecipientKey> = batch.iter().map(|p| &p.key).collect();
     let mut tx = db.begin().await.map_err(|e| e.to_string())?;
-    if db.backend == Backend::Postgres {
+    if engine(&tx) == Backend::Postgres {
         // The durability SQLite has here (WAL with synchronous = NORMAL): committed work
         // survives a crash of any process; only a power or OS failure can take back the last
         // fraction of a second, and such a guardian is simply shown as not yet acknowledged

@@ -2,17 +2,20 @@
 //! SQLite and PostgreSQL. Only `i64`, `String` and `Option`s of them cross the driver; times
 //! are epoch milliseconds and booleans 0/1. SQL that must differ per engine stays inside this
 //! module tree: placeholders and row locks are rendered for the connection's engine
-//! (`sql::Sql`, `sql::row_lock`); the rest branches on [`Db::backend`].
+//! (`sql::Sql`, `sql::row_lock`); the rest branches on [`engine`] of the connection at hand,
+//! or on [`Db::backend`] where there is only the pool.
 
 pub mod ack_writer;
+mod error;
 pub mod repositories;
 pub mod sql;
 
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{AnyPool, Executor};
+use sqlx::{AnyConnection, AnyPool, Executor};
 
+pub use self::error::{RepoError, RepoResult};
 pub use crate::config::Backend;
 
 #[derive(Clone)]
@@ -21,44 +24,10 @@ pub struct Db {
     pub backend: Backend,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum RepoError {
-    #[error("not found")]
-    NotFound,
-    /// A unique constraint refused the row; the string names the constraint (PostgreSQL) or
-    /// the columns (SQLite), for `error.rs` to turn into the field the client must change.
-    #[error("conflict on {0}")]
-    Conflict(String),
-    /// A stored value that does not parse (a status, a JSON column): surfaced as an
-    /// internal error, never read as a default.
-    #[error("corrupt {what} in the database: {detail}")]
-    Corrupt { what: &'static str, detail: String },
-    #[error(transparent)]
-    Database(#[from] sqlx::Error),
-}
-
-impl RepoError {
-    /// Unique violations become `Conflict`; everything else stays a database error.
-    pub fn from_sqlx(err: sqlx::Error) -> RepoError {
-        if let sqlx::Error::Database(db) = &err
-            && db.is_unique_violation()
-        {
-            let name = db.constraint().map(str::to_string).unwrap_or_else(|| {
-                // SQLite: "UNIQUE constraint failed: users.email_key"
-                db.message().rsplit(": ").next().unwrap_or_default().to_string()
-            });
-            return RepoError::Conflict(name);
-        }
-        RepoError::Database(err)
-    }
-}
-
-pub type RepoResult<T> = Result<T, RepoError>;
-
-impl RepoError {
-    pub fn corrupt(what: &'static str, detail: impl std::fmt::Display) -> RepoError {
-        RepoError::Corrupt { what, detail: detail.to_string() }
-    }
+/// The engine `conn` talks to, as [`Db::backend`] names the pool's. `Db::connect` takes
+/// SQLite and PostgreSQL URLs only, so a connection that is not SQLite is PostgreSQL.
+pub fn engine(conn: &AnyConnection) -> Backend {
+    if conn.backend_name() == "SQLite" { Backend::Sqlite } else { Backend::Postgres }
 }
 
 pub fn now_ms() -> i64 {
@@ -152,5 +121,23 @@ impl Db {
     pub async fn ping(&self) -> RepoResult<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_connection_of_the_pool_is_of_the_pools_engine() {
+        let dir = std::env::temp_dir().join(format!("renrakumo-engine-{}", new_id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let db = Db::connect(&format!("sqlite://{}/engine.db?mode=rwc", dir.display())).await.unwrap();
+        let conn = db.pool.acquire().await.unwrap();
+        assert_eq!(db.backend, Backend::Sqlite);
+        assert_eq!(engine(&conn), db.backend);
+        drop(conn);
+        db.pool.close().await;
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

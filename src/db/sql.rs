@@ -8,7 +8,7 @@ use sqlx::AnyConnection;
 use sqlx::any::{Any, AnyArguments};
 use sqlx::query::{Query, QueryAs, QueryScalar};
 
-use crate::db::Backend;
+use crate::db::{Backend, engine};
 
 #[derive(Debug, Clone)]
 pub enum Value {
@@ -72,16 +72,9 @@ pub enum RowLock {
     UpdateSkipLocked,
 }
 
-impl Backend {
-    /// The engine `conn` talks to.
-    pub fn of(conn: &AnyConnection) -> Backend {
-        if conn.backend_name() == "SQLite" { Backend::Sqlite } else { Backend::Postgres }
-    }
-}
-
 /// The locking clause for `lock` on the table (or alias) `of`, for `conn`'s engine.
 pub fn row_lock(conn: &AnyConnection, lock: RowLock, of: &str) -> String {
-    if Backend::of(conn) == Backend::Sqlite {
+    if engine(conn) == Backend::Sqlite {
         return String::new();
     }
     match lock {
@@ -133,7 +126,7 @@ impl Sql {
 
     /// The statement text with placeholders as `conn`'s engine wants them.
     fn text_for(&self, conn: &AnyConnection) -> String {
-        let numbered = Backend::of(conn) == Backend::Postgres;
+        let numbered = engine(conn) == Backend::Postgres;
         let mut text = String::with_capacity(self.text.len() + self.placeholders.len() * 6);
         let mut from = 0;
         for (i, &at) in self.placeholders.iter().enumerate() {

@@ -9,8 +9,8 @@ use sha2::{Digest, Sha256};
 use crate::db::repositories::tallies::Tally;
 use crate::delivery::email::{Attachment, OutgoingEmail};
 use crate::delivery::push::Notification;
-use crate::domain::EmailAddress;
 use crate::domain::message::{Channel, Message};
+use crate::domain::{EmailAddress, jst};
 
 /// Where the guardian's personal link goes in the e-mail body.
 const LINK: &str = "{link}";
@@ -29,12 +29,6 @@ pub struct Composed {
     emergency: bool,
 }
 
-/// Japan Standard Time, in which every school reads its dates.
-fn jst(time: chrono::DateTime<chrono::Utc>) -> String {
-    let offset = chrono::FixedOffset::east_opt(9 * 3600).expect("JST");
-    time.with_timezone(&offset).format("%Y年%m月%d日 %H:%M").to_string()
-}
-
 impl Composed {
     pub fn new(message: &Message, attachments: Vec<Attachment>) -> Composed {
         let content = &message.content;
@@ -45,7 +39,7 @@ impl Composed {
         if content.answer_required {
             body.push_str("このお知らせは回答が必要です。");
             if let Some(deadline) = content.answer_deadline {
-                body.push_str(&format!("（回答期限: {}）", jst(deadline)));
+                body.push_str(&format!("（回答期限: {}）", jst::format_datetime(deadline)));
             }
             body.push('\n');
         }

@@ -165,7 +165,13 @@ impl Worker {
                 let Ok(to) = EmailAddress::parse(address) else {
                     return Outcome::Bounced("the stored address is no longer valid".into());
                 };
-                let token = self.state.jwt.receipt_token(&job.message_id, &job.member_id);
+                let token = match self.state.jwt.receipt_token(&job.message_id, &job.member_id) {
+                    Ok(token) => token,
+                    Err(error) => {
+                        tracing::error!(error = ?error, "no personal link for a job");
+                        return Outcome::Failed(format!("{error:#}"));
+                    }
+                };
                 let link = self.state.config.public_link(&format!("r/{token}"));
                 match self.state.mailer.send(&message.email(&job.member_id, to, &link)).await {
                     SendOutcome::Delivered => Outcome::Sent,

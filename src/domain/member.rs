@@ -5,8 +5,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{EmailAddress, char_len};
-use crate::error::FieldError;
+use super::{DomainError, EmailAddress, FieldError, char_len};
 
 pub const MAX_EMAILS: usize = 4;
 pub const MAX_DEVICES: usize = 4;
@@ -176,7 +175,7 @@ pub fn parse_attributes(errors: &mut Vec<FieldError>, attributes: &[(&str, &str)
 }
 
 impl RawProfile<'_> {
-    pub fn parse(&self) -> Result<MemberProfile, Vec<FieldError>> {
+    pub fn parse(&self) -> Result<MemberProfile, DomainError> {
         let mut errors = Vec::new();
         let name = optional_text(&mut errors, "name", self.name, 100);
         if name.is_none() && !errors.iter().any(|e| e.field == "name") {
@@ -192,7 +191,7 @@ impl RawProfile<'_> {
             emails: parse_emails(&mut errors, &self.emails),
             attributes: parse_attributes(&mut errors, &self.attributes),
         };
-        if errors.is_empty() { Ok(profile) } else { Err(errors) }
+        DomainError::check(profile, errors)
     }
 }
 
@@ -204,6 +203,13 @@ mod tests {
         values.iter().enumerate().map(|(i, v)| (format!("emails[{i}]"), *v)).collect()
     }
 
+    fn field_errors(raw: &RawProfile) -> Vec<FieldError> {
+        match raw.parse() {
+            Err(DomainError::Invalid(errors)) => errors,
+            other => panic!("expected field errors, got {other:?}"),
+        }
+    }
+
     #[test]
     fn a_fifth_address_is_refused_by_its_field() {
         let raw = RawProfile {
@@ -211,7 +217,7 @@ mod tests {
             emails: emails(&["a@x.jp", "b@x.jp", "c@x.jp", "d@x.jp", "e@x.jp"]),
             ..Default::default()
         };
-        let errors = raw.parse().unwrap_err();
+        let errors = field_errors(&raw);
         assert_eq!(errors, vec![FieldError::new("emails[4]", "a guardian has at most 4 e-mail addresses")]);
     }
 
@@ -219,13 +225,13 @@ mod tests {
     fn a_repeated_address_is_refused_whatever_its_case() {
         let raw =
             RawProfile { name: Some("鈴木"), emails: emails(&["sakura@x.jp", "SAKURA@X.JP"]), ..Default::default() };
-        assert_eq!(raw.parse().unwrap_err()[0].field, "emails[1]");
+        assert_eq!(field_errors(&raw)[0].field, "emails[1]");
     }
 
     #[test]
     fn a_missing_name_and_a_bad_address_are_both_reported() {
         let raw = RawProfile { name: Some("  "), emails: emails(&["kenta sato@example.jp"]), ..Default::default() };
-        let fields: Vec<_> = raw.parse().unwrap_err().into_iter().map(|e| e.field).collect();
+        let fields: Vec<_> = field_errors(&raw).into_iter().map(|e| e.field).collect();
         assert_eq!(fields, ["name", "emails[0]"]);
     }
 

@@ -7,9 +7,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::char_len;
 use super::survey::Survey;
-use crate::error::FieldError;
+use super::{FieldError, char_len};
 
 pub const MAX_SUBJECT: usize = 100;
 pub const MAX_BODY: usize = 5_000;

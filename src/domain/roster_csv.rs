@@ -6,7 +6,7 @@ use std::borrow::Cow;
 
 use encoding_rs::{Encoding, SHIFT_JIS, UTF_8};
 
-use crate::error::FieldError;
+use super::{DomainError, FieldError};
 
 pub const MAX_BYTES: usize = 10 * 1024 * 1024;
 pub const MAX_ROWS: usize = 50_000;
@@ -79,6 +79,13 @@ pub struct Roster {
     pub rows: Vec<Row>,
 }
 
+impl Roster {
+    /// The row's cell in `column`; None when the file has no such column.
+    pub fn cell<'a>(&self, row: &'a Row, column: &Column) -> Option<&'a str> {
+        self.columns.iter().position(|c| c == column).map(|i| row.cells[i].as_str())
+    }
+}
+
 /// Reverses `neutralise`: a cell that export protected with a leading `'` comes back as
 /// it was, so an exported file imports unchanged.
 fn restore(cell: &str) -> String {
@@ -124,15 +131,17 @@ fn column_of(name: &str) -> Result<Column, String> {
     })
 }
 
-/// Parses the decoded text. Errors about the file as a whole (header, size) come back as
-/// `Err`; row-level checks happen later, against the stored roster.
-pub fn parse(text: &str) -> Result<Roster, Vec<FieldError>> {
+/// Parses the decoded text. Errors about the file as a whole (header, size, a row the CSV
+/// reader cannot read) come back as `Err`; row-level checks happen later, against the
+/// stored roster.
+pub fn parse(text: &str) -> Result<Roster, DomainError> {
+    let invalid = |error: FieldError| DomainError::Invalid(vec![error]);
     let mut reader = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(text.as_bytes());
     let mut records = reader.records();
     let header = match records.next() {
         Some(Ok(header)) => header,
-        Some(Err(e)) => return Err(vec![FieldError::at_line(1, "header", format!("cannot be read: {e}"))]),
-        None => return Err(vec![FieldError::at_line(1, "header", "the file is empty")]),
+        Some(Err(e)) => return Err(invalid(FieldError::at_line(1, "header", format!("cannot be read: {e}")))),
+        None => return Err(invalid(FieldError::at_line(1, "header", "the file is empty"))),
     };
     let names: Vec<String> = header.iter().map(|h| h.trim().to_string()).collect();
     let mut errors = Vec::new();
@@ -150,17 +159,17 @@ pub fn parse(text: &str) -> Result<Roster, Vec<FieldError>> {
         errors.push(FieldError::at_line(1, "name", "the header has no name column"));
     }
     if !errors.is_empty() {
-        return Err(errors);
+        return Err(DomainError::Invalid(errors));
     }
     let mut rows = Vec::new();
     for (index, record) in records.enumerate() {
         let line = index as u64 + 2;
-        let record = record.map_err(|e| vec![FieldError::at_line(line, "row", format!("cannot be read: {e}"))])?;
+        let record = record.map_err(|e| invalid(FieldError::at_line(line, "row", format!("cannot be read: {e}"))))?;
         if record.iter().all(|cell| cell.trim().is_empty()) {
             continue; // Excel leaves empty rows at the end.
         }
         if rows.len() == MAX_ROWS {
-            return Err(vec![FieldError::at_line(line, "rows", format!("a file holds at most {MAX_ROWS} rows"))]);
+            return Err(DomainError::TooManyRows { line, max: MAX_ROWS });
         }
         let mut cells: Vec<String> = record.iter().map(restore).collect();
         cells.resize(columns.len(), String::new());
@@ -209,15 +218,37 @@ mod tests {
         assert_eq!(roster.rows[8].cells[0], "=HYPERLINK(\"http://x\")", "kept as text");
     }
 
+    fn field_errors(text: &str) -> Vec<FieldError> {
+        match parse(text) {
+            Err(DomainError::Invalid(errors)) => errors,
+            other => panic!("expected field errors, got {other:?}"),
+        }
+    }
+
     #[test]
     fn a_fifth_address_column_is_an_error_not_ignored() {
-        let errors = parse("name,email1,email5\nx,a@x.jp,b@x.jp\n").unwrap_err();
+        let errors = field_errors("name,email1,email5\nx,a@x.jp,b@x.jp\n");
         assert_eq!(errors[0].field, "email5");
         assert_eq!(errors[0].line, Some(1));
-        let errors = parse("name,name\n").unwrap_err();
+        let errors = field_errors("name,name\n");
         assert_eq!(errors[0].field, "name");
-        let errors = parse("email1\n").unwrap_err();
+        let errors = field_errors("email1\n");
         assert_eq!(errors[0].field, "name");
+        assert_eq!(field_errors(""), [FieldError::at_line(1, "header", "the file is empty")]);
+    }
+
+    #[test]
+    fn a_file_past_the_row_limit_is_too_many_rows_at_the_first_extra_line() {
+        let mut text = String::from("name\n");
+        for i in 0..MAX_ROWS {
+            text.push_str(&format!("guardian {i}\n"));
+        }
+        // Empty rows (Excel leaves them at the end) do not count.
+        text.push_str(",\n");
+        assert_eq!(parse(&text).unwrap().rows.len(), MAX_ROWS);
+        text.push_str("one too many\n");
+        let last_line = MAX_ROWS as u64 + 3;
+        assert_eq!(parse(&text).unwrap_err(), DomainError::TooManyRows { line: last_line, max: MAX_ROWS });
     }
 
     #[test]

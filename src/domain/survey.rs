@@ -3,9 +3,8 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::char_len;
 use super::message::text;
-use crate::error::FieldError;
+use super::{FieldError, char_len};
 
 pub const MAX_QUESTIONS: usize = 10;
 pub const MAX_OPTIONS: usize = 10;

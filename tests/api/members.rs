@@ -433,7 +433,7 @@ async fn a_deleted_guardian_leaves_no_trace_in_lists_messages_or_search(backend:
         .to_string();
     app.post(&format!("/api/v1/messages/{message}/send"), token, json!({})).await.ok(202);
     assert_eq!(app.deliver_all().await, 2);
-    let link = app.state.jwt.receipt_token(&message, &leaving);
+    let link = app.state.jwt.receipt_token(&message, &leaving).unwrap();
     app.call(Method::GET, &format!("/api/v1/receipts/{link}"), Auth::None, None).await.ok(200);
 
     assert_eq!(app.delete(&format!("/api/v1/members/{leaving}"), token).await.status, 204);

@@ -40,7 +40,7 @@ async fn send_survey(app: &TestApp, token: &str, members: &[&str], extra: Value)
 }
 
 fn link_token(app: &TestApp, message_id: &str, member_id: &str) -> String {
-    app.state.jwt.receipt_token(message_id, member_id)
+    app.state.jwt.receipt_token(message_id, member_id).unwrap()
 }
 
 fn csrf_of(html: &str) -> String {

@@ -12,7 +12,7 @@ use sqlx::{AnyConnection, Row};
 use super::messages::select_targeted;
 use super::tallies::{self, Tallies};
 use crate::db::sql::{RowLock, Sql, row_lock};
-use crate::db::{Backend, RepoError, RepoResult};
+use crate::db::{Backend, RepoError, RepoResult, engine};
 use crate::domain::delivery::{Destination, Job, JobStatus};
 use crate::domain::member::Platform;
 use crate::domain::message::{Channel, FollowUp, Message};
@@ -86,7 +86,7 @@ impl NewJobs<'_> {
 pub async fn fan_out(conn: &mut AnyConnection, message: &Message, now: i64) -> RepoResult<i64> {
     let jobs = NewJobs { message, now };
     let (org_id, message_id, targets) = (message.org_id.as_str(), message.id.as_str(), &message.content.targets);
-    let count = if Backend::of(conn) == Backend::Sqlite {
+    let count = if engine(conn) == Backend::Sqlite {
         // One writer at a time: the recipients, then their jobs, see the same roster.
         let mut recipients = Sql::new("INSERT INTO recipients (message_id, member_id, org_id, created_at) SELECT ");
         recipients.bind(message_id).push(", m.id, m.org_id, ").bind(now);

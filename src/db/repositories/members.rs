@@ -212,7 +212,7 @@ pub async fn update_many(
         let updated = sql.query(conn).execute(&mut *conn).await.map_err(RepoError::from_sqlx)?.rows_affected();
         if updated != chunk.len() as u64 {
             // Deleted since the caller read it: its new child rows would have no parent.
-            return Err(RepoError::Conflict("members.deleted".into()));
+            return Err(RepoError::Conflict { field: None });
         }
 
         let changed: Vec<&MemberWrite> = chunk.iter().filter(|m| m.emails_changed()).collect();
