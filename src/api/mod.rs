@@ -7,6 +7,7 @@ pub mod attachments;
 pub mod auth;
 pub mod confirmations;
 pub mod extract;
+pub mod guardian_page;
 pub mod health;
 pub mod inbox;
 pub mod lists;
@@ -31,7 +32,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(health::healthz)
         .service(health::readyz)
         .configure(confirmations::configure_pages)
-        .configure(receipts::configure_pages)
+        .configure(guardian_page::configure)
         .service(
             utoipa_actix_web::scope("/api/v1")
                 .configure(auth::configure)
