@@ -10,8 +10,9 @@ use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::api::confirmations;
+use crate::api::devices::{DeviceResponse, RegisterDeviceRequest, register_device_for};
 use crate::api::extract::JsonBody;
-use crate::api::members::{DeviceResponse, EmailResponse, RegisterDeviceRequest, member_response, register_device_for};
+use crate::api::members::{EmailResponse, member_response};
 use crate::api::problem_responses::{NotFound, Unauthorized, Validation};
 use crate::auth::tokens::{self, GUARDIAN_TTL_SECS};
 use crate::auth::{Caller, Guardian};

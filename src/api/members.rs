@@ -1,4 +1,5 @@
-//! Guardians: CRUD, search, status changes, devices, integration upsert, grade promotion.
+//! Guardians: create, search, change, delete, status changes and the integration upsert.
+//! Their app devices are `devices.rs`; grade promotion, `promotion.rs`.
 
 use std::collections::BTreeMap;
 
@@ -8,14 +9,15 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_actix_web::service_config::ServiceConfig;
 
+use crate::api::devices::{DeviceResponse, device_response};
 use crate::api::extract::{JsonBody, QueryParams};
 use crate::api::pagination::{Page, PageQuery};
 use crate::api::problem_responses::{Conflict, Forbidden, NotFound, Validation};
 use crate::api::time;
 use crate::auth::Caller;
 use crate::db::repositories::lists;
-use crate::db::repositories::members::{self, DeviceOutcome, DeviceRow, MemberFilter, MemberRecord};
-use crate::domain::member::{EmailStatus, MAX_DEVICES, MemberProfile, MemberStatus, Platform, RawProfile, mask_token};
+use crate::db::repositories::members::{self, MemberFilter, MemberRecord};
+use crate::domain::member::{EmailStatus, MemberProfile, MemberStatus, RawProfile};
 use crate::domain::{EmailAddress, FieldError, Scope};
 use crate::error::{ApiError, ApiResult, OrNotFound, Problem};
 use crate::state::AppState;
@@ -23,17 +25,13 @@ use crate::state::AppState;
 pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(list_members)
         .service(create_member)
-        .service(promote)
         .service(upsert_by_external_id)
         .service(get_member)
         .service(update_member)
         .service(delete_member)
         .service(suspend_member)
         .service(resume_member)
-        .service(approve_member)
-        .service(list_devices)
-        .service(register_device)
-        .service(delete_device);
+        .service(approve_member);
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -106,18 +104,6 @@ pub struct EmailResponse {
 }
 
 #[derive(Serialize, ToSchema)]
-pub struct DeviceResponse {
-    pub id: String,
-    pub platform: Platform,
-    /// Masked (`…a1b2`) unless the caller holds `contacts:read`.
-    #[schema(example = "…a1b2")]
-    pub token: String,
-    pub app_id: Option<String>,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-}
-
-#[derive(Serialize, ToSchema)]
 pub struct MemberResponse {
     pub id: String,
     pub name: String,
@@ -133,17 +119,6 @@ pub struct MemberResponse {
     pub list_ids: Vec<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
-}
-
-pub fn device_response(device: DeviceRow, unmasked: bool) -> DeviceResponse {
-    DeviceResponse {
-        platform: Platform::parse(&device.platform).unwrap_or(Platform::Fcm),
-        token: if unmasked { device.token } else { mask_token(&device.token) },
-        id: device.id,
-        app_id: device.app_id,
-        created_at: time(device.created_at),
-        updated_at: time(device.updated_at),
-    }
 }
 
 /// The API shape of a member; addresses and tokens masked unless `unmasked`.
@@ -214,7 +189,7 @@ fn conflict_on_external_id(err: crate::db::RepoError) -> ApiError {
     }
 }
 
-async fn respond(conn: &mut sqlx::AnyConnection, caller: &Caller, id: &str) -> ApiResult<MemberResponse> {
+pub(crate) async fn respond(conn: &mut sqlx::AnyConnection, caller: &Caller, id: &str) -> ApiResult<MemberResponse> {
     let record = members::find(conn, &caller.org_id, id).await?.ok_or_else(|| ApiError::not_found("member"))?;
     Ok(member_response(record, caller.has(Scope::ContactsRead)))
 }
@@ -549,171 +524,4 @@ pub async fn approve_member(
     id: web::Path<String>,
 ) -> ApiResult<web::Json<MemberResponse>> {
     change_status(&state, &caller, &id, &[MemberStatus::Pending], MemberStatus::Active).await
-}
-
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RegisterDeviceRequest {
-    pub platform: Platform,
-    /// The APNs device token or FCM registration token.
-    #[schema(example = "f0e1d2c3b4a5968778695a4b3c2d1e0ff0e1d2c3b4a5968778695a4b3c2d1e0f")]
-    pub token: String,
-    /// The app's bundle id / package name, when several apps share the service.
-    pub app_id: Option<String>,
-}
-
-pub fn parse_device(body: &RegisterDeviceRequest) -> ApiResult<(String, Option<String>)> {
-    let token = body.token.trim();
-    if token.is_empty() || token.len() > 4096 || token.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(ApiError::field("token", "must be 1 to 4096 characters without spaces"));
-    }
-    let mut errors = Vec::new();
-    let app_id = crate::domain::member::optional_text(&mut errors, "app_id", body.app_id.as_deref(), 200);
-    if !errors.is_empty() {
-        return Err(ApiError::Validation(errors));
-    }
-    Ok((token.to_string(), app_id))
-}
-
-/// Registers a device for a member: shared by staff and the guardian app.
-pub async fn register_device_for(
-    conn: &mut sqlx::AnyConnection,
-    org_id: &str,
-    member_id: &str,
-    body: &RegisterDeviceRequest,
-    unmasked: bool,
-) -> ApiResult<DeviceResponse> {
-    let (token, app_id) = parse_device(body)?;
-    match members::register_device(
-        conn,
-        org_id,
-        member_id,
-        body.platform.as_str(),
-        &token,
-        app_id.as_deref(),
-        MAX_DEVICES,
-    )
-    .await?
-    {
-        DeviceOutcome::Registered(row) => Ok(device_response(row, unmasked)),
-        DeviceOutcome::Full => Err(ApiError::Conflict {
-            detail: format!("a guardian has at most {MAX_DEVICES} devices; remove one first"),
-            field: Some("devices".into()),
-        }),
-    }
-}
-
-#[utoipa::path(tag = "members", params(("id" = String, Path)), responses(
-    (status = 200, body = Vec<DeviceResponse>),
-    NotFound,
-))]
-#[get("/members/{id}/devices")]
-pub async fn list_devices(
-    state: web::Data<AppState>,
-    caller: Caller,
-    id: web::Path<String>,
-) -> ApiResult<web::Json<Vec<DeviceResponse>>> {
-    caller.require(Scope::MembersRead)?;
-    let mut conn = state.db.pool.acquire().await?;
-    Ok(web::Json(respond(&mut conn, &caller, &id).await?.devices))
-}
-
-/// Register an app device (at most 4). The same token again updates it; a token of another
-/// member moves here.
-#[utoipa::path(tag = "members", params(("id" = String, Path)), request_body = RegisterDeviceRequest, responses(
-    (status = 201, body = DeviceResponse),
-    (status = 409, description = "The member has four devices", body = Problem, content_type = "application/problem+json"),
-    NotFound, Validation,
-))]
-#[post("/members/{id}/devices")]
-pub async fn register_device(
-    state: web::Data<AppState>,
-    caller: Caller,
-    id: web::Path<String>,
-    body: JsonBody<RegisterDeviceRequest>,
-) -> ApiResult<HttpResponse> {
-    caller.require(Scope::MembersWrite)?;
-    let mut tx = state.db.begin().await?;
-    members::find(&mut tx, &caller.org_id, &id).await?.ok_or_else(|| ApiError::not_found("member"))?;
-    let device = register_device_for(&mut tx, &caller.org_id, &id, &body.0, caller.has(Scope::ContactsRead)).await?;
-    tx.commit().await?;
-    Ok(HttpResponse::Created().json(device))
-}
-
-#[utoipa::path(tag = "members", params(("id" = String, Path), ("device_id" = String, Path)), responses(
-    (status = 204, description = "Removed"),
-    NotFound,
-))]
-#[delete("/members/{id}/devices/{device_id}")]
-pub async fn delete_device(
-    state: web::Data<AppState>,
-    caller: Caller,
-    path: web::Path<(String, String)>,
-) -> ApiResult<HttpResponse> {
-    caller.require(Scope::MembersWrite)?;
-    let (id, device_id) = path.into_inner();
-    let mut conn = state.db.pool.acquire().await?;
-    members::delete_device(&mut conn, &caller.org_id, &id, &device_id).await.or_not_found("device")?;
-    Ok(HttpResponse::NoContent().finish())
-}
-
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct PromoteRequest {
-    /// The attribute to change, usually `grade`.
-    #[schema(example = "grade")]
-    pub attribute: String,
-    /// Old value → new value, applied at once (no cascade); null removes the attribute
-    /// (e.g. graduates).
-    #[schema(example = json!({"1": "2", "2": "3", "3": "4", "4": "5", "5": "6", "6": null}))]
-    pub changes: BTreeMap<String, Option<String>>,
-    /// Count only; change nothing.
-    #[serde(default)]
-    pub dry_run: bool,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct PromoteResponse {
-    /// Members matched per old value.
-    #[schema(example = json!({"1": 120, "2": 118}))]
-    pub matched: BTreeMap<String, i64>,
-    pub total: i64,
-    pub dry_run: bool,
-}
-
-/// Grade promotion (進級) for the whole organisation in one call.
-#[utoipa::path(tag = "members", request_body = PromoteRequest, responses(
-    (status = 200, body = PromoteResponse),
-    Validation,
-))]
-#[post("/members/promote")]
-pub async fn promote(
-    state: web::Data<AppState>,
-    caller: Caller,
-    body: JsonBody<PromoteRequest>,
-) -> ApiResult<web::Json<PromoteResponse>> {
-    caller.require(Scope::MembersWrite)?;
-    let body = body.0;
-    let mut errors = Vec::new();
-    let attribute =
-        crate::domain::member::parse_attributes(&mut errors, &[(body.attribute.as_str(), "x")]).into_keys().next();
-    if body.changes.is_empty() {
-        errors.push(FieldError::new("changes", "name at least one old value"));
-    }
-    for (from, to) in &body.changes {
-        if let Some(to) = to {
-            crate::domain::member::optional_text(&mut errors, &format!("changes.{from}"), Some(to), 200);
-        }
-    }
-    let Some(attribute) = attribute.filter(|_| errors.is_empty()) else {
-        let errors = errors
-            .into_iter()
-            .map(|e| if e.field.starts_with("attributes.") { FieldError::new("attribute", e.message) } else { e })
-            .collect();
-        return Err(ApiError::Validation(errors));
-    };
-    let mut tx = state.db.begin().await?;
-    let matched = members::remap_attribute(&mut tx, &caller.org_id, &attribute, &body.changes, body.dry_run).await?;
-    tx.commit().await?;
-    Ok(web::Json(PromoteResponse { total: matched.values().sum(), matched, dry_run: body.dry_run }))
 }

@@ -6,6 +6,7 @@ pub mod app;
 pub mod attachments;
 pub mod auth;
 pub mod confirmations;
+pub mod devices;
 pub mod extract;
 pub mod guardian_page;
 pub mod health;
@@ -17,6 +18,7 @@ pub mod messages;
 pub mod pagination;
 pub mod problem_responses;
 pub mod progress;
+pub mod promotion;
 pub mod receipts;
 pub mod results;
 pub mod roster_io;
@@ -41,7 +43,9 @@ pub fn configure(cfg: &mut ServiceConfig) {
                 .configure(api_keys::configure)
                 .configure(lists::configure)
                 .configure(roster_io::configure)
+                .configure(promotion::configure)
                 .configure(members::configure)
+                .configure(devices::configure)
                 .configure(app::configure)
                 .configure(messages::configure)
                 .configure(sending::configure)
