@@ -18,7 +18,7 @@ use crate::auth::tokens::{self, GUARDIAN_TTL_SECS};
 use crate::auth::{Caller, Guardian};
 use crate::db::now_ms;
 use crate::db::repositories::members::MemberRecord;
-use crate::db::repositories::{guardians, lists, members, organizations};
+use crate::db::repositories::{devices, guardians, lists, members, organizations};
 use crate::domain::member::{EmailStatus, MAX_EMAILS, MemberStatus, RawProfile};
 use crate::domain::{EmailAddress, Scope};
 use crate::error::{ApiError, ApiResult, OrNotFound, Problem};
@@ -467,7 +467,7 @@ pub async fn remove_device(
     device_id: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
     let mut conn = state.db.pool.acquire().await?;
-    members::delete_device(&mut conn, &guardian.org_id, &guardian.member_id, &device_id)
+    devices::delete_device(&mut conn, &guardian.org_id, &guardian.member_id, &device_id)
         .await
         .or_not_found("device")?;
     Ok(HttpResponse::NoContent().finish())

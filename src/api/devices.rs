@@ -12,7 +12,8 @@ use crate::api::members::respond;
 use crate::api::problem_responses::{NotFound, Validation};
 use crate::api::time;
 use crate::auth::Caller;
-use crate::db::repositories::members::{self, DeviceOutcome, DeviceRow};
+use crate::db::repositories::devices::{self, DeviceOutcome, DeviceRow};
+use crate::db::repositories::members;
 use crate::domain::Scope;
 use crate::domain::member::{MAX_DEVICES, Platform, mask_token};
 use crate::error::{ApiError, ApiResult, OrNotFound, Problem};
@@ -78,7 +79,7 @@ pub async fn register_device_for(
     unmasked: bool,
 ) -> ApiResult<DeviceResponse> {
     let (token, app_id) = parse_device(body)?;
-    match members::register_device(
+    match devices::register_device(
         conn,
         org_id,
         member_id,
@@ -147,6 +148,6 @@ pub async fn delete_device(
     caller.require(Scope::MembersWrite)?;
     let (id, device_id) = path.into_inner();
     let mut conn = state.db.pool.acquire().await?;
-    members::delete_device(&mut conn, &caller.org_id, &id, &device_id).await.or_not_found("device")?;
+    devices::delete_device(&mut conn, &caller.org_id, &id, &device_id).await.or_not_found("device")?;
     Ok(HttpResponse::NoContent().finish())
 }

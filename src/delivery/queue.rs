@@ -18,7 +18,7 @@ use rand::Rng;
 
 use crate::db::repositories::jobs::{self, AddressKey};
 use crate::db::repositories::tallies::{self, Tallies};
-use crate::db::repositories::{members, messages};
+use crate::db::repositories::{devices, messages};
 use crate::db::{Db, RepoResult};
 use crate::delivery::notices;
 use crate::domain::delivery::{Destination, Job, JobStatus};
@@ -159,7 +159,7 @@ pub async fn record(state: &AppState, retry: &RetryPolicy, outcomes: Vec<(Job, O
                     && let Some(message) = messages::find_unscoped(&mut tx, &job.message_id).await?
                 {
                     // Gone from the roster; the recipients list still shows why.
-                    let _ = members::delete_device(&mut tx, &message.org_id, &job.member_id, device_id).await;
+                    let _ = devices::delete_device(&mut tx, &message.org_id, &job.member_id, device_id).await;
                     tracing::info!(device_id = %device_id, "dead device token removed");
                 }
             }

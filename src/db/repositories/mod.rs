@@ -3,6 +3,7 @@
 
 pub mod api_keys;
 pub mod attachments;
+pub mod devices;
 pub mod guardians;
 pub mod idempotency;
 pub mod jobs;
