@@ -97,8 +97,8 @@ async fn write(db: &Db, batch: &[Pending]) -> Result<HashMap<RecipientKey, Recip
         // The durability SQLite has here (WAL with synchronous = NORMAL): committed work
         // survives a crash of any process; only a power or OS failure can take back the last
         // fraction of a second, and such a guardian is simply shown as not yet acknowledged
-        // (and reminded). Waiting for the WAL flush instead put this disk's fsync stalls,
-        // 100–300 ms, into every request of the batch (p99 137–364 ms against 19 ms).
+        // (and reminded). Waiting for the WAL flush instead put the disk's fsync stalls
+        // (100–300 ms on the benchmark machine) into every request of the batch.
         sqlx::query("SET LOCAL synchronous_commit TO OFF").execute(&mut *tx).await.map_err(|e| e.to_string())?;
     }
     let states = receipts::acknowledge_many(&mut tx, &keys).await.map_err(|e| e.to_string())?;

@@ -2,7 +2,7 @@
 //! provider authentication (ES256 JWT from a `.p8` key).
 //!
 //! Why not `a2`: it only knows Apple's production and sandbox hosts and keeps its builder
-//! private, so it cannot be pointed at a local server and tested (CRATES.md).
+//! private, so it cannot be pointed at a local server and tested.
 //!
 //! The provider JWT is signed once and reused by every request until it is 40 minutes old
 //! (Apple refuses tokens older than 60 minutes and answers `TooManyProviderTokenUpdates` when

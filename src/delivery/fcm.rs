@@ -9,7 +9,7 @@
 //! once). One fetch at a time: concurrent requests wait for it rather than stampeding.
 //!
 //! Why not `gcp_auth`: it brings its own HTTP client that needs the OS certificate store even
-//! for `http://` token endpoints (CRATES.md); the grant is a dozen lines on the
+//! for `http://` token endpoints; the grant is a dozen lines on the
 //! `jsonwebtoken` and `reqwest` we already use.
 
 use std::path::Path;

@@ -2,7 +2,7 @@
 //! this instance, reused while they are fresh and clean.
 //!
 //! Why not lettre's pool: it sends a NOOP on every checkout (a fifth round trip per message)
-//! and, sized at the concurrency, still opens new connections (CRATES.md).
+//! and, sized at the concurrency, still opens new connections.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};

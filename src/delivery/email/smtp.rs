@@ -4,7 +4,7 @@
 //!
 //! Why not `lettre::AsyncSmtpTransport`: lettre never sets TCP_NODELAY and writes the body
 //! and the final `.` separately, so every message waits ~40 ms for a delayed ACK (about 23
-//! messages/s per connection, CRATES.md); and its `send` QUITs the connection on any negative
+//! messages/s per connection); and its `send` QUITs the connection on any negative
 //! reply, so each bouncing address would cost a reconnect. Instead we open the TCP stream
 //! ourselves with TCP_NODELAY, let lettre speak the protocol on it (`connect_with_transport`,
 //! `command`, `message`), and reset (RSET) rather than close after a refused recipient.
