@@ -13,8 +13,8 @@ use crate::api::pagination::{Page, PageQuery};
 use crate::api::problem_responses::{NotFound, Validation};
 use crate::api::time;
 use crate::auth::Caller;
-use crate::db::repositories::messages;
-use crate::db::repositories::{receipts, tallies};
+
+use crate::db::repositories::{receipts, recipients, tallies};
 use crate::domain::delivery::JobStatus;
 use crate::domain::member::{Platform, mask_token};
 use crate::domain::message::{Channel, FollowUp, MessageStatus};
@@ -76,7 +76,7 @@ pub async fn stats(
     caller.require(Scope::MessagesRead)?;
     let mut conn = state.db.pool.acquire().await?;
     let message = find(&mut conn, &caller, &id).await?;
-    let responses = messages::response_counts(&mut conn, &id).await?;
+    let responses = recipients::response_counts(&mut conn, &id).await?;
     let tallies = tallies::of_message(&mut conn, &id).await?;
     let email = tallies.get(&Channel::Email).copied().unwrap_or_default();
     let email = EmailCounts {
@@ -171,7 +171,7 @@ pub async fn list_recipients(
     let page = PageQuery { limit: query.limit, cursor: query.cursor }.parse()?;
     let mut conn = state.db.pool.acquire().await?;
     find(&mut conn, &caller, &id).await?;
-    let (rows, jobs) = messages::recipients(&mut conn, &id, query.status, page.after.as_deref(), page.fetch()).await?;
+    let (rows, jobs) = recipients::page(&mut conn, &id, query.status, page.after.as_deref(), page.fetch()).await?;
     let answers = receipts::answers(&mut conn, &id, None).await?;
     let unmasked = caller.has(Scope::ContactsRead);
     let page = page.page(

@@ -13,6 +13,7 @@ pub mod members;
 pub mod messages;
 pub mod organizations;
 pub mod receipts;
+pub mod recipients;
 pub mod sessions;
 pub mod settings;
 pub mod tallies;
