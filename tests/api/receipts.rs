@@ -344,6 +344,12 @@ async fn a_resend_reaches_only_those_who_have_not_answered(backend: Backend) {
         app.post(&format!("/api/v1/messages/{id}/resend"), token, json!({"to": "everyone"})).await.problem(422),
         ["to"]
     );
+    // `unread` filters the recipients page; a resend names who has not responded or was not
+    // reached (DESIGN.md), so it is refused there and queues nothing.
+    assert_eq!(
+        app.post(&format!("/api/v1/messages/{id}/resend"), token, json!({"to": "unread"})).await.problem(422),
+        ["to"]
+    );
     let draft = app.post("/api/v1/messages", token, json!({"subject": "s", "body": "b"})).await.ok(201)["id"]
         .as_str()
         .unwrap()
