@@ -147,6 +147,7 @@ fn run(listener: TcpListener, state: AppState) -> anyhow::Result<Server> {
             }))
             .wrap(actix_web::middleware::from_fn(crate::idempotency::middleware))
             .wrap(ErrorHandlers::new().default_handler(problem_fallback))
+            .wrap(actix_web::middleware::from_fn(crate::security_headers::middleware))
             .wrap_fn(|req, srv| {
                 use actix_web::dev::Service;
                 let request_id = req.extensions().get::<RequestId>().map(|id| id.to_string());

@@ -16,6 +16,7 @@ use crate::auth::Caller;
 
 use crate::db::repositories::{receipts, recipients, tallies};
 use crate::domain::delivery::JobStatus;
+use crate::domain::email::mask_addresses;
 use crate::domain::member::{Platform, mask_token};
 use crate::domain::message::{Channel, FollowUp, MessageStatus};
 use crate::domain::survey::SurveyAnswer;
@@ -123,7 +124,8 @@ pub struct DeliveryResponse {
     pub platform: Option<Platform>,
     pub state: DeliveryState,
     pub attempts: i64,
-    /// The last error or the receiving server's reply.
+    /// The last error or the receiving server's reply (the addresses it quotes masked without
+    /// `contacts:read`).
     pub detail: Option<String>,
     pub updated_at: DateTime<Utc>,
 }
@@ -200,7 +202,11 @@ pub async fn list_recipients(
                         JobStatus::Skipped => DeliveryState::Skipped,
                     },
                     attempts: j.attempts,
-                    detail: j.last_error.clone(),
+                    // A mail server's reply quotes the address it refused.
+                    detail: match unmasked {
+                        true => j.last_error.clone(),
+                        false => j.last_error.as_deref().map(mask_addresses),
+                    },
                     updated_at: j.updated_at,
                 })
                 .collect(),

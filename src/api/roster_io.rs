@@ -255,7 +255,13 @@ pub async fn export_members(
         .cloned()
         .collect();
     let mut writer = csv::WriterBuilder::new().terminator(csv::Terminator::CRLF).from_writer(Vec::new());
-    let header: Vec<&str> = EXPORT_COLUMNS.iter().copied().chain(extra_keys.iter().map(String::as_str)).collect();
+    // Attribute names are the roster's own text: a name like `=HYPERLINK(…)` is a formula too.
+    let header: Vec<String> = EXPORT_COLUMNS
+        .iter()
+        .copied()
+        .chain(extra_keys.iter().map(String::as_str))
+        .map(|name| neutralise(name).into_owned())
+        .collect();
     writer.write_record(&header).map_err(|e| ApiError::Internal(e.into()))?;
     for record in records {
         let email = |i: usize| {

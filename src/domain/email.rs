@@ -100,6 +100,35 @@ impl EmailAddress {
     }
 }
 
+/// `text` (a mail server's reply, which usually quotes the recipient) with every
+/// address-like word masked as [`EmailAddress::masked`] masks an address: for readers
+/// without `contacts:read`.
+pub fn mask_addresses(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut word = String::new();
+    let flush = |word: &mut String, out: &mut String| {
+        match word.split_once('@') {
+            Some((local, domain)) => {
+                out.extend(local.chars().take(1));
+                out.push_str("***@");
+                out.push_str(domain);
+            }
+            None => out.push_str(word),
+        }
+        word.clear();
+    };
+    for c in text.chars() {
+        if c.is_whitespace() || "<>()[]{},;:\"'`".contains(c) {
+            flush(&mut word, &mut out);
+            out.push(c);
+        } else {
+            word.push(c);
+        }
+    }
+    flush(&mut word, &mut out);
+    out
+}
+
 impl fmt::Display for EmailAddress {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
@@ -109,6 +138,17 @@ impl fmt::Display for EmailAddress {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn addresses_quoted_in_a_server_reply_are_masked() {
+        assert_eq!(
+            mask_addresses("550 5.1.1 <taro..papa@docomo.ne.jp>: recipient refused"),
+            "550 5.1.1 <t***@docomo.ne.jp>: recipient refused"
+        );
+        assert_eq!(mask_addresses("user unknown (yumi.@ezweb.ne.jp)"), "user unknown (y***@ezweb.ne.jp)");
+        assert_eq!(mask_addresses("451 try again later"), "451 try again later");
+        assert_eq!(mask_addresses("a@b.jp,c@d.jp"), "a***@b.jp,c***@d.jp");
+    }
 
     /// The shared fixture is the contract: every `accept` line parses, every `refuse` fails.
     #[test]

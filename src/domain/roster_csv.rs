@@ -143,7 +143,8 @@ pub fn parse(text: &str) -> Result<Roster, DomainError> {
         Some(Err(e)) => return Err(invalid(FieldError::at_line(1, "header", format!("cannot be read: {e}")))),
         None => return Err(invalid(FieldError::at_line(1, "header", "the file is empty"))),
     };
-    let names: Vec<String> = header.iter().map(|h| h.trim().to_string()).collect();
+    // Attribute names are free text: export neutralises them like any other cell.
+    let names: Vec<String> = header.iter().map(restore).collect();
     let mut errors = Vec::new();
     let mut columns = Vec::new();
     for name in &names {

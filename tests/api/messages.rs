@@ -377,6 +377,22 @@ async fn a_refusal_bounces_and_the_third_in_a_row_disables_the_address(backend: 
         assert_eq!(stats(&app, token, &id).await["deliveries"]["email"]["bounced"], 1);
         let status = app.get(&format!("/api/v1/members/{member}"), token).await.ok(200)["emails"][0]["status"].clone();
         assert_eq!(status, if round < 3 { "bounced" } else { "disabled" }, "after bounce {round}");
+        if round == 1 {
+            // The server's reply quotes the address: whole for contacts:read, masked otherwise.
+            let detail = |token: String| {
+                let path = format!("/api/v1/messages/{id}/recipients");
+                let app = &app;
+                async move {
+                    let page = app.get(&path, &token).await;
+                    page.ok(200)["items"][0]["deliveries"][0]["detail"].as_str().unwrap().to_string()
+                }
+            };
+            let (_, sender) = app.create_staff(&admin, "sender").await;
+            let whole = detail(token.clone()).await;
+            let masked = detail(sender).await;
+            assert!(whole.contains("550") && whole.contains("<gone@example.jp>"), "{whole}");
+            assert_eq!(masked, whole.replace("gone@example.jp", "g***@example.jp"));
+        }
     }
     // A disabled address receives nothing more.
     let id = draft(

@@ -65,6 +65,35 @@ async fn every_answer_carries_its_own_request_id() {
 }
 
 #[tokio::test]
+async fn every_answer_forbids_sniffing_and_framing_and_api_answers_are_not_stored() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let admin = app.create_admin("Header School").await;
+    let header = |response: &reqwest::Response, name: &str| {
+        response.headers().get(name).map(|v| v.to_str().unwrap().to_string()).unwrap_or_default()
+    };
+    // A success with personal data, an error, a public check, actix's own 404, Swagger UI.
+    let members = app.client.get(app.url("/api/v1/members")).bearer_auth(&admin.access_token).send().await.unwrap();
+    assert_eq!(members.status(), StatusCode::OK);
+    let unauthenticated = fetch(&app, "/api/v1/members").await;
+    assert_eq!(unauthenticated.status(), StatusCode::UNAUTHORIZED);
+    for response in [&members, &unauthenticated] {
+        assert_eq!(header(response, "cache-control"), "no-store", "{:?}", response.headers());
+        assert_eq!(header(response, "content-security-policy"), "default-src 'none'; frame-ancestors 'none'");
+    }
+    let healthz = fetch(&app, "/healthz").await;
+    let unknown = fetch(&app, "/no/such/route").await;
+    let swagger = fetch(&app, "/swagger-ui/").await;
+    assert_eq!(swagger.status(), StatusCode::OK);
+    for response in [&members, &unauthenticated, &healthz, &unknown, &swagger] {
+        assert_eq!(header(response, "x-content-type-options"), "nosniff", "{}", response.url());
+        assert_eq!(header(response, "x-frame-options"), "DENY", "{}", response.url());
+        assert_eq!(header(response, "referrer-policy"), "no-referrer", "{}", response.url());
+    }
+    // Swagger UI runs its own scripts: no API policy there.
+    assert_eq!(header(&swagger, "content-security-policy"), "");
+}
+
+#[tokio::test]
 async fn the_root_redirects_to_swagger_ui() {
     let app = spawn_app(Backend::Sqlite).await;
     // The address a person types: host and port, nothing else.
