@@ -4,7 +4,7 @@
 # which verify every request like Apple and Google do (JWT / access token, headers,
 # payload). examples/push_bench.rs runs the servers in their own process (`push_bench
 # serve`) and the clients in another (`push_bench send`). In the same run, h2load (Debian:
-# nghttp2-client) sends the same requests to the same servers with the same number of
+# nghttp2-client, installed when missing) sends the same requests to the same servers with the same number of
 # streams in flight: the server's ceiling, printed next to each client's figure. Only
 # 127.0.0.1 is contacted; the server process and its temporary folder are removed
 # whatever happens.
@@ -21,6 +21,8 @@
 #   PUSH_BENCH_BIN    use this binary instead of `cargo build --release --example push_bench`
 set -euo pipefail
 cd "$(dirname "$0")/.."
+bench_name=push.sh
+. bench/lib.sh
 
 apns_n=${BENCH_APNS:-100000}
 fcm_n=${BENCH_FCM:-100000}
@@ -83,7 +85,7 @@ ceiling() { # name n url header...
     printf '%s h2load (server ceiling): %d requests = %.0f/s (1 connection, %d streams)\n' "$name" "$n" "$rate" "$in_flight"
 }
 
-if command -v h2load >/dev/null; then
+if ensure_tool h2load nghttp2-client; then
     expiration=$(($(date +%s) + 86400))
     ceiling apns "$apns_n" "$APNS_URL/3/device/$APNS_DEVICE" "$dir/apns.json" \
         "authorization: bearer $(cat "$dir/apns.jwt")" "apns-topic: $APNS_TOPIC" "apns-push-type: alert" \
@@ -91,5 +93,5 @@ if command -v h2load >/dev/null; then
     ceiling fcm "$fcm_n" "$FCM_URL/v1/projects/$FCM_PROJECT/messages:send" "$dir/fcm.json" \
         "authorization: Bearer $(cat "$dir/fcm.token")" "content-type: application/json; charset=UTF-8"
 else
-    echo "h2load not found (Debian: apt-get install nghttp2-client): server ceiling not measured"
+    echo "h2load could not be installed (Debian: nghttp2-client): server ceiling not measured"
 fi
