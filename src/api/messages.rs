@@ -283,7 +283,12 @@ pub async fn update_message(
     caller.require(Scope::MessagesSend)?;
     let patch = body.0;
     let mut tx = state.db.begin().await?;
-    let stored = find(&mut tx, &caller, &id).await?.content;
+    let stored = find(&mut tx, &caller, &id).await?;
+    // A scheduled message goes out as edited: for a single-use pass that is its one send.
+    if stored.status == MessageStatus::Scheduled {
+        caller.spend_single_use(&mut tx).await?;
+    }
+    let stored = stored.content;
     let merged = MessageRequest {
         subject: patch.subject.or(Some(stored.subject)),
         body: patch.body.or(Some(stored.body)),

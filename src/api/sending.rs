@@ -198,6 +198,8 @@ pub async fn resend(
     if who == FollowUp::Unread {
         return Err(ApiError::field("to", "a resend goes to unacknowledged, unanswered or failed recipients"));
     }
+    // A resend is a send: a single-use pass makes one, whichever.
+    caller.spend_single_use(&mut tx).await?;
     let count = queue::follow_up(&mut tx, &state, &message, who).await?;
     tx.commit().await?;
     Ok(HttpResponse::Accepted().json(SendResponse {

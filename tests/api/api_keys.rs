@@ -10,6 +10,7 @@ on_both_backends!(
     revoked_and_expired_keys_are_refused,
     a_single_use_key_lives_at_most_a_day,
     a_spent_single_use_key_stops_working,
+    a_resend_or_an_edit_of_a_scheduled_message_spends_a_single_use_key,
     bad_key_requests_name_the_field,
     another_organisations_keys_answer_404,
 );
@@ -155,6 +156,40 @@ async fn a_spent_single_use_key_stops_working(backend: Backend) {
     let shown = shown.ok(200);
     assert_eq!(shown["status"], "used");
     assert!(shown["used_at"].is_string());
+}
+
+/// A pass sends once, whatever the endpoint: a resend and an edit of a scheduled message
+/// (which goes out as edited) spend it like a send.
+async fn a_resend_or_an_edit_of_a_scheduled_message_spends_a_single_use_key(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let admin = app.create_admin("Pass School").await;
+    let token = &admin.access_token;
+    let member =
+        app.post("/api/v1/members", token, json!({"name": "A", "emails": ["a@example.jp"]})).await.ok(201)["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+    let body = json!({"subject": "s", "body": "b", "targets": {"member_ids": [member]}});
+    let sent = app.post("/api/v1/messages", token, body.clone()).await.ok(201)["id"].as_str().unwrap().to_string();
+    app.post(&format!("/api/v1/messages/{sent}/send"), token, json!({})).await.ok(202);
+    let later = (chrono::Utc::now() + chrono::Duration::hours(2)).to_rfc3339();
+    let scheduled = app.post("/api/v1/messages", token, body).await.ok(201)["id"].as_str().unwrap().to_string();
+    app.post(&format!("/api/v1/messages/{scheduled}/send"), token, json!({"send_at": later})).await.ok(202);
+
+    let pass = json!({"name": "pass", "scopes": ["messages:send", "messages:read"], "single_use": true});
+    let (_, key) = app.create_api_key(&admin, pass.clone()).await;
+    let resend = format!("/api/v1/messages/{sent}/resend");
+    let call = |method: reqwest::Method, path: String, key: String, body: serde_json::Value| {
+        let app = &app;
+        async move { app.call(method, &path, Auth::ApiKey(&key), Some(body)).await }
+    };
+    call(Method::POST, resend.clone(), key.clone(), json!({"to": "unacknowledged"})).await.ok(202);
+    call(Method::POST, resend, key.clone(), json!({"to": "unacknowledged"})).await.problem(401);
+
+    let (_, key) = app.create_api_key(&admin, pass).await;
+    let edit = format!("/api/v1/messages/{scheduled}");
+    call(Method::PATCH, edit.clone(), key.clone(), json!({"subject": "変更"})).await.ok(200);
+    call(Method::PATCH, edit, key, json!({"subject": "再変更"})).await.problem(401);
 }
 
 async fn bad_key_requests_name_the_field(backend: Backend) {
