@@ -12,8 +12,8 @@ use crate::api::pagination::{Page, PageQuery};
 use crate::api::problem_responses::{Forbidden, NotFound, Validation};
 use crate::api::{Checks, time};
 use crate::auth::{Caller, password};
-use crate::db::repositories::organizations;
 use crate::db::repositories::users::{self, NewUser, UserChanges, UserRow};
+use crate::db::repositories::{organizations, sessions};
 use crate::domain::staff::STAFF_PERMISSIONS;
 use crate::domain::{EmailAddress, Password, PersonName, Role, Scope};
 use crate::error::{ApiError, ApiResult, OrNotFound, Problem};
@@ -47,6 +47,10 @@ pub struct UpdateUserRequest {
     pub name: Option<String>,
     #[schema(format = Password)]
     pub password: Option<String>,
+    /// Required with `password` when you change your own: a stolen access token alone
+    /// cannot take the account over. An admin resetting someone else's needs none.
+    #[schema(format = Password)]
+    pub current_password: Option<String>,
     /// Admins only; the last admin cannot be demoted.
     pub role: Option<Role>,
     /// Admins only; replaces the list.
@@ -167,6 +171,8 @@ pub async fn get_user(
 
 /// Change a staff member. Name and password: the member or an admin; role and
 /// permissions: an admin. An organisation always keeps at least one admin.
+///
+/// A new password ends the member's other sessions (all of them when an admin sets it).
 #[utoipa::path(tag = "users", params(("id" = String, Path)), request_body = UpdateUserRequest, security(("bearer" = []), ("oauth2" = [])), responses(
     (status = 200, body = UserResponse),
     (status = 409, description = "This would leave the organisation without an admin", body = Problem, content_type = "application/problem+json"),
@@ -180,7 +186,8 @@ pub async fn update_user(
     body: JsonBody<UpdateUserRequest>,
 ) -> ApiResult<web::Json<UserResponse>> {
     let body = body.0;
-    if caller.user_id() != Some(id.as_str()) || body.role.is_some() || body.permissions.is_some() {
+    let own = caller.user_id() == Some(id.as_str());
+    if !own || body.role.is_some() || body.permissions.is_some() {
         caller.require_admin()?;
     }
     let mut checks = Checks::default();
@@ -189,7 +196,19 @@ pub async fn update_user(
     if let Some(permissions) = &body.permissions {
         check_permissions(&mut checks, permissions);
     }
+    if password.is_some() && own && body.current_password.is_none() {
+        checks.fail("current_password", "is required to change your own password");
+    }
     checks.finish()?;
+    if let (Some(_), true, Some(current)) = (&password, own, &body.current_password) {
+        let stored = {
+            let mut conn = state.db.pool.acquire().await?;
+            users::password_hash(&mut conn, &caller.org_id, &id).await?
+        };
+        if !password::verify(current.clone(), stored).await? {
+            return Err(ApiError::field("current_password", "is not your current password"));
+        }
+    }
     let password_hash = match password {
         Some(p) => Some(password::hash(p.expose().to_string()).await?),
         None => None,
@@ -211,6 +230,10 @@ pub async fn update_user(
     )
     .await
     .or_not_found("user")?;
+    if body.password.is_some() {
+        let keep = if own { caller.session_id() } else { None };
+        sessions::revoke_all_of(&mut tx, &id, keep).await?;
+    }
     tx.commit().await?;
     Ok(web::Json(row.into()))
 }

@@ -49,6 +49,14 @@ impl Caller {
         }
     }
 
+    /// The staff session the request came with.
+    pub fn session_id(&self) -> Option<&str> {
+        match &self.actor {
+            Actor::Staff { session_id, .. } => Some(session_id),
+            Actor::ApiKey { .. } => None,
+        }
+    }
+
     pub fn user_id(&self) -> Option<&str> {
         match &self.actor {
             Actor::Staff { user_id, .. } => Some(user_id),

@@ -84,11 +84,30 @@ async fn staff_change_their_own_name_and_password_but_not_their_role(backend: Ba
     let admin = app.create_admin("Self School").await;
     let (id, token) = app.create_staff(&admin, "viewer").await;
     let path = format!("/api/v1/users/{id}");
-    let changed = app.patch(&path, &token, json!({"name": "山田 先生", "password": "a brand new passphrase"})).await;
-    assert_eq!(changed.ok(200)["name"], "山田 先生");
     let email = app.get(&path, &token).await.ok(200)["email"].as_str().unwrap().to_string();
+    // The same member signed in on another device.
+    let other = app.login(&email, PASSWORD).await.ok(200)["access_token"].as_str().unwrap().to_string();
+    let new_password = json!({"name": "山田 先生", "password": "a brand new passphrase"});
+    // A stolen access token alone cannot change the password: it takes the current one.
+    assert_eq!(app.patch(&path, &token, new_password.clone()).await.problem(422), ["current_password"]);
+    let mut wrong = new_password.clone();
+    wrong["current_password"] = json!("not the password");
+    assert_eq!(app.patch(&path, &token, wrong).await.problem(422), ["current_password"]);
+    let mut right = new_password;
+    right["current_password"] = json!(PASSWORD);
+    let changed = app.patch(&path, &token, right).await;
+    assert_eq!(changed.ok(200)["name"], "山田 先生");
     app.login(&email, PASSWORD).await.problem(401);
     app.login(&email, "a brand new passphrase").await.ok(200);
+    // The other sessions end; the one that changed it goes on.
+    app.get("/api/v1/me", &other).await.problem(401);
+    app.get("/api/v1/me", &token).await.ok(200);
+    // An admin resetting it needs no current password, and ends every session of the member.
+    let reset = json!({"password": "set by the admin again"});
+    app.patch(&path, &admin.access_token, reset).await.ok(200);
+    app.get("/api/v1/me", &token).await.problem(401);
+    app.get("/api/v1/me", &admin.access_token).await.ok(200);
+    let token = app.login(&email, "set by the admin again").await.ok(200)["access_token"].as_str().unwrap().to_string();
     app.patch(&path, &token, json!({"role": "admin"})).await.problem(403);
     app.patch(&path, &token, json!({"permissions": ["contacts:read"]})).await.problem(403);
     assert_eq!(app.get(&path, &token).await.ok(200)["role"], "viewer");

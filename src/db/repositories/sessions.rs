@@ -66,6 +66,19 @@ pub async fn revoke(conn: &mut AnyConnection, session_id: &str) -> RepoResult<()
     Ok(())
 }
 
+/// Ends every live session of the user but `except` (the one changing the password):
+/// their access tokens fail on the next request, their refresh tokens are refused.
+pub async fn revoke_all_of(conn: &mut AnyConnection, user_id: &str, except: Option<&str>) -> RepoResult<u64> {
+    let done =
+        sqlx::query("UPDATE auth_sessions SET revoked_at = $3 WHERE user_id = $1 AND id <> $2 AND revoked_at IS NULL")
+            .bind(user_id)
+            .bind(except.unwrap_or(""))
+            .bind(now_ms())
+            .execute(conn)
+            .await?;
+    Ok(done.rows_affected())
+}
+
 /// The user behind a live session: the current role and permissions, not the ones in the
 /// token, so a demotion or deletion takes effect on the next request.
 #[derive(Debug, sqlx::FromRow)]

@@ -72,6 +72,15 @@ pub async fn find_for_login(conn: &mut AnyConnection, email_key: &str) -> RepoRe
         .await?)
 }
 
+/// The user's password hash, to check the current password before it changes.
+pub async fn password_hash(conn: &mut AnyConnection, org_id: &str, id: &str) -> RepoResult<Option<String>> {
+    Ok(sqlx::query_scalar("SELECT password_hash FROM users WHERE org_id = $1 AND id = $2")
+        .bind(org_id)
+        .bind(id)
+        .fetch_optional(conn)
+        .await?)
+}
+
 /// One page in id (creation) order, after the cursor's id.
 pub async fn list(conn: &mut AnyConnection, org_id: &str, after: Option<&str>, limit: i64) -> RepoResult<Vec<UserRow>> {
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
