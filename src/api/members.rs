@@ -17,6 +17,7 @@ use crate::api::time;
 use crate::auth::Caller;
 use crate::db::repositories::lists;
 use crate::db::repositories::members::{self, MemberFilter, MemberRecord};
+use crate::delivery::queue;
 use crate::domain::member::{EmailStatus, MemberProfile, MemberStatus, RawProfile};
 use crate::domain::{EmailAddress, FieldError, Scope};
 use crate::error::{ApiError, ApiResult, OrNotFound, Problem};
@@ -442,7 +443,7 @@ fn merge(current: &MemberRecord, patch: &UpdateMemberRequest, may_see_emails: bo
 }
 
 #[utoipa::path(tag = "members", params(("id" = String, Path)), responses(
-    (status = 204, description = "Deleted with its addresses, devices and memberships"),
+    (status = 204, description = "Deleted with its addresses, devices and memberships; deliveries still waiting for the guardian end as failed"),
     NotFound,
 ))]
 #[delete("/members/{id}")]
@@ -454,7 +455,9 @@ pub async fn delete_member(
     caller.require(Scope::MembersWrite)?;
     let mut tx = state.db.begin().await?;
     members::delete(&mut tx, &caller.org_id, &id).await.or_not_found("member")?;
+    let completed = queue::forget_guardian(&mut tx, &state, &id).await?;
     tx.commit().await?;
+    queue::announce_completed(&state, completed);
     Ok(HttpResponse::NoContent().finish())
 }
 

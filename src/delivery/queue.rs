@@ -116,6 +116,33 @@ pub async fn claim(state: &AppState, limit: i64, lease: Duration) -> RepoResult<
     jobs::claim(&mut conn, limit, now, now + lease.as_millis() as i64).await
 }
 
+/// A guardian left the roster (in the caller's transaction): their jobs still waiting end
+/// as failed, so nothing more goes to them; returns the messages that are now complete.
+pub async fn forget_guardian(
+    conn: &mut sqlx::AnyConnection,
+    state: &AppState,
+    member_id: &str,
+) -> RepoResult<Vec<String>> {
+    let now = state.clock.now_ms();
+    let touched =
+        jobs::fail_pending_of_member(conn, member_id, "the guardian was removed from the roster", now).await?;
+    messages::complete_finished(conn, &touched, now).await
+}
+
+/// Tells the senders of messages completed outside a worker's round (off the caller's
+/// time).
+pub fn announce_completed(state: &AppState, completed: Vec<String>) {
+    if completed.is_empty() {
+        return;
+    }
+    let state = state.clone();
+    tokio::spawn(async move {
+        for id in completed {
+            notices::summary(&state, &id).await;
+        }
+    });
+}
+
 /// Gives claimed jobs back to the queue untried.
 pub async fn release(db: &Db, claimed: &[Job]) -> RepoResult<()> {
     let mut conn = db.pool.acquire().await?;

@@ -8,6 +8,7 @@ use crate::lists::{create_list, create_member};
 use crate::on_both_backends;
 
 on_both_backends!(
+    a_removed_guardian_gets_nothing_more_and_the_message_completes,
     a_draft_is_checked_against_every_limit,
     drafts_are_edited_copied_and_deleted_but_sent_messages_stay,
     a_send_reaches_every_receiving_address_exactly_once,
@@ -406,6 +407,28 @@ async fn a_refusal_bounces_and_the_third_in_a_row_disables_the_address(backend: 
     assert_eq!(stats(&app, token, &id).await["deliveries"]["email"]["sent"], 1);
     let recipients = app.get(&format!("/api/v1/messages/{id}/recipients"), token).await;
     assert_eq!(recipients.ok(200)["items"][0]["deliveries"].as_array().unwrap().len(), 1);
+    app.assert_queue_empty().await;
+}
+
+async fn a_removed_guardian_gets_nothing_more_and_the_message_completes(backend: Backend) {
+    let (app, smtp) = spawn_app_with_smtp(backend).await;
+    let admin = app.create_admin("Leaving School").await;
+    let token = &admin.access_token;
+    let staying = create_member(&app, token, json!({"name": "A", "emails": ["stay@example.jp"]})).await;
+    let leaving =
+        create_member(&app, token, json!({"name": "B", "emails": ["gone@example.jp", "gone2@example.jp"]})).await;
+    let targets = json!({"member_ids": [staying, leaving]});
+    let id = draft(&app, token, json!({"subject": "s", "body": "b", "targets": targets, "channels": ["email"]})).await;
+    send(&app, token, &id, json!({})).await.ok(202);
+    // Removed after the send queued their e-mails, before a worker took them.
+    app.delete(&format!("/api/v1/members/{leaving}"), token).await;
+    app.deliver_all().await;
+    assert_eq!(rcpts(&smtp.wait_for(1).await), ["stay@example.jp"]);
+    let done = stats(&app, token, &id).await;
+    assert_eq!(done["deliveries"]["email"], json!({"queued": 0, "sent": 1, "failed": 2, "bounced": 0}));
+    assert_eq!(done["status"], "sent");
+    let all = rcpts(&smtp.received());
+    assert!(!all.iter().any(|to| to.starts_with("gone")), "nothing went to the removed guardian: {all:?}");
     app.assert_queue_empty().await;
 }
 

@@ -315,6 +315,37 @@ pub async fn finish(
     Ok(())
 }
 
+/// Ends the jobs of `member_id` still waiting or being sent with `reason` (the guardian left
+/// the roster), counted as failed; returns the messages they belonged to.
+pub async fn fail_pending_of_member(
+    conn: &mut AnyConnection,
+    member_id: &str,
+    reason: &str,
+    now: i64,
+) -> RepoResult<Vec<String>> {
+    let (queued, claimed, failed) = (JobStatus::Queued.code(), JobStatus::Claimed.code(), JobStatus::Failed.code());
+    let rows: Vec<(String, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "UPDATE delivery_jobs SET status = {failed}, lease_until = NULL, last_error = $2, updated_at = $3 \
+         WHERE member_id = $1 AND status IN ({queued}, {claimed}) RETURNING message_id, channel"
+    )))
+    .bind(member_id)
+    .bind(reason)
+    .bind(now)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut changes = Tallies::default();
+    let mut messages: Vec<String> = Vec::new();
+    for (message_id, channel) in rows {
+        let channel = Channel::parse(&channel).ok_or_else(|| RepoError::corrupt("job channel", &channel))?;
+        if !messages.contains(&message_id) {
+            messages.push(message_id.clone());
+        }
+        changes.finished(message_id, channel, JobStatus::Failed);
+    }
+    tallies::write(conn, changes).await?;
+    Ok(messages)
+}
+
 /// Back to the queue, not before `run_after` (unless another worker finished it meanwhile).
 pub async fn retry_later(conn: &mut AnyConnection, job: &Job, run_after: i64, error: &str, now: i64) -> RepoResult<()> {
     let queued = JobStatus::Queued.code();
