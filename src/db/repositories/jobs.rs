@@ -307,10 +307,18 @@ pub async fn finish(
         sql.push(&format!(" WHERE status IN ({}, {}) AND ", JobStatus::Queued.code(), JobStatus::Claimed.code()));
         where_jobs(&mut sql, chunk.iter().copied());
         sql.push(" RETURNING message_id, channel");
-        for (message_id, channel) in sql.query_as::<(String, String)>(conn).fetch_all(&mut *conn).await? {
-            let channel = Channel::parse(&channel).ok_or_else(|| RepoError::corrupt("job channel", &channel))?;
-            tallies.finished(message_id, channel, outcome);
-        }
+        let finished = sql.query_as::<(String, String)>(conn).fetch_all(&mut *conn).await?;
+        count_finished(finished, outcome, tallies)?;
+    }
+    Ok(())
+}
+
+/// Counts in `tallies` the jobs a statement ended with `outcome`, from its
+/// `RETURNING message_id, channel` rows.
+fn count_finished(rows: Vec<(String, String)>, outcome: JobStatus, tallies: &mut Tallies) -> RepoResult<()> {
+    for (message_id, channel) in rows {
+        let channel = Channel::parse(&channel).ok_or_else(|| RepoError::corrupt("job channel", &channel))?;
+        tallies.finished(message_id, channel, outcome);
     }
     Ok(())
 }
@@ -333,15 +341,14 @@ pub async fn fail_pending_of_member(
     .bind(now)
     .fetch_all(&mut *conn)
     .await?;
-    let mut changes = Tallies::default();
     let mut messages: Vec<String> = Vec::new();
-    for (message_id, channel) in rows {
-        let channel = Channel::parse(&channel).ok_or_else(|| RepoError::corrupt("job channel", &channel))?;
-        if !messages.contains(&message_id) {
+    for (message_id, _) in &rows {
+        if !messages.contains(message_id) {
             messages.push(message_id.clone());
         }
-        changes.finished(message_id, channel, JobStatus::Failed);
     }
+    let mut changes = Tallies::default();
+    count_finished(rows, JobStatus::Failed, &mut changes)?;
     tallies::write(conn, changes).await?;
     Ok(messages)
 }

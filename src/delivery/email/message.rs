@@ -104,12 +104,13 @@ fn clean_filename(filename: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::config::Config;
     use crate::delivery::email::{Attachment, Mailer};
 
-    fn email(to: &str) -> OutgoingEmail {
+    /// A notice as the delivery engine hands it over; the e-mail module's tests share it.
+    pub(in crate::delivery::email) fn email(to: &str) -> OutgoingEmail {
         OutgoingEmail {
             to: EmailAddress::parse(to).unwrap(),
             subject: "【重要】臨時休校のお知らせ".into(),

@@ -208,17 +208,7 @@ impl Mailer {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-
-    fn email(to: &str) -> OutgoingEmail {
-        OutgoingEmail {
-            to: EmailAddress::parse(to).unwrap(),
-            subject: "【重要】臨時休校のお知らせ".into(),
-            text_body: "保護者各位\n明日は臨時休校です。\n".into(),
-            message_id: "<m1.r1.1@renrakumo>".into(),
-            attachments: vec![],
-        }
-    }
+    use super::message::tests::email;
 
     #[test]
     fn debug_output_hides_the_address() {
