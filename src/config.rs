@@ -85,6 +85,8 @@ pub struct Config {
     pub workers: u32,
     pub jwt_secret: Option<String>,
     pub log_json: bool,
+    /// Not a setting: the defaults suit every install; tests shorten them.
+    pub body_timeouts: crate::request_body::BodyTimeouts,
 }
 
 #[derive(Debug, Clone)]
@@ -231,6 +233,7 @@ impl Settings {
             workers: self.workers,
             jwt_secret: self.jwt_secret.clone(),
             log_json,
+            body_timeouts: Default::default(),
         })
     }
 }

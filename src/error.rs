@@ -58,6 +58,9 @@ pub enum ApiError {
     /// A body (`Content-Type`) or an uploaded file (`file`) of a type not taken.
     #[error("unsupported media type: {detail}")]
     UnsupportedMediaType { detail: String, field: String },
+    /// The body did not arrive in time (`request_body`).
+    #[error("request timeout: {0}")]
+    RequestTimeout(String),
     #[error("too many requests")]
     TooManyRequests { retry_after_secs: u64 },
     #[error("unavailable: {0}")]
@@ -86,6 +89,7 @@ impl ApiError {
             ApiError::Conflict { .. } => "conflict",
             ApiError::PayloadTooLarge { .. } => "payload-too-large",
             ApiError::UnsupportedMediaType { .. } => "unsupported-media-type",
+            ApiError::RequestTimeout(_) => "request-timeout",
             ApiError::TooManyRequests { .. } => "rate-limited",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Internal(_) => "internal",
@@ -108,6 +112,7 @@ impl ApiError {
             ApiError::Unauthorized(why) => (why.to_string(), vec![]),
             ApiError::InvalidGrant => ("wrong e-mail address or password".into(), vec![]),
             ApiError::Forbidden(d) | ApiError::NotFound(d) | ApiError::Unavailable(d) => (d.clone(), vec![]),
+            ApiError::RequestTimeout(d) => (d.clone(), vec![FieldError::new("body", d.clone())]),
             ApiError::MethodNotAllowed { method, allow } => {
                 (format!("{method} is not allowed here; this path takes {allow}"), vec![])
             }
@@ -173,6 +178,7 @@ impl ResponseError for ApiError {
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,

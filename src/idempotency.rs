@@ -84,7 +84,10 @@ pub async fn middleware(
     let mut payload = req.take_payload();
     let mut body = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk?;
+        let chunk = match chunk {
+            Ok(chunk) => chunk,
+            Err(e) => return Ok(problem(req, crate::request_body::read_error(&e))),
+        };
         if body.len() + chunk.len() > MAX_BODY {
             let error =
                 ApiError::PayloadTooLarge { detail: "the request body is too large".into(), field: "body".into() };

@@ -13,6 +13,7 @@ pub mod domain;
 pub mod error;
 pub mod idempotency;
 pub mod openapi;
+pub mod request_body;
 pub mod security_headers;
 pub mod startup;
 pub mod state;

@@ -146,6 +146,7 @@ fn run(listener: TcpListener, state: AppState) -> anyhow::Result<Server> {
                 }
             }))
             .wrap(actix_web::middleware::from_fn(crate::idempotency::middleware))
+            .wrap(actix_web::middleware::from_fn(crate::request_body::middleware))
             .wrap(ErrorHandlers::new().default_handler(problem_fallback))
             .wrap(actix_web::middleware::from_fn(crate::security_headers::middleware))
             .wrap_fn(|req, srv| {

@@ -140,9 +140,12 @@ async fn read_upload(req: &HttpRequest, payload: web::Payload, used: usize) -> A
     if declared_length.is_some_and(|n| n > budget + MULTIPART_OVERHEAD) {
         return Err(too_large(used));
     }
-    let malformed = |e: actix_multipart::MultipartError| ApiError::BadRequest {
-        detail: format!("the multipart body could not be read: {e}"),
-        field: Some("body".into()),
+    let malformed = |e: actix_multipart::MultipartError| match e {
+        actix_multipart::MultipartError::Payload(e) => crate::request_body::read_error(&e),
+        e => ApiError::BadRequest {
+            detail: format!("the multipart body could not be read: {e}"),
+            field: Some("body".into()),
+        },
     };
     let mut multipart = Multipart::new(req.headers(), payload);
     let mut upload: Option<Upload> = None;

@@ -156,10 +156,7 @@ pub fn read_body(
         }
         let mut body = BytesMut::new();
         while let Some(chunk) = payload.next().await {
-            let chunk = chunk.map_err(|e| ApiError::BadRequest {
-                detail: format!("the body could not be read: {e}"),
-                field: Some("body".into()),
-            })?;
+            let chunk = chunk.map_err(|e| crate::request_body::read_error(&e))?;
             if body.len() + chunk.len() > limit {
                 return Err(too_large());
             }

@@ -290,8 +290,11 @@ pub async fn page_answers(
     payload: web::Payload,
     token: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
-    let mut tx = state.db.begin().await?;
-    let Ok(receipt) = resolve(&state, &mut tx, &token).await else { return Ok(not_found_page()) };
+    let mut conn = state.db.pool.acquire().await?;
+    let Ok(receipt) = resolve(&state, &mut conn, &token).await else { return Ok(not_found_page()) };
+    drop(conn);
+    // The form is read whole before the write transaction: on SQLite that takes the one
+    // writer's lock, which a slow client must never hold.
     let fields = posted_form(&state, &req, &mut payload.into_inner(), &token).await?;
     let Some(survey) = receipt.survey() else { return Ok(back_to_page(&state, &token)) };
     let answers: Vec<SurveyAnswer> = survey
@@ -315,6 +318,7 @@ pub async fn page_answers(
             }
         })
         .collect();
+    let mut tx = state.db.begin().await?;
     match store_answers(&mut tx, &receipt, &answers).await {
         Ok(()) => {
             tx.commit().await?;

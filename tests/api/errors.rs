@@ -20,6 +20,7 @@ on_both_backends!(
     a_body_that_is_not_json_is_415,
     a_form_body_sent_as_json_is_415,
     a_body_over_the_limit_is_413_naming_the_body,
+    a_body_that_stops_or_trickles_is_cut_off_with_408_naming_the_body,
     bad_paging_parameters_are_422_naming_the_parameter,
     an_unknown_query_parameter_is_422_naming_it,
     an_unknown_route_is_a_404_problem,
@@ -445,4 +446,53 @@ async fn error_answers_never_reveal_internals(backend: Backend) {
         assert_eq!(answer.headers[CONTENT_TYPE], "application/problem+json");
         assert_no_internals(&answer);
     }
+}
+
+async fn a_body_that_stops_or_trickles_is_cut_off_with_408_naming_the_body(backend: Backend) {
+    use renrakumo::request_body::BodyTimeouts;
+    use std::time::Duration;
+    use tokio::io::AsyncWriteExt;
+    let app = spawn_app_with(backend, |config| {
+        config.body_timeouts = BodyTimeouts { idle: Duration::from_millis(300), total: Duration::from_millis(1500) };
+    })
+    .await;
+    let admin = app.create_admin("Slow Client School").await;
+    let body = br#"{"name": "Class 1-A", "description": "a body that the client never finishes"}"#;
+    let head = |extra: &str| {
+        format!(
+            "POST /api/v1/lists HTTP/1.1\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\n\
+             Content-Length: {}{extra}",
+            admin.access_token,
+            body.len()
+        )
+    };
+    // Headers, a third of the body, then nothing: answered, not waited for forever. With an
+    // Idempotency-Key the body is read by the idempotency store first, with the same limit.
+    for extra in ["", "\r\nIdempotency-Key: stalled-1"] {
+        let mut stream = app.send_raw(&head(extra), &body[..body.len() / 3]).await;
+        let answer = tokio::time::timeout(Duration::from_secs(10), read_raw_answer(&mut stream))
+            .await
+            .expect("the server answers a stalled body");
+        assert_eq!(answer.status, 408, "{}", answer.body);
+        let problem: Value = serde_json::from_str(&answer.body).unwrap();
+        assert_eq!(problem["errors"][0]["field"], "body");
+    }
+    // A byte every 100 ms never pauses long enough for the idle limit, but the whole body
+    // must still arrive within the total.
+    let (mut reader, mut writer) = app.send_raw(&head(""), b"").await.into_split();
+    let trickle = async {
+        for byte in body {
+            if writer.write_all(&[*byte]).await.is_err() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    let answer = tokio::select! {
+        answer = read_raw_answer(&mut reader) => answer,
+        _ = trickle => panic!("the whole body went through: nothing cut it off"),
+    };
+    assert_eq!(answer.status, 408, "{}", answer.body);
+    let lists = app.get("/api/v1/lists", &admin.access_token).await;
+    assert_eq!(lists.ok(200)["items"], json!([]), "nothing was created from a body that never arrived");
 }

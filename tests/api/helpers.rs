@@ -371,3 +371,49 @@ impl TestApp {
         sqlx::query_scalar("SELECT value FROM settings WHERE key = 'jwt_secret'").fetch_one(&mut *conn).await.unwrap()
     }
 }
+
+/// An HTTP/1.1 answer read off a raw connection.
+pub struct RawAnswer {
+    pub status: u16,
+    pub body: String,
+}
+
+impl TestApp {
+    /// Opens a connection and sends `head` (without the blank line that ends it) and then
+    /// `body`, which may be only the start of what `Content-Length` announces: the
+    /// connection stays open for the caller to send more, or nothing.
+    pub async fn send_raw(&self, head: &str, body: &[u8]) -> tokio::net::TcpStream {
+        use tokio::io::AsyncWriteExt;
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await.unwrap();
+        stream.write_all(format!("{head}\r\nHost: 127.0.0.1\r\n\r\n").as_bytes()).await.unwrap();
+        stream.write_all(body).await.unwrap();
+        stream
+    }
+}
+
+/// Reads the answer's status and body (`Content-Length` framed, as all of ours are).
+pub async fn read_raw_answer(stream: &mut (impl tokio::io::AsyncRead + Unpin)) -> RawAnswer {
+    use tokio::io::AsyncReadExt;
+    let mut answer = Vec::new();
+    let mut buffer = [0u8; 4096];
+    let head_end = loop {
+        if let Some(end) = answer.windows(4).position(|w| w == b"\r\n\r\n") {
+            break end + 4;
+        }
+        let n = stream.read(&mut buffer).await.unwrap();
+        assert!(n > 0, "the connection closed before an answer: {:?}", String::from_utf8_lossy(&answer));
+        answer.extend_from_slice(&buffer[..n]);
+    };
+    let head = String::from_utf8_lossy(&answer[..head_end]).to_string();
+    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).expect("a status line");
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap()))
+        .unwrap_or(0);
+    while answer.len() < head_end + length {
+        let n = stream.read(&mut buffer).await.unwrap();
+        assert!(n > 0, "the connection closed inside the answer");
+        answer.extend_from_slice(&buffer[..n]);
+    }
+    RawAnswer { status, body: String::from_utf8_lossy(&answer[head_end..head_end + length]).to_string() }
+}

@@ -11,6 +11,7 @@ on_both_backends!(
     answers_are_checked_replaced_and_closed_at_the_deadline,
     one_acknowledgement_covers_every_address_and_repeats_harmlessly,
     form_posts_from_elsewhere_are_refused,
+    a_slow_form_post_holds_up_no_one_else,
     results_count_latest_answers_once_and_export_to_csv,
     a_resend_reaches_only_those_who_have_not_answered,
     a_reminder_goes_once_to_those_who_have_not_acknowledged,
@@ -516,4 +517,39 @@ async fn links_stay_under_a_public_url_with_a_path(backend: Backend) {
     assert_eq!(acknowledged.status(), 303);
     assert_eq!(acknowledged.headers()["location"], page_url.as_str(), "back to the page");
     app.assert_queue_empty().await;
+}
+
+/// A guardian on a bad connection posts the answer form slowly: until the body is whole,
+/// nobody else's answers may wait for it (on SQLite a write transaction is the one writer).
+async fn a_slow_form_post_holds_up_no_one_else(backend: Backend) {
+    use std::time::Duration;
+    let app = spawn_app(backend).await;
+    let admin = app.create_admin("Slow Form School").await;
+    let token = &admin.access_token;
+    let slow = create_member(&app, token, json!({"name": "遅い", "emails": ["slow@example.jp"]})).await;
+    let other = create_member(&app, token, json!({"name": "他", "emails": ["other@example.jp"]})).await;
+    let id = send_survey(&app, token, &[&slow, &other], json!({})).await;
+    let slow_link = link_token(&app, &id, &slow);
+    let (_, html) = page(&app, &slow_link).await;
+    let form = format!("csrf={}&q0=0", csrf_of(&html));
+    let head = format!(
+        "POST /r/{slow_link}/answers HTTP/1.1\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+         Content-Length: {}",
+        form.len()
+    );
+    let mut stalled = app.send_raw(&head, &form.as_bytes()[..10]).await;
+    // Let the server take the request in before the other guardian answers.
+    page(&app, &slow_link).await;
+    let other_link = link_token(&app, &id, &other);
+    let answered = tokio::time::timeout(
+        Duration::from_secs(5),
+        put_answers(&app, &other_link, json!([{"question": 0, "choices": [1]}])),
+    )
+    .await
+    .expect("another guardian's answers are stored while a form is still arriving");
+    answered.ok(200);
+    // The slow form, once whole, is stored too.
+    tokio::io::AsyncWriteExt::write_all(&mut stalled, &form.as_bytes()[10..]).await.unwrap();
+    assert_eq!(read_raw_answer(&mut stalled).await.status, 303);
+    assert_eq!(stats(&app, token, &id).await["answered"], 2);
 }
