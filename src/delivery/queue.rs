@@ -5,7 +5,9 @@
 //!   device, in the caller's transaction (the handler's send and the scheduler's due
 //!   messages alike);
 //! - [`follow_up`]: a resend or a reminder queues new jobs for some recipients;
-//! - [`claim`]: a worker takes a batch under a lease (expired leases go back first);
+//! - [`claim`]: a worker takes a batch under a short lease (expired leases go back first),
+//!   which it [`renew`]s while it still holds the jobs, so that the jobs of a worker that
+//!   died go back within one lease;
 //! - [`record`]: the outcomes of a batch, with retries after a backoff, bounces and dead
 //!   device tokens; messages whose last job ended are completed and their senders told;
 //! - [`release`]: a stopping worker gives back what it claimed but did not send.
@@ -114,6 +116,17 @@ pub async fn claim(state: &AppState, limit: i64, lease: Duration) -> RepoResult<
     let mut conn = state.db.pool.acquire().await?;
     jobs::reclaim_expired(&mut conn, now).await?;
     jobs::claim(&mut conn, limit, now, now + lease.as_millis() as i64).await
+}
+
+/// Extends the lease of jobs a worker still holds (sending them, or recording their
+/// outcomes).
+pub async fn renew(state: &AppState, held: &[Job], lease: Duration) -> RepoResult<()> {
+    if held.is_empty() {
+        return Ok(());
+    }
+    let until = state.clock.now_ms() + lease.as_millis() as i64;
+    let mut conn = state.db.pool.acquire().await?;
+    jobs::renew(&mut conn, held, until).await
 }
 
 /// A guardian left the roster (in the caller's transaction): their jobs still waiting end

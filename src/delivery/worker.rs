@@ -4,7 +4,8 @@
 //! instead of sleeping.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -25,8 +26,11 @@ use crate::state::AppState;
 pub struct WorkerSettings {
     /// Jobs claimed per round.
     pub batch: i64,
-    /// How long a claim holds before another instance may take the job over.
+    /// How long a claim holds before another instance may take the job over, unless the
+    /// worker renews it: short, so that the jobs of an instance that died go out again soon.
     pub lease: Duration,
+    /// How often a worker renews the leases of the jobs it still holds (well within `lease`).
+    pub renew_every: Duration,
     pub retry: RetryPolicy,
     /// Sleep when a round found nothing to do.
     pub idle: Duration,
@@ -38,12 +42,18 @@ impl Default for WorkerSettings {
     fn default() -> Self {
         WorkerSettings {
             batch: 500,
-            lease: Duration::from_secs(300),
+            lease: Duration::from_secs(15),
+            renew_every: Duration::from_secs(5),
             retry: RetryPolicy::default(),
             idle: Duration::from_millis(250),
             concurrency: 64,
         }
     }
+}
+
+/// The guard of a mutex that no panic can poison for good: its data (jobs held) stays valid.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 pub struct Worker {
@@ -86,11 +96,24 @@ impl Worker {
             let previous = std::mem::take(&mut unrecorded);
             let batch = std::mem::take(&mut sending);
             let idle = batch.is_empty();
-            let (sent, recorded, claimed) = tokio::join!(
-                self.deliver_all(batch),
-                queue::record(&self.state, &self.settings.retry, previous),
-                self.claim_round()
-            );
+            let held = Mutex::new(batch.iter().chain(previous.iter().map(|(job, _)| job)).cloned().collect::<Vec<_>>());
+            let round = async {
+                tokio::join!(
+                    self.deliver_all(batch),
+                    queue::record(&self.state, &self.settings.retry, previous),
+                    async {
+                        let claimed = self.claim_round().await;
+                        if let Ok((_, jobs)) = &claimed {
+                            lock(&held).extend(jobs.iter().cloned());
+                        }
+                        claimed
+                    }
+                )
+            };
+            let (sent, recorded, claimed) = tokio::select! {
+                results = round => results,
+                never = self.keep_leases(&held) => match never {},
+            };
             if let Err(error) = recorded {
                 tracing::error!(error = ?error, "recording delivery outcomes failed; those jobs go again when their lease ends");
             }
@@ -121,6 +144,20 @@ impl Worker {
         }
         if let Err(error) = queue::release(&self.state.db, &sending).await {
             tracing::error!(error = ?error, "releasing claimed jobs failed; they go again when their lease ends");
+        }
+    }
+
+    /// Renews the leases of the jobs in `held` every `renew_every`, for as long as it is
+    /// polled (a round that outlasts a lease: a slow relay, a large batch).
+    async fn keep_leases(&self, held: &Mutex<Vec<Job>>) -> Infallible {
+        let period = self.settings.renew_every;
+        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        loop {
+            ticks.tick().await;
+            let jobs = lock(held).clone();
+            if let Err(error) = queue::renew(&self.state, &jobs, self.settings.lease).await {
+                tracing::warn!(error = ?error, jobs = jobs.len(), "renewing the leases of jobs in flight failed");
+            }
         }
     }
 

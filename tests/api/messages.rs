@@ -23,6 +23,7 @@ on_both_backends!(
     emergency_messages_are_delivered_first,
     two_workers_deliver_every_job_exactly_once,
     jobs_of_a_crashed_worker_are_delivered_after_their_lease,
+    a_worker_keeps_the_jobs_it_is_still_sending,
     a_single_use_key_sends_once,
     the_sender_gets_a_copy_and_a_summary,
     history_filters_and_other_organisations,
@@ -645,8 +646,10 @@ async fn jobs_of_a_crashed_worker_are_delivered_after_their_lease(backend: Backe
     let member = create_member(&app, token, json!({"name": "A", "emails": ["a@example.jp"]})).await;
     let id = draft(&app, token, json!({"subject": "s", "body": "b", "targets": {"member_ids": [member]}})).await;
     send(&app, token, &id, json!({})).await.ok(202);
-    // An instance claims the job and dies before recording anything.
-    let lease = std::time::Duration::from_secs(300);
+    // An instance claims the job and dies before recording anything: nobody renews its
+    // lease, which is short.
+    let lease = renrakumo::delivery::worker::WorkerSettings::default().lease;
+    assert!(lease <= std::time::Duration::from_secs(15), "another instance takes over within seconds");
     let claimed = renrakumo::delivery::queue::claim(&app.state, 10, lease).await.unwrap();
     assert_eq!(claimed.len(), 1);
     assert_eq!(app.deliver_all().await, 0, "the lease holds");
@@ -753,4 +756,63 @@ async fn history_filters_and_other_organisations(backend: Backend) {
         .problem(422),
         ["targets.member_ids[0]"]
     );
+}
+
+/// The lease is short so that a dead instance's jobs go out again soon; a live worker whose
+/// sending outlasts it (a slow relay) renews it, and no other instance takes the jobs over.
+async fn a_worker_keeps_the_jobs_it_is_still_sending(backend: Backend) {
+    use renrakumo::delivery::worker::{Worker, WorkerSettings};
+    use std::time::Duration;
+    let (app, smtp) = spawn_app_with_smtp(backend).await;
+    let admin = app.create_admin("Slow Relay School").await;
+    let token = &admin.access_token;
+    let member = create_member(&app, token, json!({"name": "A", "emails": ["a@example.jp"]})).await;
+    let id = draft(&app, token, json!({"subject": "s", "body": "b", "targets": {"member_ids": [member]}})).await;
+    send(&app, token, &id, json!({})).await.ok(202);
+    smtp.slow_down(Duration::from_secs(3));
+    let lease = Duration::from_secs(60);
+    let settings = WorkerSettings { lease, renew_every: Duration::from_millis(100), ..Default::default() };
+    let worker = std::sync::Arc::new(Worker::new(app.state.clone(), settings));
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let running = tokio::spawn(std::sync::Arc::clone(&worker).run(stopped));
+
+    // The lease a job holds, once the worker has claimed it.
+    let lease_until = || async {
+        let mut conn = app.state.db.pool.acquire().await.unwrap();
+        sqlx::query_scalar::<_, i64>("SELECT lease_until FROM delivery_jobs WHERE status = 1")
+            .fetch_optional(&mut *conn)
+            .await
+            .unwrap()
+    };
+    let claimed = async {
+        loop {
+            if let Some(until) = lease_until().await {
+                return until;
+            }
+            tokio::task::yield_now().await;
+        }
+    };
+    let first = tokio::time::timeout(Duration::from_secs(10), claimed).await.expect("the worker claims the job");
+    // Much later by the application's clock, while the relay still takes its time: without
+    // a renewal the lease would have ended long ago.
+    app.advance_clock(lease * 10);
+    let renewed = async {
+        loop {
+            if lease_until().await.is_some_and(|until| until > first + (lease * 10).as_millis() as i64) {
+                return;
+            }
+            tokio::task::yield_now().await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), renewed).await.expect("the worker renews its lease");
+    let taken = renrakumo::delivery::queue::claim(&app.state, 10, lease).await.unwrap();
+    assert!(taken.is_empty(), "another instance cannot take over a job still being sent");
+
+    assert_eq!(rcpts(&smtp.wait_for(1).await), ["a@example.jp"]);
+    stop.send(true).unwrap();
+    running.await.unwrap();
+    let to_guardian = smtp.received().iter().filter(|mail| mail.to == ["a@example.jp"]).count();
+    assert_eq!(to_guardian, 1, "sent once");
+    assert_eq!(stats(&app, token, &id).await["status"], "sent");
+    app.assert_queue_empty().await;
 }

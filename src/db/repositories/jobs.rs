@@ -254,6 +254,19 @@ pub async fn release(conn: &mut AnyConnection, jobs: &[Job]) -> RepoResult<()> {
     Ok(())
 }
 
+/// Extends the lease of `jobs` still claimed to `lease_until` (their worker is alive and
+/// still sending or recording them).
+pub async fn renew(conn: &mut AnyConnection, jobs: &[Job], lease_until: i64) -> RepoResult<()> {
+    let claimed = JobStatus::Claimed.code();
+    for chunk in jobs.chunks(500) {
+        let mut sql = Sql::new("UPDATE delivery_jobs SET lease_until = ");
+        sql.bind(lease_until).push(&format!(" WHERE status = {claimed} AND "));
+        where_jobs(&mut sql, chunk.iter());
+        sql.query(conn).execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
 /// The condition for exactly `jobs`. Twice over: SQLite finds them by id (its row id),
 /// PostgreSQL by its key (message, member, id), which also serves a message's jobs by
 /// guardian, so that a fan-out adds one index entry fewer per job
