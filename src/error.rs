@@ -161,6 +161,10 @@ impl From<RepoError> for ApiError {
                 ApiError::BadRequest { detail: "text must not contain the NUL character (U+0000)".into(), field: None }
             }
             corrupt @ RepoError::Corrupt { .. } => ApiError::Internal(anyhow::Error::new(corrupt)),
+            RepoError::Unavailable(e) => {
+                tracing::warn!(error = %e, "the database is unavailable");
+                ApiError::Unavailable("the database is not available right now; try again shortly".into())
+            }
             RepoError::Database(e) => ApiError::Internal(anyhow::Error::new(e).context("database")),
         }
     }
@@ -194,6 +198,9 @@ impl ResponseError for ApiError {
         match self {
             ApiError::TooManyRequests { retry_after_secs } => {
                 response.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
+            }
+            ApiError::Unavailable(_) => {
+                response.insert_header((header::RETRY_AFTER, "5"));
             }
             ApiError::Unauthorized(_) | ApiError::InvalidGrant => {
                 response.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));

@@ -20,6 +20,10 @@ pub enum RepoError {
     /// internal error, never read as a default.
     #[error("corrupt {what} in the database: {detail}")]
     Corrupt { what: &'static str, detail: String },
+    /// The database cannot be reached or cannot write for now (restarting, unreachable, out
+    /// of connections, disk full, read-only): the same request may succeed later.
+    #[error("the database is unavailable: {0}")]
+    Unavailable(sqlx::Error),
     #[error(transparent)]
     Database(sqlx::Error),
 }
@@ -36,6 +40,26 @@ fn conflict_field(constraint: &str) -> Option<&'static str> {
     match constraint {
         "users_email_key" | "users.email_key" => Some("email"),
         _ => None,
+    }
+}
+
+/// Errors that say the database is away or cannot write now, not that the statement is
+/// wrong: 503 for a request, a pause for a worker.
+fn is_unavailable(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => true,
+        sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => {
+            let code = db.code().unwrap_or_default();
+            // PostgreSQL: connection exceptions (08…), shutting down or starting up (57P01–
+            // 57P03), too many connections (53300), disk full (53100), a read-only standby
+            // (25006), a database refusing connections (55000). SQLite (primary result
+            // codes): busy (5), read-only (8), I/O error (10), disk full (13), cannot open (14).
+            code.starts_with("08")
+                || ["57P01", "57P02", "57P03", "53300", "53100", "25006", "55000"].contains(&code.as_ref())
+                || code.parse::<i64>().is_ok_and(|n| [5, 8, 10, 13, 14].contains(&(n & 0xff)))
+        }
+        _ => false,
     }
 }
 
@@ -72,6 +96,7 @@ impl From<sqlx::Error> for RepoError {
     fn from(err: sqlx::Error) -> RepoError {
         match &err {
             sqlx::Error::Database(db) if is_nul_in_text(db.as_ref()) => RepoError::InvalidText,
+            _ if is_unavailable(&err) => RepoError::Unavailable(err),
             _ => RepoError::Database(err),
         }
     }

@@ -158,13 +158,16 @@ pub fn announce_completed(state: &AppState, completed: Vec<String>) {
 
 /// Gives claimed jobs back to the queue untried.
 pub async fn release(db: &Db, claimed: &[Job]) -> RepoResult<()> {
+    if claimed.is_empty() {
+        return Ok(());
+    }
     let mut conn = db.pool.acquire().await?;
     jobs::release(&mut conn, claimed).await
 }
 
 /// Records a batch's outcomes in one transaction, then tells the senders of the messages it
 /// completed.
-pub async fn record(state: &AppState, retry: &RetryPolicy, outcomes: Vec<(Job, Outcome)>) -> anyhow::Result<()> {
+pub async fn record(state: &AppState, retry: &RetryPolicy, outcomes: &[(Job, Outcome)]) -> anyhow::Result<()> {
     if outcomes.is_empty() {
         return Ok(());
     }
@@ -174,7 +177,7 @@ pub async fn record(state: &AppState, retry: &RetryPolicy, outcomes: Vec<(Job, O
     let mut sent = Vec::new();
     let mut delivered_addresses = Vec::new();
     let mut message_ids: Vec<String> = Vec::new();
-    for (job, outcome) in &outcomes {
+    for (job, outcome) in outcomes {
         if !message_ids.contains(&job.message_id) {
             message_ids.push(job.message_id.clone());
         }

@@ -56,6 +56,35 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// The database failing round after round: pauses that grow to `MAX_PAUSE`, one error in
+/// the log when it starts and one line when it ends, not one per round.
+#[derive(Default)]
+struct Outage {
+    rounds: u32,
+}
+
+impl Outage {
+    const FIRST_PAUSE: Duration = Duration::from_millis(250);
+    const MAX_PAUSE: Duration = Duration::from_secs(5);
+
+    fn next_pause(&mut self, error: &anyhow::Error, unrecorded: usize, unsent: usize) -> Duration {
+        if self.rounds == 0 {
+            tracing::error!(error = ?error, unrecorded, unsent, "the database failed; delivery pauses and resumes when it answers");
+        } else {
+            tracing::debug!(error = %error, "the database still fails");
+        }
+        self.rounds += 1;
+        Self::FIRST_PAUSE.saturating_mul(1 << self.rounds.min(5)).min(Self::MAX_PAUSE)
+    }
+
+    fn end(&mut self) {
+        if self.rounds > 0 {
+            tracing::info!(rounds = self.rounds, "the database answers again; delivery resumes");
+        }
+        self.rounds = 0;
+    }
+}
+
 pub struct Worker {
     state: AppState,
     settings: WorkerSettings,
@@ -71,9 +100,9 @@ impl Worker {
     /// to do).
     pub async fn run_once(&self) -> anyhow::Result<usize> {
         let (started, jobs) = self.claim_round().await?;
-        let outcomes = self.deliver_all(jobs).await?;
+        let outcomes = self.deliver_all(jobs).await.map_err(|(_, error)| error)?;
+        queue::record(&self.state, &self.settings.retry, &outcomes).await?;
         let handled = outcomes.len();
-        queue::record(&self.state, &self.settings.retry, outcomes).await?;
         Ok(started + handled)
     }
 
@@ -89,60 +118,100 @@ impl Worker {
     ///
     /// While a batch is being sent, the previous one is recorded and the next one claimed:
     /// the database's share of a round overlaps the sending instead of adding to it.
+    ///
+    /// When the database is away (restarting, unreachable), nothing sent is forgotten: the
+    /// outcomes wait to be recorded, the jobs claimed but not sent wait to be given back,
+    /// and the rounds back off until the database answers again.
     pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         let mut sending: Vec<Job> = Vec::new();
         let mut unrecorded: Vec<(Job, Outcome)> = Vec::new();
+        let mut unsent: Vec<Job> = Vec::new();
+        let mut outage = Outage::default();
         while !*shutdown.borrow() {
             let previous = std::mem::take(&mut unrecorded);
             let batch = std::mem::take(&mut sending);
+            let give_back = std::mem::take(&mut unsent);
             let idle = batch.is_empty();
-            let held = Mutex::new(batch.iter().chain(previous.iter().map(|(job, _)| job)).cloned().collect::<Vec<_>>());
-            let round = async {
+            let held = Mutex::new(
+                batch.iter().chain(previous.iter().map(|(job, _)| job)).chain(&give_back).cloned().collect::<Vec<_>>(),
+            );
+            // After an outage the leases of the outcomes kept may have ended: they are
+            // recorded before anything is claimed, so this worker does not take them again.
+            let recovering = outage.rounds > 0;
+            let record_and_release = async {
                 tokio::join!(
-                    self.deliver_all(batch),
-                    queue::record(&self.state, &self.settings.retry, previous),
-                    async {
-                        let claimed = self.claim_round().await;
-                        if let Ok((_, jobs)) = &claimed {
-                            lock(&held).extend(jobs.iter().cloned());
-                        }
-                        claimed
-                    }
+                    queue::record(&self.state, &self.settings.retry, &previous),
+                    queue::release(&self.state.db, &give_back)
                 )
             };
-            let (sent, recorded, claimed) = tokio::select! {
+            let claim = async {
+                let claimed = self.claim_round().await;
+                if let Ok((_, jobs)) = &claimed {
+                    lock(&held).extend(jobs.iter().cloned());
+                }
+                claimed
+            };
+            let database_work = async {
+                if recovering {
+                    let done = record_and_release.await;
+                    (done, claim.await)
+                } else {
+                    tokio::join!(record_and_release, claim)
+                }
+            };
+            let round = async {
+                let (sent, ((recorded, released), claimed)) = tokio::join!(self.deliver_all(batch), database_work);
+                (sent, recorded, released, claimed)
+            };
+            let (sent, recorded, released, claimed) = tokio::select! {
                 results = round => results,
                 never = self.keep_leases(&held) => match never {},
             };
+            let mut failure = None;
             if let Err(error) = recorded {
-                tracing::error!(error = ?error, "recording delivery outcomes failed; those jobs go again when their lease ends");
+                failure = Some(error.context("recording delivery outcomes"));
+                unrecorded = previous;
+            }
+            if let Err(error) = released {
+                failure = Some(anyhow::Error::from(error).context("giving back claimed jobs"));
+                unsent = give_back;
             }
             match sent {
-                Ok(outcomes) => unrecorded = outcomes,
-                Err(error) => {
-                    tracing::error!(error = ?error, "delivering a batch failed; its jobs go again when their lease ends")
+                Ok(outcomes) => unrecorded.extend(outcomes),
+                Err((jobs, error)) => {
+                    failure = Some(error.context("preparing a batch"));
+                    unsent.extend(jobs);
                 }
             }
             match claimed {
                 Ok((started, jobs)) => {
-                    if idle && started == 0 && jobs.is_empty() && unrecorded.is_empty() {
+                    let nothing_to_do = idle && started == 0 && jobs.is_empty() && unrecorded.is_empty();
+                    sending = jobs;
+                    if nothing_to_do && failure.is_none() {
                         tokio::select! {
                             _ = tokio::time::sleep(self.settings.idle) => {}
                             _ = shutdown.changed() => {}
                         }
                     }
-                    sending = jobs;
                 }
-                Err(error) => {
-                    tracing::error!(error = ?error, "claiming delivery jobs failed");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
+                Err(error) => failure = Some(error.context("claiming delivery jobs")),
+            }
+            match failure {
+                None => outage.end(),
+                Some(error) => {
+                    let pause = outage.next_pause(&error, unrecorded.len(), unsent.len());
+                    tokio::select! {
+                        _ = tokio::time::sleep(pause) => {}
+                        _ = shutdown.changed() => {}
+                    }
                 }
             }
         }
-        if let Err(error) = queue::record(&self.state, &self.settings.retry, unrecorded).await {
+        if let Err(error) = queue::record(&self.state, &self.settings.retry, &unrecorded).await {
             tracing::error!(error = ?error, "recording the last delivery outcomes failed; those jobs go again when their lease ends");
         }
-        if let Err(error) = queue::release(&self.state.db, &sending).await {
+        unsent.append(&mut sending);
+        if let Err(error) = queue::release(&self.state.db, &unsent).await {
             tracing::error!(error = ?error, "releasing claimed jobs failed; they go again when their lease ends");
         }
     }
@@ -161,11 +230,16 @@ impl Worker {
         }
     }
 
-    async fn deliver_all(&self, jobs: Vec<Job>) -> anyhow::Result<Vec<(Job, Outcome)>> {
+    /// Sends every job; when the messages cannot be read (the database is away), hands the
+    /// jobs back unsent.
+    async fn deliver_all(&self, jobs: Vec<Job>) -> Result<Vec<(Job, Outcome)>, (Vec<Job>, anyhow::Error)> {
         if jobs.is_empty() {
             return Ok(vec![]);
         }
-        let composed = self.compose(&jobs).await?;
+        let composed = match self.compose(&jobs).await {
+            Ok(composed) => composed,
+            Err(error) => return Err((jobs, error)),
+        };
         Ok(futures_util::stream::iter(jobs)
             .map(|job| async {
                 let outcome = self.deliver(&job, &composed).await;

@@ -816,3 +816,89 @@ async fn a_worker_keeps_the_jobs_it_is_still_sending(backend: Backend) {
     assert_eq!(stats(&app, token, &id).await["status"], "sent");
     app.assert_queue_empty().await;
 }
+
+/// The database server restarts or becomes unreachable while a batch is being sent (only
+/// PostgreSQL can go away while renrakumo runs; SQLite lives in its process). What was sent
+/// is recorded when the database answers again, not sent a second time, and nothing fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_outage_mid_send_loses_and_repeats_nothing() {
+    use renrakumo::delivery::worker::{Worker, WorkerSettings};
+    use std::time::Duration;
+    if !postgres_available() {
+        return;
+    }
+    let (app, smtp) = spawn_app_with_smtp(Backend::Postgres).await;
+    let admin = app.create_admin("Outage School").await;
+    let token = &admin.access_token;
+    let mut members = Vec::new();
+    for i in 0..20 {
+        members.push(
+            create_member(&app, token, json!({"name": format!("G{i}"), "emails": [format!("g{i}@example.jp")]})).await,
+        );
+    }
+    let id = draft(&app, token, json!({"subject": "s", "body": "b", "targets": {"member_ids": members}})).await;
+    send(&app, token, &id, json!({})).await.ok(202);
+    smtp.slow_down(Duration::from_millis(500));
+    let worker = std::sync::Arc::new(Worker::new(app.state.clone(), WorkerSettings::default()));
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let running = tokio::spawn(std::sync::Arc::clone(&worker).run(stopped));
+
+    // The batch is claimed and on its way to the relay: the database goes away.
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while smtp.connections() == 0 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("the worker starts sending");
+    set_database_reachable(&app, false).await;
+    let away = app.get(&format!("/api/v1/messages/{id}/stats"), token).await;
+    assert_eq!(away.problem(503), Vec::<String>::new(), "the API says the database is away: {:?}", away.body);
+    let ready = app.client.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 503);
+    assert_eq!(smtp.wait_for(20).await.len(), 20, "the batch in flight is sent");
+    // The worker tries to record the outcomes, fails, and backs off.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    set_database_reachable(&app, true).await;
+    // Long enough for any job left claimed to be taken again.
+    app.advance_clock(WorkerSettings::default().lease * 2);
+    let done = async {
+        loop {
+            if stats(&app, token, &id).await["status"] == "sent" {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), done).await.expect("the send completes after the outage");
+    stop.send(true).unwrap();
+    running.await.unwrap();
+    let mut to_guardians: Vec<String> =
+        smtp.received().iter().filter(|m| m.to[0].starts_with('g')).map(|m| m.to[0].clone()).collect();
+    to_guardians.sort();
+    let mut expected: Vec<String> = (0..20).map(|i| format!("g{i}@example.jp")).collect();
+    expected.sort();
+    assert_eq!(to_guardians, expected, "every guardian mailed exactly once");
+    let stats = stats(&app, token, &id).await;
+    assert_eq!(stats["deliveries"]["email"], json!({"queued": 0, "sent": 20, "failed": 0, "bounced": 0}));
+    app.assert_queue_empty().await;
+}
+
+/// Refuses (and cuts) every connection to the test's PostgreSQL database, or allows them again.
+async fn set_database_reachable(app: &TestApp, reachable: bool) {
+    use sqlx::Connection;
+    let url = url::Url::parse(&app.database_url).unwrap();
+    let name = url.path().trim_start_matches('/').to_string();
+    let mut conn = sqlx::PgConnection::connect(&postgres_admin_url()).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!("ALTER DATABASE \"{name}\" ALLOW_CONNECTIONS {reachable}")))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    if !reachable {
+        sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1")
+            .bind(&name)
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    }
+}
