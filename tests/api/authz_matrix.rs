@@ -889,6 +889,25 @@ async fn every_operation_answers_each_kind_of_caller_as_its_rule_says(backend: B
     let app = spawn_app(backend).await;
     let fx = Fixtures::build(&app).await;
 
+    // Ids of the caller's own organisation, named under a parent they do not belong to:
+    // the path's checks see the parent, so each lookup must also check the pairing.
+    let guardian = Credential::Bearer(fx.guardian_token.clone());
+    let staff = Credential::Bearer(fx.token().to_string());
+    let mismatched = [
+        (Method::GET, format!("/api/v1/app/messages/{}", fx.draft), &guardian),
+        (Method::GET, format!("/api/v1/app/messages/{}/attachments/{}", fx.sent, fx.draft_attachment), &guardian),
+        (Method::GET, format!("/r/{}/attachments/{}", fx.link, fx.draft_attachment), &Credential::None),
+        (Method::DELETE, format!("/api/v1/app/me/devices/{}", fx.device), &guardian),
+        (Method::GET, format!("/api/v1/messages/{}/attachments/{}", fx.sent, fx.draft_attachment), &staff),
+        (Method::DELETE, format!("/api/v1/members/{}/devices/{}", fx.guardian_member, fx.device), &staff),
+    ];
+    for (method, path, credential) in mismatched {
+        let reply = send(&app, &method, &path, credential, &Body::None).await;
+        assert_eq!(reply.status, 404, "{method} {path}: {}", reply.body);
+    }
+    let devices = app.get(&format!("/api/v1/members/{}/devices", fx.member), fx.token()).await;
+    assert_eq!(devices.ok(200)[0]["id"], fx.device.as_str(), "the device is still there");
+
     let mut order: Vec<&str> = RULES.iter().map(|(op, _)| *op).filter(|op| !RUN_LAST.contains(op)).collect();
     order.extend(RUN_LAST);
 
