@@ -88,6 +88,8 @@ const RULES: &[(&str, Rule)] = &[
     ("GET /api/v1/members/{id}/devices", Scopes(&[MembersRead])),
     ("POST /api/v1/members/{id}/devices", Scopes(&[MembersWrite])),
     ("DELETE /api/v1/members/{id}/devices/{device_id}", Scopes(&[MembersWrite])),
+    // As the code has it today; an app session shows the guardian's addresses unmasked,
+    // so this is expected to need contacts:read as well.
     ("POST /api/v1/members/{id}/invitations", Scopes(&[MembersWrite])),
     ("GET /api/v1/messages", Scopes(&[MessagesRead])),
     ("POST /api/v1/messages", Scopes(&[MessagesSend])),
