@@ -7,6 +7,7 @@ mod api_keys;
 mod app;
 mod attachments;
 mod auth;
+mod authz_matrix;
 mod cli;
 mod errors;
 mod idempotency;
