@@ -49,7 +49,7 @@ pub async fn middleware(
         let timeouts =
             req.app_data::<web::Data<AppState>>().map(|state| state.config.body_timeouts).unwrap_or_default();
         let timed = timed(req.take_payload(), timeouts);
-        req.set_payload(Payload::from(timed.boxed_local()));
+        req.set_payload(Payload::from(timed.fuse().boxed_local()));
     }
     next.call(req).await
 }

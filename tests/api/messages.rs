@@ -792,19 +792,23 @@ async fn a_worker_keeps_the_jobs_it_is_still_sending(backend: Backend) {
             tokio::task::yield_now().await;
         }
     };
-    let first = tokio::time::timeout(Duration::from_secs(10), claimed).await.expect("the worker claims the job");
-    // Much later by the application's clock, while the relay still takes its time: without
-    // a renewal the lease would have ended long ago.
-    app.advance_clock(lease * 10);
-    let renewed = async {
-        loop {
-            if lease_until().await.is_some_and(|until| until > first + (lease * 10).as_millis() as i64) {
-                return;
+    let mut until = tokio::time::timeout(Duration::from_secs(10), claimed).await.expect("the worker claims the job");
+    // Twice the lease passes by the application's clock while the relay still takes its
+    // time, in steps of half a lease (so the lease in force never ends between a step and
+    // the renewal after it): each time the worker renews.
+    for _ in 0..4 {
+        app.advance_clock(lease / 2);
+        let before = until;
+        let renewed = async {
+            loop {
+                match lease_until().await {
+                    Some(now) if now > before => return now,
+                    _ => tokio::task::yield_now().await,
+                }
             }
-            tokio::task::yield_now().await;
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(10), renewed).await.expect("the worker renews its lease");
+        };
+        until = tokio::time::timeout(Duration::from_secs(10), renewed).await.expect("the worker renews its lease");
+    }
     let taken = renrakumo::delivery::queue::claim(&app.state, 10, lease).await.unwrap();
     assert!(taken.is_empty(), "another instance cannot take over a job still being sent");
 
