@@ -118,6 +118,21 @@ pub async fn create_confirmation(
     Ok(())
 }
 
+/// Whether the token would confirm an address now: unexpired, and its address still
+/// unconfirmed on that member. Reads only (the link's page shows a button for it).
+pub async fn confirmation_is_pending(conn: &mut AnyConnection, token_hash: &str) -> RepoResult<bool> {
+    let found: Option<String> = sqlx::query_scalar(
+        "SELECT c.member_id FROM email_confirmations c JOIN member_emails e \
+         ON e.member_id = c.member_id AND e.address_key = c.address_key \
+         WHERE c.token_hash = $1 AND c.expires_at > $2 AND e.status = 'unconfirmed'",
+    )
+    .bind(token_hash)
+    .bind(now_ms())
+    .fetch_optional(conn)
+    .await?;
+    Ok(found.is_some())
+}
+
 /// Confirms the address the token was sent to, if it is still unconfirmed on that member.
 /// Returns false for unknown or expired tokens and for addresses removed meanwhile.
 pub async fn confirm_email(conn: &mut AnyConnection, token_hash: &str) -> RepoResult<bool> {
