@@ -10,6 +10,7 @@ mod auth;
 mod cli;
 mod errors;
 mod idempotency;
+mod invitations;
 mod lists;
 mod mailer;
 mod members;

@@ -28,6 +28,15 @@ pub async fn create_invitation(
     Ok(())
 }
 
+/// Voids the member's invitations not yet redeemed: only the newest code opens the app.
+pub async fn void_unused_invitations(conn: &mut AnyConnection, member_id: &str) -> RepoResult<()> {
+    sqlx::query("DELETE FROM invitations WHERE member_id = $1 AND used_at IS NULL")
+        .bind(member_id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 /// Spends an unexpired, unused invitation; returns (org id, member id). Only the first of
 /// two concurrent redemptions gets it.
 pub async fn redeem_invitation(conn: &mut AnyConnection, code_hash: &str) -> RepoResult<Option<(String, String)>> {
@@ -94,6 +103,16 @@ pub async fn revoke_session(conn: &mut AnyConnection, session_id: &str) -> RepoR
         .execute(conn)
         .await?;
     Ok(())
+}
+
+/// Ends every open app session of the member; returns how many there were.
+pub async fn end_sessions(conn: &mut AnyConnection, member_id: &str) -> RepoResult<u64> {
+    let done = sqlx::query("UPDATE guardian_sessions SET revoked_at = $2 WHERE member_id = $1 AND revoked_at IS NULL")
+        .bind(member_id)
+        .bind(now_ms())
+        .execute(conn)
+        .await?;
+    Ok(done.rows_affected())
 }
 
 pub async fn create_confirmation(
