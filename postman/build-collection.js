@@ -1423,6 +1423,21 @@ const guardianApp = {
   name: 'Guardian app',
   description: 'The official app: invitation codes, the guardian\'s own profile, double opt-in addresses and devices; join codes, self-registration and approval by staff.',
   item: [
+    request('Create a roster key without contacts:read', {
+      method: 'POST', path: '/api/v1/api-keys',
+      json: { name: 'roster only', scopes: ['members:read', 'members:write'] },
+      test: ok(201) + `
+        pm.collectionVariables.set('rosterKey', body.key);`,
+    }),
+    request('Invite with a key lacking contacts:read → 403', {
+      method: 'POST', path: '/api/v1/members/{{importedMemberId}}/invitations', auth: NOAUTH,
+      headers: [{ key: 'X-API-Key', value: '{{rosterKey}}' }],
+      description: 'An invitation opens an app session that sees the guardian\'s addresses: it needs members:write and contacts:read.',
+      test: problem(403, `
+        pm.test('names the permission', function () {
+            pm.expect(problem.detail).to.include('contacts:read');
+        });`),
+    }),
     request('Invite a guardian to the app (staff)', {
       method: 'POST', path: '/api/v1/members/{{importedMemberId}}/invitations',
       test: ok(201) + FORMATS + `
@@ -1603,12 +1618,12 @@ const guardianApp = {
       method: 'DELETE', path: '/api/v1/app/me/emails/yamada.family@example.jp', auth: bearer('guardianToken'),
       test: problem(404),
     }),
-    request('A made-up confirmation link → a page saying it cannot be used', {
+    request('A made-up confirmation link → 404, a page saying it cannot be used', {
       method: 'GET', path: '/confirm-email/made-up-token-{{$timestamp}}', auth: NOAUTH,
-      description: 'The real token travels only by e-mail (the outbox); a forged or used one gets this page.',
+      description: 'The real token travels only by e-mail (the outbox). Opening a real link shows a button that posts the confirmation (GET alone confirms nothing: mail scanners open links); a forged or used one gets this page.',
       test: `
-        pm.test('status is 200', function () {
-            pm.response.to.have.status(200);
+        pm.test('status is 404', function () {
+            pm.response.to.have.status(404);
         });
         pm.test('answer is text/html', function () {
             pm.expect(pm.response.headers.get('Content-Type')).to.match(/^text\\/html/);
@@ -1691,8 +1706,9 @@ const guardianApp = {
     request('Three phones left', {
       method: 'GET', path: '/api/v1/app/me', auth: bearer('guardianToken'),
       test: ok(200) + `
-        pm.test('three devices, without the removed one', function () {
+        pm.test('three devices, without the removed one, tokens masked', function () {
             pm.expect(body.devices).to.have.lengthOf(3);
+            body.devices.forEach(d => pm.expect(d.token).to.match(/^….{4}$/));
             pm.expect(body.devices.map(d => d.id)).to.not.include(pm.collectionVariables.get('appDeviceId'));
         });`,
     }),
@@ -2902,8 +2918,9 @@ const collection = {
           pm.test('[all] no server error', function () {
               pm.expect(pm.response.code).to.be.below(500);
           });
-          // The personal-link pages (/r/{token}, its form posts) answer a phone's browser in HTML.
-          const page = /^\\/r\\/[^/]+(\\/(ack|answers))?$/.test(pm.request.url.getPath());
+          // The personal-link pages (/r/{token}, its form posts) and the address confirmation
+          // (/confirm-email/{token}) answer a phone's browser in HTML.
+          const page = /^\\/(r\\/[^/]+(\\/(ack|answers))?|confirm-email\\/[^/]+)$/.test(pm.request.url.getPath());
           if (pm.response.code >= 400 && !page) {
               pm.test('[all] error answer is application/problem+json', function () {
                   pm.expect(pm.response.headers.get('Content-Type')).to.match(/^application\\/problem\\+json/);

@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::api::confirmations;
-use crate::api::devices::{DeviceResponse, RegisterDeviceRequest, register_device_for};
+use crate::api::devices::{DeviceResponse, RegisterDeviceRequest, device_response, register_device_for};
 use crate::api::extract::JsonBody;
 use crate::api::members::{EmailResponse, member_response};
 use crate::api::problem_responses::{NotFound, Unauthorized, Validation};
@@ -19,6 +19,7 @@ use crate::auth::{Caller, Guardian};
 use crate::db::now_ms;
 use crate::db::repositories::members::MemberRecord;
 use crate::db::repositories::{devices, guardians, lists, members, organizations};
+use crate::delivery::notices;
 use crate::domain::member::{EmailStatus, MAX_EMAILS, MemberStatus, RawProfile};
 use crate::domain::{EmailAddress, Scope};
 use crate::error::{ApiError, ApiResult, OrNotFound, Problem};
@@ -63,9 +64,14 @@ pub struct InvitationResponse {
     pub expires_at: DateTime<Utc>,
 }
 
-/// Invite a guardian to the app. Print or send the code; it works once.
+/// Invite a guardian to the app. Print or send the code; it works once. Needs
+/// `members:write` and `contacts:read`: the code opens an app session as the guardian,
+/// which sees their addresses. The guardian's earlier unused codes stop working and their
+/// open app session ends (how staff sign out a lost phone).
 #[utoipa::path(tag = "app", params(("id" = String, Path)), responses(
     (status = 201, body = InvitationResponse),
+    (status = 403, description = "The caller lacks `members:write` or `contacts:read`", body = Problem, content_type = "application/problem+json"),
+    (status = 409, description = "The guardian is suspended: resume them first", body = Problem, content_type = "application/problem+json"),
     NotFound,
 ))]
 #[post("/members/{id}/invitations")]
@@ -75,12 +81,24 @@ pub async fn create_invitation(
     id: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
     caller.require(Scope::MembersWrite)?;
-    let mut conn = state.db.pool.acquire().await?;
-    members::find(&mut conn, &caller.org_id, &id).await?.ok_or_else(|| ApiError::not_found("member"))?;
+    caller.require(Scope::ContactsRead)?;
+    let mut tx = state.db.begin().await?;
+    if !members::lock(&mut tx, &caller.org_id, &id).await? {
+        return Err(ApiError::not_found("member"));
+    }
+    let member = members::find(&mut tx, &caller.org_id, &id).await?.ok_or_else(|| ApiError::not_found("member"))?;
+    if MemberStatus::parse(&member.row.status) == Some(MemberStatus::Suspended) {
+        return Err(ApiError::Conflict {
+            detail: "a suspended guardian cannot be invited; resume them first".into(),
+            field: Some("status".into()),
+        });
+    }
+    guardians::void_unused_invitations(&mut tx, &id).await?;
+    guardians::end_sessions(&mut tx, &id).await?;
     let code = random_code(12);
     let expires_at = Utc::now() + INVITATION_TTL;
     guardians::create_invitation(
-        &mut conn,
+        &mut tx,
         &caller.org_id,
         &id,
         &tokens::digest(&code),
@@ -88,6 +106,7 @@ pub async fn create_invitation(
         caller.user_id(),
     )
     .await?;
+    tx.commit().await?;
     let display = format!("{}-{}-{}", &code[..4], &code[4..8], &code[8..]);
     let url = state.config.public_link(&format!("invite/{display}"));
     Ok(HttpResponse::Created().json(InvitationResponse { code: display, url, expires_at }))
@@ -135,7 +154,9 @@ pub async fn remove_join_code(
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// A guardian's own view of themselves: everything unmasked, nothing of other guardians.
+/// A guardian's own view of themselves: their addresses unmasked, their devices' tokens
+/// masked (an app knows its own token; it need not learn the others'), nothing of other
+/// guardians.
 #[derive(Serialize, ToSchema)]
 pub struct AppProfile {
     pub id: String,
@@ -165,6 +186,7 @@ async fn profile(conn: &mut sqlx::AnyConnection, org_id: &str, member_id: &str) 
     let record: MemberRecord =
         members::find(conn, org_id, member_id).await?.ok_or_else(|| ApiError::not_found("member"))?;
     let org = organizations::find(conn, org_id).await?.ok_or_else(|| ApiError::not_found("organisation"))?;
+    let devices = record.devices.iter().cloned().map(|d| device_response(d, false)).collect();
     let member = member_response(record, true);
     Ok(AppProfile {
         id: member.id,
@@ -176,7 +198,7 @@ async fn profile(conn: &mut sqlx::AnyConnection, org_id: &str, member_id: &str) 
         locale: member.locale,
         status: member.status,
         emails: member.emails,
-        devices: member.devices,
+        devices,
     })
 }
 
@@ -204,7 +226,9 @@ pub struct OpenSessionRequest {
     pub code: String,
 }
 
-/// Sign the app in with an invitation code (once per code).
+/// Sign the app in with an invitation code (once per code). The guardian's other app
+/// sessions end (one app session per guardian), and their confirmed addresses are told that
+/// an app signed in as them.
 #[utoipa::path(tag = "app", request_body = OpenSessionRequest, security(), responses(
     (status = 201, body = AppSessionResponse),
     (status = 401, description = "Unknown, used or expired code", body = Problem, content_type = "application/problem+json"),
@@ -216,8 +240,17 @@ pub async fn open_session(state: web::Data<AppState>, body: JsonBody<OpenSession
     let (org_id, member_id) = guardians::redeem_invitation(&mut tx, &tokens::digest(&code))
         .await?
         .ok_or(ApiError::Unauthorized("this invitation code is unknown, used or expired"))?;
+    guardians::end_sessions(&mut tx, &member_id).await?;
     let session = start_session(&state, &mut tx, &org_id, &member_id).await?;
     tx.commit().await?;
+    let confirmed: Vec<EmailAddress> = session
+        .profile
+        .emails
+        .iter()
+        .filter(|e| e.status == EmailStatus::Active)
+        .filter_map(|e| EmailAddress::parse(&e.address).ok())
+        .collect();
+    notices::app_signed_in(&state, &session.profile.org_name, &session.profile.name, &confirmed).await;
     Ok(HttpResponse::Created().json(session))
 }
 

@@ -1,10 +1,12 @@
-//! Double opt-in for addresses guardians add themselves: the confirmation e-mail, and the
-//! page its link opens.
+//! Double opt-in for addresses guardians add themselves: the confirmation e-mail, the page
+//! its link opens, and the confirmation that page's button posts.
 
+use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, get, post, web};
 use chrono::{Duration, Utc};
 use utoipa_actix_web::service_config::ServiceConfig;
 
+use crate::api::guardian_page::html_page;
 use crate::auth::{Guardian, tokens};
 use crate::db::repositories::{guardians, members};
 use crate::delivery::email::{OutgoingEmail, SendOutcome};
@@ -19,7 +21,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
 
 /// The page is outside /api/v1: it is opened from a mail client, not called by the app.
 pub fn configure_pages(cfg: &mut ServiceConfig) {
-    cfg.service(confirm_page);
+    cfg.service(confirm_page).service(confirm);
 }
 
 const CONFIRMATION_TTL: Duration = Duration::days(3);
@@ -96,32 +98,71 @@ pub async fn resend_confirmation(
     }
 }
 
-fn page(title: &str, text: &str) -> HttpResponse {
-    // Fixed texts only: nothing from the request is echoed into the page.
-    HttpResponse::Ok().content_type("text/html; charset=utf-8").body(format!(
-        "<!doctype html><html lang=\"ja\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{title}</title></head>\
-         <body style=\"font-family: sans-serif; max-width: 32em; margin: 2em auto; padding: 0 1em\">\
-         <h1 style=\"font-size: 1.3em\">{title}</h1><p>{text}</p></body></html>"
-    ))
+/// A small page for a phone's browser, Japanese first. Fixed texts only: nothing from the
+/// request is echoed into it (the form posts back to the page's own address).
+fn page(status: StatusCode, title: &str, body: &str) -> HttpResponse {
+    html_page(
+        status,
+        format!(
+            "<!doctype html><html lang=\"ja\"><head><meta charset=\"utf-8\">\
+             <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+             <meta name=\"referrer\" content=\"no-referrer\"><title>{title}</title><style>\
+             body{{font-family:sans-serif;line-height:1.6;max-width:32em;margin:0 auto;padding:1em;color:#222}}\
+             h1{{font-size:1.3em}} .en{{color:#555;font-size:.9em}}\
+             button{{font-size:1.1em;padding:.7em 1.4em;margin:.5em 0;width:100%}}</style></head>\
+             <body><main><h1>{title}</h1>{body}</main></body></html>"
+        ),
+    )
 }
 
-/// Confirms the address the link was sent to (double opt-in).
+fn unusable_page() -> HttpResponse {
+    page(
+        StatusCode::NOT_FOUND,
+        "このリンクは使えません",
+        "<p>リンクの期限が切れたか、すでに使われています。アプリから確認メールを再送してください。</p>\
+         <p class=\"en\">This link has expired or was used already. Ask for a new one in the app.</p>",
+    )
+}
+
+/// The page the confirmation link opens. It confirms nothing by itself (mail scanners open
+/// links): its button posts the confirmation.
 #[utoipa::path(tag = "app", params(("token" = String, Path)), security(), responses(
-    (status = 200, description = "A page saying whether the address is confirmed", body = String, content_type = "text/html"),
+    (status = 200, description = "A page with a button that confirms the address", body = String, content_type = "text/html"),
+    (status = 404, description = "A page saying the link is unknown, expired or used", body = String, content_type = "text/html"),
 ))]
 #[get("/confirm-email/{token}")]
 pub async fn confirm_page(state: web::Data<AppState>, token: web::Path<String>) -> ApiResult<HttpResponse> {
+    let mut conn = state.db.pool.acquire().await?;
+    if !guardians::confirmation_is_pending(&mut conn, &tokens::digest(&token)).await? {
+        return Ok(unusable_page());
+    }
+    Ok(page(
+        StatusCode::OK,
+        "メールアドレスの確認",
+        "<p>連絡網アプリで登録されたこのメールアドレスで、学校からの連絡を受け取るには、下のボタンを押してください。</p>\
+         <form method=\"post\"><button type=\"submit\">このアドレスで受け取る</button></form>\
+         <p>心当たりがない場合は、このページを閉じてください。このアドレスには何も届きません。</p>\
+         <p class=\"en\">To receive the school's messages at this address, press the button. \
+         If you did not add it, close this page: nothing will be sent here.</p>",
+    ))
+}
+
+/// Confirms the address the link was sent to (double opt-in), once.
+#[utoipa::path(tag = "app", params(("token" = String, Path)), security(), responses(
+    (status = 200, description = "A page saying the address is confirmed", body = String, content_type = "text/html"),
+    (status = 404, description = "A page saying the link is unknown, expired or used", body = String, content_type = "text/html"),
+))]
+#[post("/confirm-email/{token}")]
+pub async fn confirm(state: web::Data<AppState>, token: web::Path<String>) -> ApiResult<HttpResponse> {
     let mut tx = state.db.begin().await?;
     let confirmed = guardians::confirm_email(&mut tx, &tokens::digest(&token)).await?;
     tx.commit().await?;
-    Ok(if confirmed {
-        page("メールアドレスを確認しました", "このアドレスで学校からの連絡を受け取ります。Your address is confirmed.")
-    } else {
-        page(
-            "このリンクは使えません",
-            "リンクの期限が切れたか、すでに使われています。アプリから確認メールを再送してください。\
-             This link has expired or was used already.",
-        )
-    })
+    if !confirmed {
+        return Ok(unusable_page());
+    }
+    Ok(page(
+        StatusCode::OK,
+        "メールアドレスを確認しました",
+        "<p>このアドレスで学校からの連絡を受け取ります。</p><p class=\"en\">Your address is confirmed.</p>",
+    ))
 }

@@ -27,7 +27,8 @@ pub fn configure(cfg: &mut ServiceConfig) {
 pub struct DeviceResponse {
     pub id: String,
     pub platform: Platform,
-    /// Masked (`…a1b2`) unless the caller holds `contacts:read`.
+    /// Masked (`…a1b2`) unless the caller holds `contacts:read`. The guardian app sees a
+    /// token whole only in the answer to registering it.
     #[schema(example = "…a1b2")]
     pub token: String,
     pub app_id: Option<String>,

@@ -5,7 +5,7 @@
 
 use std::fmt::Write;
 
-use actix_web::http::header;
+use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use utoipa_actix_web::service_config::ServiceConfig;
 
@@ -168,7 +168,14 @@ fn render(
         }
     }
     html.push_str("</main></body></html>");
-    HttpResponse::Ok()
+    html_page(StatusCode::OK, html)
+}
+
+/// A page for a guardian's browser (this one, the address confirmation): about one person,
+/// so never stored; never in a frame; no scripts and nothing fetched from elsewhere; forms
+/// post only back here.
+pub(crate) fn html_page(status: StatusCode, html: String) -> HttpResponse {
+    HttpResponse::build(status)
         .content_type("text/html; charset=utf-8")
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .insert_header(("X-Frame-Options", "DENY"))

@@ -15,8 +15,8 @@ use crate::api::pagination::{Page, PageQuery};
 use crate::api::problem_responses::{Conflict, Forbidden, NotFound, Validation};
 use crate::api::time;
 use crate::auth::Caller;
-use crate::db::repositories::lists;
 use crate::db::repositories::members::{self, MemberFilter, MemberRecord};
+use crate::db::repositories::{guardians, lists};
 use crate::delivery::queue;
 use crate::domain::member::{EmailStatus, MemberProfile, MemberStatus, RawProfile};
 use crate::domain::{EmailAddress, FieldError, Scope};
@@ -443,7 +443,7 @@ fn merge(current: &MemberRecord, patch: &UpdateMemberRequest, may_see_emails: bo
 }
 
 #[utoipa::path(tag = "members", params(("id" = String, Path)), responses(
-    (status = 204, description = "Deleted with its addresses, devices and memberships; deliveries still waiting for the guardian end as failed"),
+    (status = 204, description = "Deleted with its addresses, devices, memberships, invitations and app sessions; deliveries still waiting for the guardian end as failed"),
     NotFound,
 ))]
 #[delete("/members/{id}")]
@@ -480,13 +480,20 @@ async fn change_status(
             });
         }
         members::set_status(&mut tx, &caller.org_id, id, to).await?;
+        if to == MemberStatus::Suspended {
+            // A suspended guardian is signed out of the app, and resuming does not sign them
+            // back in: that takes a new invitation.
+            guardians::end_sessions(&mut tx, id).await?;
+            guardians::void_unused_invitations(&mut tx, id).await?;
+        }
     }
     let response = respond(&mut tx, caller, id).await?;
     tx.commit().await?;
     Ok(web::Json(response))
 }
 
-/// Stop sending to a guardian (kept on the roster).
+/// Stop sending to a guardian (kept on the roster). Their app is signed out and their
+/// unused invitation codes stop working; resuming does not bring either back.
 #[utoipa::path(tag = "members", params(("id" = String, Path)), responses(
     (status = 200, body = MemberResponse),
     (status = 409, description = "A pending member is approved, not suspended", body = Problem, content_type = "application/problem+json"),

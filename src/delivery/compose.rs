@@ -1,6 +1,6 @@
 //! The words that leave the building: the e-mail and push text of a message for one
-//! guardian, the copy to its sender and the sender's summary once delivery is done.
-//! Pure functions of the message; sending is elsewhere.
+//! guardian, the copy to its sender and the sender's summary once delivery is done, and the
+//! notice to a guardian that an app signed in as them. Pure functions; sending is elsewhere.
 
 use std::collections::BTreeMap;
 
@@ -118,6 +118,34 @@ pub fn summary(message: &Message, tallies: &BTreeMap<Channel, Tally>, to: EmailA
     }
 }
 
+/// To a guardian: an app signed in as them at `at`, and what to do if it was not them.
+pub fn app_signed_in(
+    org_name: &str,
+    guardian_name: &str,
+    at: chrono::DateTime<chrono::Utc>,
+    to: EmailAddress,
+    notice_id: &str,
+) -> OutgoingEmail {
+    let when = jst::format_datetime(at);
+    OutgoingEmail {
+        to,
+        subject: "連絡網アプリにログインがありました / A new sign-in to the school contact app".into(),
+        text_body: format!(
+            "{guardian_name} 様\n\n\
+             {org_name}の連絡網アプリに、あなたとしてログインがありました。\n\
+             日時: {when}（日本時間）\n\n\
+             お心当たりがない場合は、すぐに学校にご連絡ください。\n\
+             これまでログインしていたアプリは、このログインでログアウトされました。\n\n\
+             An app signed in to {org_name}'s contact app as you on {} (UTC). \
+             If this was not you, contact the school at once. \
+             Any app signed in before has been signed out.\n",
+            at.format("%Y-%m-%d %H:%M")
+        ),
+        message_id: format!("<signin.{notice_id}@renrakumo>"),
+        attachments: vec![],
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use chrono::{TimeZone, Utc};
@@ -155,6 +183,19 @@ mod tests {
             created_at: at,
             updated_at: at,
         }
+    }
+
+    #[test]
+    fn the_sign_in_notice_says_when_in_japan_time_and_whom_to_tell() {
+        let at = Utc.with_ymd_and_hms(2026, 12, 7, 15, 30, 0).unwrap();
+        let to = EmailAddress::parse("hanako@example.jp").unwrap();
+        let email = app_signed_in("さくら小学校", "山田 花子", at, to, "n1");
+        assert!(email.text_body.starts_with("山田 花子 様\n"));
+        assert!(email.text_body.contains("さくら小学校の連絡網アプリ"));
+        assert!(email.text_body.contains("日時: 2026年12月08日 00:30（日本時間）"));
+        assert!(email.text_body.contains("学校にご連絡ください"));
+        assert!(email.text_body.contains("on 2026-12-07 15:30 (UTC)"));
+        assert_eq!(email.message_id, "<signin.n1@renrakumo>");
     }
 
     #[test]

@@ -1,12 +1,26 @@
-//! Mail to a message's sender: the copy they asked for when it goes out, and the summary
-//! once every job has an outcome. Best effort: a notice that fails is logged, and delivery
-//! to the guardians is not held up by it.
+//! Mail renrakumo sends of its own accord: to a message's sender, the copy they asked for
+//! when it goes out and the summary once every job has an outcome; to a guardian, word that
+//! an app signed in as them. Best effort: a notice that fails is logged, and nothing waits
+//! for it.
 
+use crate::db::new_id;
 use crate::db::repositories::{messages, tallies, users};
 use crate::delivery::compose;
 use crate::domain::EmailAddress;
 use crate::domain::message::Message;
 use crate::state::AppState;
+
+/// Tells a guardian, at each of their confirmed addresses, that an app has just signed in
+/// as them: an invitation code is in staff's hands too, so a sign-in the guardian did not
+/// make must not go unnoticed.
+pub async fn app_signed_in(state: &AppState, org_name: &str, guardian_name: &str, to: &[EmailAddress]) {
+    let at = chrono::DateTime::from_timestamp_millis(state.clock.now_ms()).unwrap_or_default();
+    for address in to {
+        let email = compose::app_signed_in(org_name, guardian_name, at, address.clone(), &new_id());
+        let outcome = state.mailer.send(&email).await;
+        tracing::info!(outcome = outcome.kind(), "sign-in notice sent to a guardian");
+    }
+}
 
 /// The staff user who composed the message, when there is one with a usable address.
 async fn sender_address(state: &AppState, message: &Message) -> Option<EmailAddress> {

@@ -118,23 +118,50 @@ async fn an_added_address_receives_nothing_until_confirmed(backend: Backend) {
     let added = added.ok(201);
     assert_eq!(added["emails"][1], json!({"address": "taro..papa@docomo.ne.jp", "status": "unconfirmed"}));
     let mails = app.outbox_messages();
-    assert_eq!(mails.len(), 1);
-    assert!(mails[0].contains("taro..papa"), "sent to the new address");
-    let text = mail_text(&mails[0]);
+    let confirmation = mails.last().unwrap();
+    assert!(confirmation.contains("taro..papa"), "sent to the new address");
+    let text = mail_text(confirmation);
     let link = text.lines().find(|l| l.contains("/confirm-email/")).expect("a confirmation link").trim().to_string();
     let path = &link[link.find("/confirm-email/").unwrap()..];
     let staff_view = app.get(&format!("/api/v1/members/{member}"), &admin.access_token).await;
     assert_eq!(staff_view.ok(200)["emails"][1]["status"], "unconfirmed", "staff see it is not confirmed");
-    let page = app.client.get(app.url(path)).send().await.unwrap();
-    assert_eq!(page.status(), 200, "{path}");
-    assert!(page.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
-    assert!(page.text().await.unwrap().contains("確認しました"));
+    // Opening the link (as a mail scanner does) shows a button and confirms nothing.
+    for _ in 0..2 {
+        let page = app.client.get(app.url(path)).send().await.unwrap();
+        assert_eq!(page.status(), 200, "{path}");
+        let headers = page.headers().clone();
+        assert!(headers["content-type"].to_str().unwrap().starts_with("text/html"));
+        assert_eq!(headers["cache-control"], "no-store");
+        assert_eq!(headers["x-frame-options"], "DENY");
+        assert_eq!(
+            headers["content-security-policy"],
+            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'"
+        );
+        let html = page.text().await.unwrap();
+        assert!(html.contains("<form method=\"post\">") && html.contains("このアドレスで受け取る"), "{html}");
+        assert!(html.contains("width=device-width"), "made for a phone");
+        let token = path.trim_start_matches("/confirm-email/");
+        assert!(!html.contains(token), "the page does not repeat the token");
+    }
+    let profile = app.get("/api/v1/app/me", &token).await;
+    assert_eq!(profile.ok(200)["emails"][1]["status"], "unconfirmed", "opening the link confirmed nothing");
+    // The button posts the confirmation, once.
+    let confirmed = app.client.post(app.url(path)).form(&[("", "")]).send().await.unwrap();
+    assert_eq!(confirmed.status(), 200);
+    assert!(confirmed.text().await.unwrap().contains("確認しました"));
     let profile = app.get("/api/v1/app/me", &token).await;
     assert_eq!(profile.ok(200)["emails"][1]["status"], "active");
-    let again = app.client.get(app.url(path)).send().await.unwrap().text().await.unwrap();
-    assert!(again.contains("使えません"), "a link works once");
-    let forged = app.client.get(app.url("/confirm-email/forged")).send().await.unwrap().text().await.unwrap();
-    assert!(forged.contains("使えません"));
+    let again = app.client.post(app.url(path)).send().await.unwrap();
+    assert_eq!(again.status(), 404, "a link works once");
+    assert!(again.text().await.unwrap().contains("使えません"));
+    let used = app.client.get(app.url(path)).send().await.unwrap();
+    assert_eq!(used.status(), 404);
+    assert!(!used.text().await.unwrap().contains("<form"), "no button for a used link");
+    for method in [Method::GET, Method::POST] {
+        let forged = app.client.request(method, app.url("/confirm-email/forged")).send().await.unwrap();
+        assert_eq!(forged.status(), 404);
+        assert!(forged.text().await.unwrap().contains("使えません"));
+    }
     // Limits and duplicates.
     assert_eq!(
         app.post("/api/v1/app/me/emails", &token, json!({"address": "SAKURA@example.jp"})).await.problem(409),
@@ -154,7 +181,8 @@ async fn an_added_address_receives_nothing_until_confirmed(backend: Backend) {
     let resend =
         app.call(Method::POST, "/api/v1/app/me/emails/d@example.jp/confirmation", Auth::Bearer(&token), None).await;
     assert_eq!(resend.status, 202);
-    assert_eq!(app.outbox_messages().len(), 4);
+    // The sign-in notice, then four confirmation links.
+    assert_eq!(app.outbox_messages().len(), 5);
     app.call(Method::POST, "/api/v1/app/me/emails/sakura@example.jp/confirmation", Auth::Bearer(&token), None)
         .await
         .problem(404);
@@ -181,7 +209,10 @@ async fn a_guardian_manages_up_to_four_devices(backend: Backend) {
     );
     assert_eq!(app.delete(&format!("/api/v1/app/me/devices/{}", ids[0]), &token).await.status, 204);
     app.post("/api/v1/app/me/devices", &token, json!({"platform": "fcm", "token": "fifth"})).await.ok(201);
-    assert_eq!(app.get("/api/v1/app/me", &token).await.ok(200)["devices"].as_array().unwrap().len(), 4);
+    let devices = app.get("/api/v1/app/me", &token).await.ok(200)["devices"].clone();
+    let mut tokens: Vec<&str> = devices.as_array().unwrap().iter().map(|d| d["token"].as_str().unwrap()).collect();
+    tokens.sort();
+    assert_eq!(tokens, ["…en-1", "…en-2", "…en-3", "…ifth"], "the profile shows no device's whole token");
 }
 
 async fn self_registration_waits_for_approval(backend: Backend) {
@@ -224,11 +255,13 @@ async fn self_registration_waits_for_approval(backend: Backend) {
 async fn logout_or_removal_ends_the_app_session(backend: Backend) {
     let app = spawn_app(backend).await;
     let (admin, member, token) = guardian(&app, json!({"name": "伊藤 結衣の母"})).await;
-    let second = open(&app, &invite(&app, &admin.access_token, &member).await).await;
-    let second = second.ok(201)["access_token"].as_str().unwrap().to_string();
     assert_eq!(app.call(Method::POST, "/api/v1/app/logout", Auth::Bearer(&token), None).await.status, 204);
     app.get("/api/v1/app/me", &token).await.problem(401);
+    let second = open(&app, &invite(&app, &admin.access_token, &member).await).await;
+    let second = second.ok(201)["access_token"].as_str().unwrap().to_string();
     app.get("/api/v1/app/me", &second).await.ok(200);
+    let unused = invite(&app, &admin.access_token, &member).await;
     assert_eq!(app.delete(&format!("/api/v1/members/{member}"), &admin.access_token).await.status, 204);
     app.get("/api/v1/app/me", &second).await.problem(401);
+    open(&app, &unused).await.problem(401);
 }

@@ -11,6 +11,7 @@ mod authz_matrix;
 mod cli;
 mod errors;
 mod idempotency;
+mod invitations;
 mod lists;
 mod mailer;
 mod members;

@@ -23,7 +23,8 @@ pub enum DeviceOutcome {
 }
 
 /// Registers a device. The same token again updates it; a token that another member of
-/// the organisation had moves to this one (the phone changed hands).
+/// the organisation had moves to this one (the phone changed hands). The member's row is
+/// locked first, so concurrent registrations count one after the other and the limit holds.
 pub async fn register_device(
     conn: &mut AnyConnection,
     org_id: &str,
@@ -33,6 +34,9 @@ pub async fn register_device(
     app_id: Option<&str>,
     max: usize,
 ) -> RepoResult<DeviceOutcome> {
+    if !super::members::lock(conn, org_id, member_id).await? {
+        return Err(RepoError::NotFound);
+    }
     let now = now_ms();
     let existing: Option<(String, String)> =
         sqlx::query_as("SELECT id, member_id FROM member_devices WHERE org_id = $1 AND platform = $2 AND token = $3")

@@ -28,6 +28,15 @@ pub async fn create_invitation(
     Ok(())
 }
 
+/// Voids the member's invitations not yet redeemed: only the newest code opens the app.
+pub async fn void_unused_invitations(conn: &mut AnyConnection, member_id: &str) -> RepoResult<()> {
+    sqlx::query("DELETE FROM invitations WHERE member_id = $1 AND used_at IS NULL")
+        .bind(member_id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 /// Spends an unexpired, unused invitation; returns (org id, member id). Only the first of
 /// two concurrent redemptions gets it.
 pub async fn redeem_invitation(conn: &mut AnyConnection, code_hash: &str) -> RepoResult<Option<(String, String)>> {
@@ -96,6 +105,16 @@ pub async fn revoke_session(conn: &mut AnyConnection, session_id: &str) -> RepoR
     Ok(())
 }
 
+/// Ends every open app session of the member; returns how many there were.
+pub async fn end_sessions(conn: &mut AnyConnection, member_id: &str) -> RepoResult<u64> {
+    let done = sqlx::query("UPDATE guardian_sessions SET revoked_at = $2 WHERE member_id = $1 AND revoked_at IS NULL")
+        .bind(member_id)
+        .bind(now_ms())
+        .execute(conn)
+        .await?;
+    Ok(done.rows_affected())
+}
+
 pub async fn create_confirmation(
     conn: &mut AnyConnection,
     org_id: &str,
@@ -116,6 +135,21 @@ pub async fn create_confirmation(
     .execute(conn)
     .await?;
     Ok(())
+}
+
+/// Whether the token would confirm an address now: unexpired, and its address still
+/// unconfirmed on that member. Reads only (the link's page shows a button for it).
+pub async fn confirmation_is_pending(conn: &mut AnyConnection, token_hash: &str) -> RepoResult<bool> {
+    let found: Option<String> = sqlx::query_scalar(
+        "SELECT c.member_id FROM email_confirmations c JOIN member_emails e \
+         ON e.member_id = c.member_id AND e.address_key = c.address_key \
+         WHERE c.token_hash = $1 AND c.expires_at > $2 AND e.status = 'unconfirmed'",
+    )
+    .bind(token_hash)
+    .bind(now_ms())
+    .fetch_optional(conn)
+    .await?;
+    Ok(found.is_some())
 }
 
 /// Confirms the address the token was sent to, if it is still unconfirmed on that member.

@@ -531,6 +531,16 @@ pub async fn search(
     Ok(sql.query_scalar(conn).fetch_all(conn).await?)
 }
 
+/// Locks the member's row until the caller's transaction ends, so that decisions about the
+/// member (how many devices it has, which invitation and sessions are live) are taken one
+/// transaction at a time: without it two PostgreSQL transactions under READ COMMITTED could
+/// both count three devices and both add a fourth. False when there is no such member.
+pub async fn lock(conn: &mut AnyConnection, org_id: &str, id: &str) -> RepoResult<bool> {
+    let mut sql = Sql::new("SELECT id FROM members WHERE org_id = ");
+    sql.bind(org_id).push(" AND id = ").bind(id).push(&row_lock(conn, RowLock::Update, "members"));
+    Ok(sql.query_scalar::<String>(conn).fetch_optional(conn).await?.is_some())
+}
+
 /// The ids among `ids` that are members of the organisation, locked against deletion until
 /// the caller's transaction ends (it may add child rows to them).
 pub async fn existing(conn: &mut AnyConnection, org_id: &str, ids: &[String]) -> RepoResult<Vec<String>> {
