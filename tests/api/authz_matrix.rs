@@ -88,9 +88,8 @@ const RULES: &[(&str, Rule)] = &[
     ("GET /api/v1/members/{id}/devices", Scopes(&[MembersRead])),
     ("POST /api/v1/members/{id}/devices", Scopes(&[MembersWrite])),
     ("DELETE /api/v1/members/{id}/devices/{device_id}", Scopes(&[MembersWrite])),
-    // As the code has it today; an app session shows the guardian's addresses unmasked,
-    // so this is expected to need contacts:read as well.
-    ("POST /api/v1/members/{id}/invitations", Scopes(&[MembersWrite])),
+    // A code opens the app as the guardian: guarded like the guardian's contacts.
+    ("POST /api/v1/members/{id}/invitations", Scopes(&[MembersWrite, ContactsRead])),
     ("GET /api/v1/messages", Scopes(&[MessagesRead])),
     ("POST /api/v1/messages", Scopes(&[MessagesSend])),
     ("POST /api/v1/messages/bulk-delete", Scopes(&[MessagesSend])),
@@ -117,6 +116,7 @@ const RULES: &[(&str, Rule)] = &[
     ("POST /r/{token}/answers", Link),
     ("GET /r/{token}/attachments/{attachment_id}", Link),
     ("GET /confirm-email/{token}", Link),
+    ("POST /confirm-email/{token}", Link),
     ("POST /api/v1/app/session", Public),
     ("POST /api/v1/app/register", Public),
     ("GET /api/v1/app/me", Guardian),
@@ -201,7 +201,9 @@ impl Principal {
     /// comes with a role.
     fn role_grants(self, scope: Scope) -> bool {
         match self {
-            Principal::Admin | Principal::OtherAdmin => scope != ContactsRead,
+            Principal::Admin => scope != ContactsRead,
+            // The first admin of its organisation: granted contacts:read at creation.
+            Principal::OtherAdmin => true,
             Principal::Sender => {
                 matches!(scope, ListsRead | ListsWrite | MembersRead | MembersWrite | MessagesRead | MessagesSend)
             }
@@ -689,6 +691,10 @@ impl Fixtures {
             }
             "GET /confirm-email/{token}" => {
                 let confirmation = self.add_app_address(app, "ichiro.confirm@example.jp").await;
+                (confirmation, Body::None)
+            }
+            "POST /confirm-email/{token}" => {
+                let confirmation = self.add_app_address(app, "ichiro.confirmed@example.jp").await;
                 (confirmation, Body::None)
             }
             "POST /api/v1/app/session" => ("/api/v1/app/session".into(), Body::FreshInvitationCode),
