@@ -1,5 +1,5 @@
 //! Throttles against guessing and flooding: sign-in per (address, client), a wrong
-//! current password, invitation and join codes, personal links, the confirmation mails a
+//! current password, invitation and join codes, the confirmation mails a
 //! guardian can trigger. One design for all of them, kept in the database so that every
 //! instance counts the same attempts.
 //!
@@ -53,10 +53,6 @@ pub const CURRENT_PASSWORD: Policy =
 /// guesser gains nothing by alternating). Codes that work are not counted.
 pub const GUARDIAN_CODES: Policy =
     Policy { name: "guardian-codes", free: 10, first_delay_ms: MINUTE_MS, max_delay_ms: HOUR_MS };
-/// Personal links (`/r/{token}`, `/api/v1/receipts/{token}`): forged or mistyped tokens
-/// per client. A genuine token is never counted nor refused.
-pub const PERSONAL_LINKS: Policy =
-    Policy { name: "personal-links", free: 20, first_delay_ms: MINUTE_MS, max_delay_ms: HOUR_MS };
 /// Confirmation mails a guardian's request sends (an address added, a confirmation asked
 /// again, a registration with an address): per app session…
 pub const CONFIRMATION_MAILS_PER_SESSION: Policy =

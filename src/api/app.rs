@@ -2,7 +2,7 @@
 //! join codes (self-registration, approved by staff) and the double opt-in of addresses
 //! that guardians add themselves.
 
-use actix_web::{HttpResponse, delete, get, patch, post, put, web};
+use actix_web::{HttpRequest, HttpResponse, delete, get, patch, post, put, web};
 use chrono::{DateTime, Duration, Utc};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
@@ -13,7 +13,7 @@ use crate::api::confirmations;
 use crate::api::devices::{DeviceResponse, RegisterDeviceRequest, register_device_for};
 use crate::api::extract::JsonBody;
 use crate::api::members::{EmailResponse, member_response};
-use crate::api::problem_responses::{NotFound, Unauthorized, Validation};
+use crate::api::problem_responses::{NotFound, TooManyRequests, Unauthorized, Validation};
 use crate::auth::tokens::{self, GUARDIAN_TTL_SECS};
 use crate::auth::{Caller, Guardian};
 use crate::db::now_ms;
@@ -23,6 +23,7 @@ use crate::domain::member::{EmailStatus, MAX_EMAILS, MemberStatus, RawProfile};
 use crate::domain::{EmailAddress, Scope};
 use crate::error::{ApiError, ApiResult, OrNotFound, Problem};
 use crate::state::AppState;
+use crate::throttle;
 
 pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(create_invitation)
@@ -90,7 +91,11 @@ pub async fn create_invitation(
     .await?;
     let display = format!("{}-{}-{}", &code[..4], &code[4..8], &code[8..]);
     let url = state.config.public_link(&format!("invite/{display}"));
-    Ok(HttpResponse::Created().json(InvitationResponse { code: display, url, expires_at }))
+    Ok(crate::idempotency::not_kept(HttpResponse::Created().json(InvitationResponse {
+        code: display,
+        url,
+        expires_at,
+    })))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -208,17 +213,24 @@ pub struct OpenSessionRequest {
 #[utoipa::path(tag = "app", request_body = OpenSessionRequest, security(), responses(
     (status = 201, body = AppSessionResponse),
     (status = 401, description = "Unknown, used or expired code", body = Problem, content_type = "application/problem+json"),
+    TooManyRequests,
 ))]
 #[post("/app/session")]
-pub async fn open_session(state: web::Data<AppState>, body: JsonBody<OpenSessionRequest>) -> ApiResult<HttpResponse> {
+pub async fn open_session(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: JsonBody<OpenSessionRequest>,
+) -> ApiResult<HttpResponse> {
     let code = normalise_code(&body.0.code);
+    let attempt = throttle::reserve(&state, &throttle::GUARDIAN_CODES, &throttle::client(&req)).await?;
     let mut tx = state.db.begin().await?;
     let (org_id, member_id) = guardians::redeem_invitation(&mut tx, &tokens::digest(&code))
         .await?
         .ok_or(ApiError::Unauthorized("this invitation code is unknown, used or expired"))?;
     let session = start_session(&state, &mut tx, &org_id, &member_id).await?;
     tx.commit().await?;
-    Ok(HttpResponse::Created().json(session))
+    attempt.refund(&state).await?;
+    Ok(crate::idempotency::not_kept(HttpResponse::Created().json(session)))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -241,10 +253,14 @@ pub struct RegisterRequest {
 #[utoipa::path(tag = "app", request_body = RegisterRequest, security(), responses(
     (status = 201, body = AppSessionResponse),
     (status = 401, description = "Unknown join code", body = Problem, content_type = "application/problem+json"),
-    Validation,
+    Validation, TooManyRequests,
 ))]
 #[post("/app/register")]
-pub async fn register(state: web::Data<AppState>, body: JsonBody<RegisterRequest>) -> ApiResult<HttpResponse> {
+pub async fn register(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: JsonBody<RegisterRequest>,
+) -> ApiResult<HttpResponse> {
     let body = body.0;
     let emails: Vec<(String, &str)> = body.email.iter().map(|e| ("email".to_string(), e.as_str())).collect();
     let profile = RawProfile {
@@ -259,6 +275,11 @@ pub async fn register(state: web::Data<AppState>, body: JsonBody<RegisterRequest
     }
     .parse()?;
     let join_code = normalise_code(&body.join_code);
+    let client = throttle::client(&req);
+    let attempt = throttle::reserve(&state, &throttle::GUARDIAN_CODES, &client).await?;
+    if !profile.emails.is_empty() {
+        let _mail = throttle::reserve(&state, &throttle::CONFIRMATION_MAILS_PER_CLIENT, &client).await?;
+    }
     let mut tx = state.db.begin().await?;
     let (org_id, list_id) = lists::find_by_join_code(&mut tx, &join_code)
         .await?
@@ -282,8 +303,17 @@ pub async fn register(state: web::Data<AppState>, body: JsonBody<RegisterRequest
     for (address, token) in confirmations {
         confirmations::send(&state, &address, &token).await;
     }
+    attempt.refund(&state).await?;
     tracing::info!(member_id = %member_id, "guardian registered with a join code; pending approval");
-    Ok(HttpResponse::Created().json(session))
+    Ok(crate::idempotency::not_kept(HttpResponse::Created().json(session)))
+}
+
+/// Counts a confirmation mail a guardian's request is about to send, per app session and
+/// per client (a day each; see `throttle`): anyone may type any address.
+pub async fn count_confirmation_mail(state: &AppState, req: &HttpRequest, guardian: &Guardian) -> ApiResult<()> {
+    let _session = throttle::reserve(state, &throttle::CONFIRMATION_MAILS_PER_SESSION, &guardian.session_id).await?;
+    let _client = throttle::reserve(state, &throttle::CONFIRMATION_MAILS_PER_CLIENT, &throttle::client(req)).await?;
+    Ok(())
 }
 
 /// End this app session.
@@ -377,14 +407,17 @@ pub struct AddEmailRequest {
     (status = 201, body = AppProfile),
     (status = 409, description = "Already one of the guardian's addresses", body = Problem, content_type = "application/problem+json"),
     (status = 422, description = "Not an address, or a fifth one", body = Problem, content_type = "application/problem+json"),
+    TooManyRequests,
 ))]
 #[post("/app/me/emails")]
 pub async fn add_email(
     state: web::Data<AppState>,
+    req: HttpRequest,
     guardian: Guardian,
     body: JsonBody<AddEmailRequest>,
 ) -> ApiResult<HttpResponse> {
     let address = EmailAddress::parse(&body.0.address).map_err(|e| ApiError::field("address", e.to_string()))?;
+    count_confirmation_mail(&state, &req, &guardian).await?;
     let mut tx = state.db.begin().await?;
     let current = members::find(&mut tx, &guardian.org_id, &guardian.member_id)
         .await?

@@ -13,6 +13,7 @@ use crate::auth::{Actor, Caller, password};
 use crate::db::now_ms;
 use crate::db::repositories::{sessions, users};
 use crate::error::{ApiError, ApiResult, Problem};
+use crate::idempotency::not_kept;
 use crate::state::AppState;
 use crate::throttle;
 
@@ -137,7 +138,7 @@ pub async fn login(
     required("email", &body.email)?;
     required("password", &body.password)?;
     let tokens = sign_in(&state, throttle::client(&req), &body.email, &body.password).await?;
-    Ok(HttpResponse::Ok().insert_header(("Cache-Control", "no-store")).json(tokens))
+    Ok(not_kept(HttpResponse::Ok().insert_header(("Cache-Control", "no-store")).json(tokens)))
 }
 
 /// The same sign-in as an OAuth2 password grant, for Swagger UI's Authorize dialog and
@@ -158,7 +159,7 @@ pub async fn token(state: web::Data<AppState>, req: HttpRequest, form: FormBody<
     required("username", &form.username)?;
     required("password", &form.password)?;
     let tokens = sign_in(&state, throttle::client(&req), &form.username, &form.password).await?;
-    Ok(HttpResponse::Ok().insert_header(("Cache-Control", "no-store")).json(tokens))
+    Ok(not_kept(HttpResponse::Ok().insert_header(("Cache-Control", "no-store")).json(tokens)))
 }
 
 /// Exchange a refresh token for a new pair. Each refresh token works once; presenting one
@@ -189,7 +190,7 @@ pub async fn refresh(state: web::Data<AppState>, body: JsonBody<RefreshRequest>)
     let tokens =
         issue(&state, &mut tx, &principal.user_id, &principal.org_id, &principal.role, &row.session_id).await?;
     tx.commit().await?;
-    Ok(HttpResponse::Ok().insert_header(("Cache-Control", "no-store")).json(tokens))
+    Ok(not_kept(HttpResponse::Ok().insert_header(("Cache-Control", "no-store")).json(tokens)))
 }
 
 /// End the session: its access token and refresh tokens stop working at once.

@@ -148,7 +148,8 @@ pub async fn create_user(
         },
     )
     .await?;
-    Ok(HttpResponse::Created().json(UserResponse::from(row)))
+    // The request held a password.
+    Ok(crate::idempotency::not_kept(HttpResponse::Created().json(UserResponse::from(row))))
 }
 
 /// One staff member; admins see anyone, others only themselves.
