@@ -310,10 +310,21 @@ pub async fn register(
 
 /// Counts a confirmation mail a guardian's request is about to send, per app session and
 /// per client (a day each; see `throttle`): anyone may type any address.
-pub async fn count_confirmation_mail(state: &AppState, req: &HttpRequest, guardian: &Guardian) -> ApiResult<()> {
-    let _session = throttle::reserve(state, &throttle::CONFIRMATION_MAILS_PER_SESSION, &guardian.session_id).await?;
-    let _client = throttle::reserve(state, &throttle::CONFIRMATION_MAILS_PER_CLIENT, &throttle::client(req)).await?;
-    Ok(())
+pub async fn count_confirmation_mail(
+    state: &AppState,
+    req: &HttpRequest,
+    guardian: &Guardian,
+) -> ApiResult<[throttle::Reservation; 2]> {
+    let session = throttle::reserve(state, &throttle::CONFIRMATION_MAILS_PER_SESSION, &guardian.session_id).await?;
+    let client = match throttle::reserve(state, &throttle::CONFIRMATION_MAILS_PER_CLIENT, &throttle::client(req)).await
+    {
+        Ok(client) => client,
+        Err(refused) => {
+            session.refund(state).await?;
+            return Err(refused);
+        }
+    };
+    Ok([session, client])
 }
 
 /// End this app session.
@@ -417,7 +428,23 @@ pub async fn add_email(
     body: JsonBody<AddEmailRequest>,
 ) -> ApiResult<HttpResponse> {
     let address = EmailAddress::parse(&body.0.address).map_err(|e| ApiError::field("address", e.to_string()))?;
-    count_confirmation_mail(&state, &req, &guardian).await?;
+    let counted = count_confirmation_mail(&state, &req, &guardian).await?;
+    let added = add_unconfirmed_email(&state, &guardian, address).await;
+    if added.is_err() {
+        // Refused (a duplicate, a fifth address): no mail went out, so none is counted.
+        for attempt in counted {
+            attempt.refund(&state).await?;
+        }
+    }
+    added
+}
+
+/// Adds the address as unconfirmed and sends its confirmation link.
+async fn add_unconfirmed_email(
+    state: &AppState,
+    guardian: &Guardian,
+    address: EmailAddress,
+) -> ApiResult<HttpResponse> {
     let mut tx = state.db.begin().await?;
     let current = members::find(&mut tx, &guardian.org_id, &guardian.member_id)
         .await?
@@ -438,10 +465,10 @@ pub async fn add_email(
     profile.emails.push(address.clone());
     members::update_profile(&mut tx, &guardian.org_id, &guardian.member_id, &profile, EmailStatus::Unconfirmed).await?;
     let token = confirmations::prepare(&mut tx, &guardian.org_id, &guardian.member_id, &address).await?;
-    let answer = profile_of(&mut tx, &guardian).await?;
+    let answer = profile_of(&mut tx, guardian).await?;
     tx.commit().await?;
     // Not sent: the address stays unconfirmed and the app can ask again (…/confirmation).
-    confirmations::send(&state, &address, &token).await;
+    confirmations::send(state, &address, &token).await;
     Ok(HttpResponse::Created().json(answer))
 }
 

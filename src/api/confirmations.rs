@@ -79,7 +79,7 @@ pub async fn resend_confirmation(
     address: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
     let key = address.trim().to_lowercase();
-    crate::api::app::count_confirmation_mail(&state, &req, &guardian).await?;
+    let _counted = crate::api::app::count_confirmation_mail(&state, &req, &guardian).await?;
     let mut conn = state.db.pool.acquire().await?;
     let record = members::find(&mut conn, &guardian.org_id, &guardian.member_id)
         .await?
