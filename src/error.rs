@@ -117,7 +117,7 @@ impl ApiError {
                 (format!("{method} is not allowed here; this path takes {allow}"), vec![])
             }
             ApiError::TooManyRequests { retry_after_secs } => {
-                (format!("too many failed attempts; try again in {retry_after_secs} s"), vec![])
+                (format!("too many attempts; try again in {retry_after_secs} s"), vec![])
             }
             ApiError::Internal(_) => ("the server failed to answer; the incident is logged".into(), vec![]),
         };

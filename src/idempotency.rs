@@ -8,8 +8,13 @@
 //! the first answer even if the credential was revoked since (it is what it already got). The same key with
 //! another request (method, path, query or body) is refused with 422; while the first
 //! request is still being handled, 409. A first answer of 5xx is not kept: the retry runs.
-//! Sign-in, tokens, staff accounts, API keys, invitations and guardians' personal links take
-//! no key: their requests or answers hold secrets that are not to be kept (`covers_path`).
+//!
+//! Only requests with a genuine credential are kept (a signed access token or a known API
+//! key, checked before anything is written), so no one without one can grow the table.
+//! Exchanges that hold a secret (passwords in the request; tokens, API keys, invitation or
+//! join codes in the answer) are never kept, whatever the path's spelling: their handlers
+//! mark the answer with [`not_kept`], and the claim is dropped. `covers_path` only says
+//! which documented operations take a key, for the OpenAPI document.
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
@@ -19,7 +24,7 @@ use actix_web::{HttpMessage, HttpResponse, ResponseError, web};
 use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
 
-use crate::db::repositories::idempotency;
+use crate::db::repositories::{api_keys, idempotency};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -35,18 +40,40 @@ fn credential(req: &ServiceRequest) -> Option<Vec<u8>> {
     })
 }
 
-/// Whether a POST to `path` (a request path or a documented template) takes a key. Not
-/// those whose request or answer holds a secret that must not be kept (passwords, tokens,
-/// API keys, invitation codes), nor the personal links, which have no credential header.
+/// Whether the documented POST `path` (a template) takes a key: not those whose request or
+/// answer holds a secret (their handlers call [`not_kept`]), nor the personal links, which
+/// have no credential header. Documentation only; the middleware goes by the marks.
 pub fn covers_path(path: &str) -> bool {
     const SECRET: [&str; 4] = ["/api/v1/auth/", "/api/v1/receipts/", "/api/v1/api-keys", "/api/v1/users"];
+    const SECRET_APP: [&str; 2] = ["/api/v1/app/session", "/api/v1/app/register"];
     path.starts_with("/api/v1/")
         && !SECRET.iter().any(|prefix| path.starts_with(prefix))
+        && !SECRET_APP.contains(&path)
         && !path.ends_with("/invitations")
 }
 
-fn applies(req: &ServiceRequest) -> bool {
-    req.method() == Method::POST && credential(req).is_some() && covers_path(req.path())
+/// The mark of an exchange that holds a secret: never kept for replay.
+struct NotKept;
+
+/// Marks `response` (and the request it answers) as holding a secret: the middleware keeps
+/// neither. Every handler whose request or answer carries a password, token, key or code
+/// calls this.
+pub fn not_kept(mut response: HttpResponse) -> HttpResponse {
+    response.extensions_mut().insert(NotKept);
+    response
+}
+
+/// Whether the request's credential is genuine: an access token with our signature, or an
+/// API key we issued that still works. Whether it may do what it asks is the handler's
+/// business; this only keeps strangers out of the table.
+async fn genuine_credential(state: &AppState, req: &ServiceRequest) -> Result<bool, ApiError> {
+    if let Some(token) = crate::auth::caller::bearer(req.request()) {
+        return Ok(state.jwt.verify(token).is_some());
+    }
+    let Some(key) = req.headers().get("x-api-key").and_then(|v| v.to_str().ok()) else { return Ok(false) };
+    let mut conn = state.db.pool.acquire().await?;
+    let found = api_keys::find_usable(&mut conn, &crate::auth::tokens::digest(key), state.clock.now_ms()).await?;
+    Ok(found.is_some())
 }
 
 fn sha256_hex(parts: &[&[u8]]) -> String {
@@ -69,7 +96,8 @@ pub async fn middleware(
     let Some(key) = req.headers().get(HEADER).cloned() else {
         return Ok(next.call(req).await?.map_into_boxed_body());
     };
-    if !applies(&req) {
+    let state = req.app_data::<web::Data<AppState>>().cloned().expect("the app state is registered");
+    if req.method() != Method::POST || !genuine_credential(&state, &req).await? {
         return Ok(next.call(req).await?.map_into_boxed_body());
     }
     let key = match key.to_str() {
@@ -101,7 +129,6 @@ pub async fn middleware(
     let request_hash = sha256_hex(&[req.method().as_str().as_bytes(), target.as_bytes(), &content_type, &body]);
     req.set_payload(Payload::from(body));
 
-    let state = req.app_data::<web::Data<AppState>>().cloned().expect("the app state is registered");
     let earlier = {
         let mut conn = state.db.pool.acquire().await.map_err(ApiError::from)?;
         idempotency::claim(&mut conn, &credential_hash, &key, &request_hash).await.map_err(ApiError::from)?
@@ -140,7 +167,8 @@ pub async fn middleware(
             return Err(error);
         }
     };
-    if response.status().is_server_error() {
+    let holds_secret = response.response().extensions().contains::<NotKept>();
+    if holds_secret || response.status().is_server_error() || response.status() == StatusCode::UNAUTHORIZED {
         release().await;
         return Ok(response.map_into_boxed_body());
     }

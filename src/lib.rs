@@ -18,6 +18,7 @@ pub mod security_headers;
 pub mod startup;
 pub mod state;
 pub mod telemetry;
+pub mod throttle;
 
 /// Installs rustls' ring provider. Both ring and aws-lc-rs can end up compiled in, and
 /// rustls then refuses to pick one at run time, so every entry point calls this first.

@@ -177,7 +177,7 @@ pub async fn create_api_key(
         },
     )
     .await?;
-    Ok(HttpResponse::Created().json(CreatedApiKey { api_key: row.into(), key }))
+    Ok(crate::idempotency::not_kept(HttpResponse::Created().json(CreatedApiKey { api_key: row.into(), key })))
 }
 
 #[utoipa::path(tag = "api-keys", params(("id" = String, Path)), security(("bearer" = []), ("oauth2" = [])), responses(

@@ -2,7 +2,7 @@
 //! join codes (self-registration, approved by staff) and the double opt-in of addresses
 //! that guardians add themselves.
 
-use actix_web::{HttpResponse, delete, get, patch, post, put, web};
+use actix_web::{HttpRequest, HttpResponse, delete, get, patch, post, put, web};
 use chrono::{DateTime, Duration, Utc};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
@@ -13,7 +13,7 @@ use crate::api::confirmations;
 use crate::api::devices::{DeviceResponse, RegisterDeviceRequest, device_response, register_device_for};
 use crate::api::extract::JsonBody;
 use crate::api::members::{EmailResponse, member_response};
-use crate::api::problem_responses::{NotFound, Unauthorized, Validation};
+use crate::api::problem_responses::{NotFound, TooManyRequests, Unauthorized, Validation};
 use crate::auth::tokens::{self, GUARDIAN_TTL_SECS};
 use crate::auth::{Caller, Guardian};
 use crate::db::now_ms;
@@ -24,6 +24,7 @@ use crate::domain::member::{EmailStatus, MAX_EMAILS, MemberStatus, RawProfile};
 use crate::domain::{EmailAddress, Scope};
 use crate::error::{ApiError, ApiResult, OrNotFound, Problem};
 use crate::state::AppState;
+use crate::throttle;
 
 pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(create_invitation)
@@ -109,7 +110,11 @@ pub async fn create_invitation(
     tx.commit().await?;
     let display = format!("{}-{}-{}", &code[..4], &code[4..8], &code[8..]);
     let url = state.config.public_link(&format!("invite/{display}"));
-    Ok(HttpResponse::Created().json(InvitationResponse { code: display, url, expires_at }))
+    Ok(crate::idempotency::not_kept(HttpResponse::Created().json(InvitationResponse {
+        code: display,
+        url,
+        expires_at,
+    })))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -232,10 +237,16 @@ pub struct OpenSessionRequest {
 #[utoipa::path(tag = "app", request_body = OpenSessionRequest, security(), responses(
     (status = 201, body = AppSessionResponse),
     (status = 401, description = "Unknown, used or expired code", body = Problem, content_type = "application/problem+json"),
+    TooManyRequests,
 ))]
 #[post("/app/session")]
-pub async fn open_session(state: web::Data<AppState>, body: JsonBody<OpenSessionRequest>) -> ApiResult<HttpResponse> {
+pub async fn open_session(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: JsonBody<OpenSessionRequest>,
+) -> ApiResult<HttpResponse> {
     let code = normalise_code(&body.0.code);
+    let attempt = throttle::reserve(&state, &throttle::GUARDIAN_CODES, &throttle::client(&req)).await?;
     let mut tx = state.db.begin().await?;
     let (org_id, member_id) = guardians::redeem_invitation(&mut tx, &tokens::digest(&code))
         .await?
@@ -243,6 +254,7 @@ pub async fn open_session(state: web::Data<AppState>, body: JsonBody<OpenSession
     guardians::end_sessions(&mut tx, &member_id).await?;
     let session = start_session(&state, &mut tx, &org_id, &member_id).await?;
     tx.commit().await?;
+    attempt.refund(&state).await?;
     let confirmed: Vec<EmailAddress> = session
         .profile
         .emails
@@ -251,7 +263,7 @@ pub async fn open_session(state: web::Data<AppState>, body: JsonBody<OpenSession
         .filter_map(|e| EmailAddress::parse(&e.address).ok())
         .collect();
     notices::app_signed_in(&state, &session.profile.org_name, &session.profile.name, &confirmed).await;
-    Ok(HttpResponse::Created().json(session))
+    Ok(crate::idempotency::not_kept(HttpResponse::Created().json(session)))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -274,10 +286,14 @@ pub struct RegisterRequest {
 #[utoipa::path(tag = "app", request_body = RegisterRequest, security(), responses(
     (status = 201, body = AppSessionResponse),
     (status = 401, description = "Unknown join code", body = Problem, content_type = "application/problem+json"),
-    Validation,
+    Validation, TooManyRequests,
 ))]
 #[post("/app/register")]
-pub async fn register(state: web::Data<AppState>, body: JsonBody<RegisterRequest>) -> ApiResult<HttpResponse> {
+pub async fn register(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: JsonBody<RegisterRequest>,
+) -> ApiResult<HttpResponse> {
     let body = body.0;
     let emails: Vec<(String, &str)> = body.email.iter().map(|e| ("email".to_string(), e.as_str())).collect();
     let profile = RawProfile {
@@ -292,6 +308,11 @@ pub async fn register(state: web::Data<AppState>, body: JsonBody<RegisterRequest
     }
     .parse()?;
     let join_code = normalise_code(&body.join_code);
+    let client = throttle::client(&req);
+    let attempt = throttle::reserve(&state, &throttle::GUARDIAN_CODES, &client).await?;
+    if !profile.emails.is_empty() {
+        let _mail = throttle::reserve(&state, &throttle::CONFIRMATION_MAILS_PER_CLIENT, &client).await?;
+    }
     let mut tx = state.db.begin().await?;
     let (org_id, list_id) = lists::find_by_join_code(&mut tx, &join_code)
         .await?
@@ -315,8 +336,28 @@ pub async fn register(state: web::Data<AppState>, body: JsonBody<RegisterRequest
     for (address, token) in confirmations {
         confirmations::send(&state, &address, &token).await;
     }
+    attempt.refund(&state).await?;
     tracing::info!(member_id = %member_id, "guardian registered with a join code; pending approval");
-    Ok(HttpResponse::Created().json(session))
+    Ok(crate::idempotency::not_kept(HttpResponse::Created().json(session)))
+}
+
+/// Counts a confirmation mail a guardian's request is about to send, per app session and
+/// per client (a day each; see `throttle`): anyone may type any address.
+pub async fn count_confirmation_mail(
+    state: &AppState,
+    req: &HttpRequest,
+    guardian: &Guardian,
+) -> ApiResult<[throttle::Reservation; 2]> {
+    let session = throttle::reserve(state, &throttle::CONFIRMATION_MAILS_PER_SESSION, &guardian.session_id).await?;
+    let client = match throttle::reserve(state, &throttle::CONFIRMATION_MAILS_PER_CLIENT, &throttle::client(req)).await
+    {
+        Ok(client) => client,
+        Err(refused) => {
+            session.refund(state).await?;
+            return Err(refused);
+        }
+    };
+    Ok([session, client])
 }
 
 /// End this app session.
@@ -410,14 +451,33 @@ pub struct AddEmailRequest {
     (status = 201, body = AppProfile),
     (status = 409, description = "Already one of the guardian's addresses", body = Problem, content_type = "application/problem+json"),
     (status = 422, description = "Not an address, or a fifth one", body = Problem, content_type = "application/problem+json"),
+    TooManyRequests,
 ))]
 #[post("/app/me/emails")]
 pub async fn add_email(
     state: web::Data<AppState>,
+    req: HttpRequest,
     guardian: Guardian,
     body: JsonBody<AddEmailRequest>,
 ) -> ApiResult<HttpResponse> {
     let address = EmailAddress::parse(&body.0.address).map_err(|e| ApiError::field("address", e.to_string()))?;
+    let counted = count_confirmation_mail(&state, &req, &guardian).await?;
+    let added = add_unconfirmed_email(&state, &guardian, address).await;
+    if added.is_err() {
+        // Refused (a duplicate, a fifth address): no mail went out, so none is counted.
+        for attempt in counted {
+            attempt.refund(&state).await?;
+        }
+    }
+    added
+}
+
+/// Adds the address as unconfirmed and sends its confirmation link.
+async fn add_unconfirmed_email(
+    state: &AppState,
+    guardian: &Guardian,
+    address: EmailAddress,
+) -> ApiResult<HttpResponse> {
     let mut tx = state.db.begin().await?;
     let current = members::find(&mut tx, &guardian.org_id, &guardian.member_id)
         .await?
@@ -438,10 +498,10 @@ pub async fn add_email(
     profile.emails.push(address.clone());
     members::update_profile(&mut tx, &guardian.org_id, &guardian.member_id, &profile, EmailStatus::Unconfirmed).await?;
     let token = confirmations::prepare(&mut tx, &guardian.org_id, &guardian.member_id, &address).await?;
-    let answer = profile_of(&mut tx, &guardian).await?;
+    let answer = profile_of(&mut tx, guardian).await?;
     tx.commit().await?;
     // Not sent: the address stays unconfirmed and the app can ask again (…/confirmation).
-    confirmations::send(&state, &address, &token).await;
+    confirmations::send(state, &address, &token).await;
     Ok(HttpResponse::Created().json(answer))
 }
 

@@ -7,24 +7,19 @@ use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::api::extract::{FormBody, JsonBody};
-use crate::api::problem_responses::Unauthorized;
+use crate::api::problem_responses::{TooManyRequests, Unauthorized};
 use crate::auth::tokens::{self, ACCESS_TTL_SECS, REFRESH_TTL_MS};
 use crate::auth::{Actor, Caller, password};
 use crate::db::now_ms;
-use crate::db::repositories::{login_failures, sessions, users};
+use crate::db::repositories::{sessions, users};
 use crate::error::{ApiError, ApiResult, Problem};
+use crate::idempotency::not_kept;
 use crate::state::AppState;
+use crate::throttle;
 
 pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(login).service(token).service(refresh).service(logout);
 }
-
-/// Failed sign-ins counted over this sliding window.
-const FAILURE_WINDOW_MS: i64 = 15 * 60 * 1000;
-/// Per address: stops password guessing against one account.
-pub const MAX_FAILURES_PER_ADDRESS: i64 = 5;
-/// Per client IP: stops one client from trying many accounts.
-pub const MAX_FAILURES_PER_IP: i64 = 20;
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -66,47 +61,41 @@ pub struct TokenResponse {
     pub expires_in: i64,
 }
 
-fn client_ip(req: &HttpRequest) -> String {
-    // The peer address, not X-Forwarded-For: a client could write any value there and
-    // escape the per-IP limit. Behind a proxy the per-address limit still applies.
-    req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_else(|| "unknown".into())
-}
-
 fn required(field: &str, value: &str) -> ApiResult<()> {
     if value.trim().is_empty() { Err(ApiError::field(field, "is required")) } else { Ok(()) }
 }
 
-async fn sign_in(state: &AppState, ip: String, email: &str, password: &str) -> ApiResult<TokenResponse> {
+/// Signs in the account with this address whose password matches. Addresses are unique
+/// per organisation only, so one address may hold accounts at several schools; each is
+/// checked (the oldest first wins if two share the password). The attempt is counted for
+/// (address, client) and for the client before any password is checked, and no database
+/// connection is held while argon2 runs. Unknown addresses cost the same work and get the
+/// same answer as wrong passwords.
+async fn sign_in(state: &AppState, client: String, email: &str, password: &str) -> ApiResult<TokenResponse> {
     let email_key = email.trim().to_lowercase();
-    let limits = [
-        (format!("address:{}", tokens::digest(&email_key)), MAX_FAILURES_PER_ADDRESS),
-        (format!("ip:{ip}"), MAX_FAILURES_PER_IP),
-    ];
-    let mut conn = state.db.pool.acquire().await?;
-    let now = now_ms();
-    for (key, max) in &limits {
-        let (count, oldest) = login_failures::window(&mut conn, key, now - FAILURE_WINDOW_MS).await?;
-        if count >= *max {
-            let free_at = oldest.unwrap_or(now) + FAILURE_WINDOW_MS;
-            return Err(ApiError::TooManyRequests {
-                retry_after_secs: ((free_at - now).max(0) as u64).div_ceil(1000).max(1),
-            });
+    let pair =
+        throttle::reserve(state, &throttle::SIGN_IN, &format!("{}:{client}", tokens::digest(&email_key))).await?;
+    let from_client = match throttle::reserve(state, &throttle::SIGN_IN_CLIENT, &client).await {
+        Ok(reservation) => reservation,
+        Err(refused) => {
+            pair.refund(state).await?;
+            return Err(refused);
         }
-    }
-    let found = users::find_for_login(&mut conn, &email_key).await?;
-    let stored_hash = found.as_ref().map(|row| row.password_hash.clone());
-    if !password::verify(password.to_string(), stored_hash).await? {
-        for (key, _) in &limits {
-            login_failures::record(&mut conn, key, now, now - FAILURE_WINDOW_MS).await?;
-        }
-        tracing::info!(client_ip = %ip, "sign-in failed");
+    };
+    let mut candidates = {
+        let mut conn = state.db.pool.acquire().await?;
+        users::find_for_login(&mut conn, &email_key).await?
+    };
+    let hashes = candidates.iter().map(|row| row.password_hash.clone()).collect();
+    let Some(found) = password::first_match(password.to_string(), hashes).await? else {
+        tracing::info!(client_ip = %client, "sign-in failed");
         return Err(ApiError::InvalidGrant);
-    }
-    let user = found.map(|row| row.user).ok_or(ApiError::InvalidGrant)?;
-    login_failures::clear(&mut conn, &limits[0].0).await?;
-    drop(conn);
+    };
+    let user = candidates.swap_remove(found).user;
+    pair.forgive(state).await?;
+    from_client.refund(state).await?;
     let mut tx = state.db.begin().await?;
-    let session_id = sessions::create(&mut tx, &user.id, now + REFRESH_TTL_MS).await?;
+    let session_id = sessions::create(&mut tx, &user.id, now_ms() + REFRESH_TTL_MS).await?;
     let response = issue(state, &mut tx, &user.id, &user.org_id, &user.role, &session_id).await?;
     tx.commit().await?;
     tracing::info!(user_id = %user.id, "signed in");
@@ -137,8 +126,7 @@ async fn issue(
     (status = 200, body = TokenResponse),
     (status = 401, description = "Wrong address or password", body = Problem, content_type = "application/problem+json"),
     (status = 422, description = "A field is missing or empty", body = Problem, content_type = "application/problem+json"),
-    (status = 429, description = "Too many failed attempts; see Retry-After", body = Problem, content_type = "application/problem+json",
-        headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    TooManyRequests,
 ))]
 #[post("/auth/login")]
 pub async fn login(
@@ -149,8 +137,8 @@ pub async fn login(
     let body = body.0;
     required("email", &body.email)?;
     required("password", &body.password)?;
-    let tokens = sign_in(&state, client_ip(&req), &body.email, &body.password).await?;
-    Ok(HttpResponse::Ok().insert_header(("Cache-Control", "no-store")).json(tokens))
+    let tokens = sign_in(&state, throttle::client(&req), &body.email, &body.password).await?;
+    Ok(not_kept(HttpResponse::Ok().insert_header(("Cache-Control", "no-store")).json(tokens)))
 }
 
 /// The same sign-in as an OAuth2 password grant, for Swagger UI's Authorize dialog and
@@ -160,7 +148,7 @@ pub async fn login(
     (status = 200, body = TokenResponse),
     (status = 401, description = "Wrong address or password (`error: invalid_grant`)", body = Problem, content_type = "application/problem+json"),
     (status = 422, description = "A field is missing, or `grant_type` is not `password`", body = Problem, content_type = "application/problem+json"),
-    (status = 429, description = "Too many failed attempts", body = Problem, content_type = "application/problem+json"),
+    TooManyRequests,
 ))]
 #[post("/auth/token")]
 pub async fn token(state: web::Data<AppState>, req: HttpRequest, form: FormBody<TokenForm>) -> ApiResult<HttpResponse> {
@@ -170,8 +158,8 @@ pub async fn token(state: web::Data<AppState>, req: HttpRequest, form: FormBody<
     }
     required("username", &form.username)?;
     required("password", &form.password)?;
-    let tokens = sign_in(&state, client_ip(&req), &form.username, &form.password).await?;
-    Ok(HttpResponse::Ok().insert_header(("Cache-Control", "no-store")).json(tokens))
+    let tokens = sign_in(&state, throttle::client(&req), &form.username, &form.password).await?;
+    Ok(not_kept(HttpResponse::Ok().insert_header(("Cache-Control", "no-store")).json(tokens)))
 }
 
 /// Exchange a refresh token for a new pair. Each refresh token works once; presenting one
@@ -202,7 +190,7 @@ pub async fn refresh(state: web::Data<AppState>, body: JsonBody<RefreshRequest>)
     let tokens =
         issue(&state, &mut tx, &principal.user_id, &principal.org_id, &principal.role, &row.session_id).await?;
     tx.commit().await?;
-    Ok(HttpResponse::Ok().insert_header(("Cache-Control", "no-store")).json(tokens))
+    Ok(not_kept(HttpResponse::Ok().insert_header(("Cache-Control", "no-store")).json(tokens)))
 }
 
 /// End the session: its access token and refresh tokens stop working at once.

@@ -2,7 +2,7 @@
 //! its link opens, and the confirmation that page's button posts.
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, get, post, web};
+use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use chrono::{Duration, Utc};
 use utoipa_actix_web::service_config::ServiceConfig;
 
@@ -71,14 +71,17 @@ pub async fn send(state: &AppState, address: &EmailAddress, token: &str) -> bool
     (status = 202, description = "Sent"),
     (status = 404, description = "Not an unconfirmed address of yours", body = Problem, content_type = "application/problem+json"),
     (status = 503, description = "The mail server did not take it; try later", body = Problem, content_type = "application/problem+json"),
+    crate::api::problem_responses::TooManyRequests,
 ))]
 #[post("/app/me/emails/{address}/confirmation")]
 pub async fn resend_confirmation(
     state: web::Data<AppState>,
+    req: HttpRequest,
     guardian: Guardian,
     address: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
     let key = address.trim().to_lowercase();
+    let _counted = crate::api::app::count_confirmation_mail(&state, &req, &guardian).await?;
     let mut conn = state.db.pool.acquire().await?;
     let record = members::find(&mut conn, &guardian.org_id, &guardian.member_id)
         .await?

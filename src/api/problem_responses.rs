@@ -8,8 +8,9 @@
 
 use std::collections::BTreeMap;
 
+use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, ResponseBuilder};
-use utoipa::{IntoResponses, ToSchema};
+use utoipa::{IntoResponses, PartialSchema, ToSchema};
 
 use crate::error::{PROBLEM_JSON, Problem};
 
@@ -46,4 +47,23 @@ problem_responses! {
     UnsupportedMediaType = 415, "A `Content-Type` this operation does not take";
     /// `ApiError::Validation`.
     Validation = 422, "Invalid input; `errors` lists each field with what is wrong";
+}
+
+/// `ApiError::TooManyRequests`: a throttle of `crate::throttle` refused the attempt.
+pub struct TooManyRequests;
+
+impl IntoResponses for TooManyRequests {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        let content = ContentBuilder::new().schema(Some(Ref::from_schema_name(Problem::name()))).build();
+        let retry_after = HeaderBuilder::new()
+            .schema(Some(u64::schema()))
+            .description(Some("Seconds to wait before the next attempt is even checked"))
+            .build();
+        let response = ResponseBuilder::new()
+            .description("Too many attempts from this client (or for this key); wait `Retry-After` seconds")
+            .content(PROBLEM_JSON, content)
+            .header("Retry-After", retry_after)
+            .build();
+        BTreeMap::from([("429".to_string(), RefOr::T(response))])
+    }
 }

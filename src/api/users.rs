@@ -9,7 +9,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::api::extract::{JsonBody, QueryParams};
 use crate::api::pagination::{Page, PageQuery};
-use crate::api::problem_responses::{Forbidden, NotFound, Validation};
+use crate::api::problem_responses::{Forbidden, NotFound, TooManyRequests, Validation};
 use crate::api::{Checks, time};
 use crate::auth::{Caller, password};
 use crate::db::repositories::users::{self, NewUser, UserChanges, UserRow};
@@ -18,6 +18,7 @@ use crate::domain::staff::STAFF_PERMISSIONS;
 use crate::domain::{EmailAddress, Password, PersonName, Role, Scope};
 use crate::error::{ApiError, ApiResult, OrNotFound, Problem};
 use crate::state::AppState;
+use crate::throttle;
 
 pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(list_users).service(create_user).service(get_user).service(update_user).service(delete_user);
@@ -147,7 +148,8 @@ pub async fn create_user(
         },
     )
     .await?;
-    Ok(HttpResponse::Created().json(UserResponse::from(row)))
+    // The request held a password.
+    Ok(crate::idempotency::not_kept(HttpResponse::Created().json(UserResponse::from(row))))
 }
 
 /// One staff member; admins see anyone, others only themselves.
@@ -176,7 +178,7 @@ pub async fn get_user(
 #[utoipa::path(tag = "users", params(("id" = String, Path)), request_body = UpdateUserRequest, security(("bearer" = []), ("oauth2" = [])), responses(
     (status = 200, body = UserResponse),
     (status = 409, description = "This would leave the organisation without an admin", body = Problem, content_type = "application/problem+json"),
-    Forbidden, NotFound, Validation,
+    Forbidden, NotFound, Validation, TooManyRequests,
 ))]
 #[patch("/users/{id}")]
 pub async fn update_user(
@@ -201,6 +203,10 @@ pub async fn update_user(
     }
     checks.finish()?;
     if let (Some(_), true, Some(current)) = (&password, own, &body.current_password) {
+        // Counted per sign-in session before the check: a stolen access token gets as few
+        // guesses as a client signing in.
+        let session = caller.session_id().unwrap_or_default();
+        let attempt = throttle::reserve(&state, &throttle::CURRENT_PASSWORD, session).await?;
         let stored = {
             let mut conn = state.db.pool.acquire().await?;
             users::password_hash(&mut conn, &caller.org_id, &id).await?
@@ -208,6 +214,7 @@ pub async fn update_user(
         if !password::verify(current.clone(), stored).await? {
             return Err(ApiError::field("current_password", "is not your current password"));
         }
+        attempt.forgive(&state).await?;
     }
     let password_hash = match password {
         Some(p) => Some(password::hash(p.expose().to_string()).await?),

@@ -177,4 +177,40 @@ mod tests {
         let error = keys.receipt_token(&good, "member-7").unwrap_err();
         assert!(error.to_string().contains("member id \"member-7\""), "{error}");
     }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        proptest! {
+            /// A personal link opens for the pair it was made for, and a change of any one
+            /// byte (any value) makes it refused.
+            #[test]
+            fn a_personal_link_round_trips_and_any_single_byte_change_is_refused(
+                message in any::<u128>(),
+                member in any::<u128>(),
+                position in any::<prop::sample::Index>(),
+                replacement in any::<u8>(),
+            ) {
+                let keys = JwtKeys::new(b"a secret of at least thirty-two characters");
+                let (message, member) = (uuid::Uuid::from_u128(message).to_string(), uuid::Uuid::from_u128(member).to_string());
+                let token = keys.receipt_token(&message, &member).unwrap();
+                prop_assert_eq!(keys.verify_receipt_token(&token), Some((message, member)));
+                let mut altered = token.clone().into_bytes();
+                let i = position.index(altered.len());
+                prop_assume!(altered[i] != replacement);
+                altered[i] = replacement;
+                let altered = String::from_utf8_lossy(&altered).into_owned();
+                prop_assert_eq!(keys.verify_receipt_token(&altered), None);
+            }
+
+            /// Any text as a token is refused without a panic.
+            #[test]
+            fn any_text_as_a_personal_link_is_refused_without_panicking(token in "\\PC{0,100}") {
+                let keys = JwtKeys::new(b"a secret of at least thirty-two characters");
+                prop_assert_eq!(keys.verify_receipt_token(&token), None);
+            }
+        }
+    }
 }

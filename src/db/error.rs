@@ -34,11 +34,11 @@ pub type RepoResult<T> = Result<T, RepoError>;
 const NUL_IN_TEXT: &str = "22021";
 
 /// The request field a unique constraint guards: PostgreSQL reports the constraint's name,
-/// SQLite the columns (`UNIQUE constraint failed: users.email_key`). Constraints the client
+/// SQLite the columns (`UNIQUE constraint failed: users.org_id, users.email_key`). Constraints the client
 /// cannot run into by choosing a value (ids, tokens) are not listed.
 fn conflict_field(constraint: &str) -> Option<&'static str> {
     match constraint {
-        "users_email_key" | "users.email_key" => Some("email"),
+        "users_org_email_key" | "users.org_id, users.email_key" => Some("email"),
         _ => None,
     }
 }
@@ -81,7 +81,7 @@ impl RepoError {
         {
             let field = match db.constraint() {
                 Some(name) => conflict_field(name),
-                // SQLite: "UNIQUE constraint failed: users.email_key"
+                // SQLite: "UNIQUE constraint failed: users.org_id, users.email_key"
                 None => conflict_field(db.message().rsplit(": ").next().unwrap_or_default()),
             };
             return RepoError::Conflict { field };
@@ -108,8 +108,8 @@ mod tests {
 
     #[test]
     fn the_users_address_constraint_names_the_email_field_on_both_engines() {
-        assert_eq!(conflict_field("users_email_key"), Some("email"));
-        assert_eq!(conflict_field("users.email_key"), Some("email"));
+        assert_eq!(conflict_field("users_org_email_key"), Some("email"));
+        assert_eq!(conflict_field("users.org_id, users.email_key"), Some("email"));
         assert_eq!(conflict_field("lists_org_name"), None);
     }
 

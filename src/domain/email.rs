@@ -206,3 +206,32 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        /// Any text, parsed, is an address or an error that says what is wrong; never a panic.
+        #[test]
+        fn any_text_parses_or_is_refused_without_panicking(input in "\\PC{0,300}") {
+            match EmailAddress::parse(&input) {
+                Ok(address) => {
+                    // What was accepted is stable: parsing it again gives the same address.
+                    let again = EmailAddress::parse(address.as_str()).expect("an accepted address parses again");
+                    prop_assert_eq!(again.as_str(), address.as_str());
+                    prop_assert_eq!(again.key(), address.key());
+                    prop_assert!(address.as_str().contains('@'));
+                }
+                Err(error) => prop_assert!(!error.to_string().is_empty()),
+            }
+        }
+
+        #[test]
+        fn address_shaped_text_never_panics(local in "[a-z0-9.+_-]{0,70}", domain in "[a-z0-9.-]{0,70}") {
+            let _ = EmailAddress::parse(&format!("{local}@{domain}"));
+        }
+    }
+}

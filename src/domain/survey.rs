@@ -245,3 +245,45 @@ mod tests {
         assert_eq!(errors[0].field, "survey.questions[1].options[10]");
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn any_kind() -> impl Strategy<Value = QuestionKind> {
+        prop_oneof![Just(QuestionKind::Single), Just(QuestionKind::Multiple), Just(QuestionKind::Text)]
+    }
+
+    fn any_survey() -> impl Strategy<Value = Survey> {
+        let question = (any_kind(), prop::collection::vec("\\PC{0,5}", 0..4), any::<bool>())
+            .prop_map(|(kind, options, required)| Question { text: "問".into(), kind, options, required });
+        prop::collection::vec(question, 0..5).prop_map(|questions| Survey { questions })
+    }
+
+    fn any_answers() -> impl Strategy<Value = Vec<SurveyAnswer>> {
+        let answer =
+            (0usize..8, prop::option::of(prop::collection::vec(0usize..8, 0..5)), prop::option::of("\\PC{0,1100}"))
+                .prop_map(|(question, choices, text)| SurveyAnswer { question, choices, text });
+        prop::collection::vec(answer, 0..8)
+    }
+
+    proptest! {
+        /// Whatever a guardian sends, the answers are accepted or each error names a field
+        /// of the request (`answers…`); never a panic.
+        #[test]
+        fn any_answers_are_accepted_or_refused_naming_the_field(survey in any_survey(), answers in any_answers()) {
+            match check_answers(&survey, &answers) {
+                Ok(checked) => prop_assert!(checked.len() <= answers.len()),
+                Err(errors) => {
+                    prop_assert!(!errors.is_empty());
+                    for error in errors {
+                        prop_assert!(error.field.starts_with("answers"), "field {:?}", error.field);
+                        prop_assert!(!error.message.is_empty());
+                    }
+                }
+            }
+        }
+    }
+}

@@ -16,7 +16,9 @@ on_both_backends!(
     a_reused_refresh_token_ends_the_whole_session,
     logout_stops_access_and_refresh_tokens_at_once,
     expired_tampered_and_unsigned_tokens_are_refused,
-    failed_logins_are_limited_per_address,
+    a_client_guessing_one_address_waits_a_growing_delay,
+    the_owner_signing_in_from_another_client_is_not_held_up,
+    parallel_guesses_get_no_more_checks_than_the_allowance,
     failed_logins_are_limited_per_client_ip,
     a_successful_login_forgives_earlier_failures_of_that_address,
 );
@@ -180,20 +182,53 @@ async fn expired_tampered_and_unsigned_tokens_are_refused(backend: Backend) {
     app.get("/api/v1/me", &sign("another secret of at least thirty-two chars", claims)).await.problem(401);
 }
 
-async fn failed_logins_are_limited_per_address(backend: Backend) {
+async fn a_client_guessing_one_address_waits_a_growing_delay(backend: Backend) {
     let app = spawn_app(backend).await;
     let admin = app.create_admin("Limit School").await;
     for _ in 0..5 {
         app.login(&admin.email, "guess guess guess").await.problem(401);
     }
-    // Locked even with the right password: the guesser must not learn it was right.
-    let locked = app.login(&admin.email, PASSWORD).await;
-    locked.problem(429);
-    let retry_after: u64 = locked.headers["retry-after"].to_str().unwrap().parse().unwrap();
-    assert!((1..=900).contains(&retry_after), "Retry-After {retry_after}");
-    // Another address from the same client is not locked by this one.
+    // Refused before the password is checked, even the right one: the guesser must not
+    // learn it was right.
+    let waiting = app.login(&admin.email, PASSWORD).await;
+    waiting.problem(429);
+    assert_eq!(waiting.headers["retry-after"], "30");
+    // Each attempt after the wait doubles the next wait.
+    app.advance_clock(std::time::Duration::from_secs(30));
+    app.login(&admin.email, "guess guess guess").await.problem(401);
+    let waiting = app.login(&admin.email, PASSWORD).await;
+    waiting.problem(429);
+    assert_eq!(waiting.headers["retry-after"], "60");
+    // Another address from the same client is not held up by this one.
     let other = app.create_admin("Other School").await;
     app.login(&other.email, PASSWORD).await.ok(200);
+}
+
+async fn the_owner_signing_in_from_another_client_is_not_held_up(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let admin = app.create_admin("Owner School").await;
+    for _ in 0..8 {
+        app.login(&admin.email, "an attacker's guess").await;
+    }
+    app.login(&admin.email, PASSWORD).await.problem(429);
+    // No lock an attacker can trigger: the owner, from their own client, signs in.
+    app.login_from("127.0.0.2", &admin.email, PASSWORD).await.ok(200);
+    // A success clears only that client's count for the address.
+    app.login(&admin.email, PASSWORD).await.problem(429);
+}
+
+async fn parallel_guesses_get_no_more_checks_than_the_allowance(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let admin = app.create_admin("Parallel School").await;
+    let guesses = (0..50).map(|n| {
+        let app = &app;
+        let email = admin.email.clone();
+        async move { app.login(&email, &format!("parallel guess {n}")).await.status.as_u16() }
+    });
+    let statuses = futures_util::future::join_all(guesses).await;
+    let checked = statuses.iter().filter(|&&s| s == 401).count();
+    let refused = statuses.iter().filter(|&&s| s == 429).count();
+    assert_eq!((checked, refused), (5, 45), "{statuses:?}");
 }
 
 async fn failed_logins_are_limited_per_client_ip(backend: Backend) {

@@ -293,23 +293,19 @@ async fn create_admin_refuses_an_address_that_is_taken(backend: Backend) {
     let email = "kocho@sakura.example.jp";
     let first = create_admin(dir.path(), &database_url, "Sakura", email);
     assert!(first.status.success(), "{}", text(&first.stderr));
-    for again in [email.to_string(), email.to_uppercase()] {
-        let output = create_admin(dir.path(), &database_url, "Another School", &again);
-        assert!(!output.status.success(), "{again} was accepted twice");
-        assert!(output.stdout.is_empty(), "{}", text(&output.stdout));
-        let stderr = text(&output.stderr);
-        assert_eq!(stderr.lines().last(), Some("renrakumo: --email is already used by another account"), "{stderr}");
-        assert!(!stderr.to_lowercase().contains("sqlx"), "{stderr}");
-    }
+    // Addresses are unique within an organisation only: the same principal may run the
+    // first admin account of another school (the password picks the account at sign-in).
+    let other = create_admin(dir.path(), &database_url, "Another School", &email.to_uppercase());
+    assert!(other.status.success(), "{}", text(&other.stderr));
     // Invalid input names the flag.
     let output = create_admin(dir.path(), &database_url, "School", "not-an-address");
     assert!(!output.status.success());
     assert!(text(&output.stderr).contains("--email"), "{}", text(&output.stderr));
-    // The refused attempts left no organisation behind.
+    // The refused attempt left no organisation behind.
     let db = renrakumo::db::Db::connect(&database_url).await.unwrap();
     let organisations: i64 =
         sqlx::query_scalar("SELECT COUNT(*) FROM organizations").fetch_one(&db.pool).await.unwrap();
-    assert_eq!(organisations, 1);
+    assert_eq!(organisations, 2);
     db.pool.close().await;
 }
 

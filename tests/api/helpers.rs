@@ -267,6 +267,15 @@ impl TestApp {
             .await
     }
 
+    /// Signs in from another client: a connection from another loopback address
+    /// (127.0.0.2, …), which the server sees as another peer IP.
+    pub async fn login_from(&self, client_ip: &str, email: &str, password: &str) -> Reply {
+        let client =
+            reqwest::Client::builder().local_address(client_ip.parse::<std::net::IpAddr>().unwrap()).build().unwrap();
+        let request = client.post(self.url("/api/v1/auth/login")).json(&json!({"email": email, "password": password}));
+        Reply::from(request.send().await.unwrap()).await
+    }
+
     /// A new organisation with its first admin (as `renrakumo create-admin` makes it), signed in.
     pub async fn create_admin(&self, org: &str) -> Admin {
         let email =

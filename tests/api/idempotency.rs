@@ -11,7 +11,22 @@ on_both_backends!(
     a_retried_post_gets_the_first_answer_and_does_it_once,
     a_retried_send_answers_its_first_202_not_a_conflict,
     a_key_is_checked_and_belongs_to_its_credential,
+    no_spelling_of_a_secret_returning_path_keeps_its_secret,
+    a_request_without_a_genuine_credential_keeps_nothing,
 );
+
+/// Every stored answer body, as text.
+async fn stored_bodies(app: &TestApp) -> Vec<String> {
+    let mut conn = app.state.db.pool.acquire().await.unwrap();
+    let rows: Vec<(Option<Vec<u8>>,)> =
+        sqlx::query_as("SELECT body FROM idempotency_keys").fetch_all(&mut *conn).await.unwrap();
+    rows.into_iter().map(|(body,)| String::from_utf8_lossy(&body.unwrap_or_default()).into_owned()).collect()
+}
+
+async fn stored_count(app: &TestApp) -> i64 {
+    let mut conn = app.state.db.pool.acquire().await.unwrap();
+    sqlx::query_scalar("SELECT COUNT(*) FROM idempotency_keys").fetch_one(&mut *conn).await.unwrap()
+}
 
 async fn post_with_key(app: &TestApp, path: &str, auth: Auth<'_>, key: &str, body: Value) -> Reply {
     let request = app.client.request(Method::POST, app.url(path)).header("Idempotency-Key", key).json(&body);
@@ -163,4 +178,63 @@ async fn a_key_is_checked_and_belongs_to_its_credential(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(login.status(), 200);
+}
+
+async fn no_spelling_of_a_secret_returning_path_keeps_its_secret(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let admin = app.create_admin("Secret School").await;
+    let token = &admin.access_token;
+    let member = create_member(&app, token, json!({"name": "山田 花子"})).await;
+    let spellings = [
+        "/api/v1/api-keys".to_string(),
+        "/api/v1/%61pi-keys".to_string(),
+        "/api/v1/api-key%73".to_string(),
+        "/api/v1//api-keys".to_string(),
+        "/api/v1/api-keys/".to_string(),
+        format!("/api/v1/members/{member}/invitation%73"),
+        format!("/api/v1/members/{member}/invitations"),
+    ];
+    let body = json!({"name": "SIS", "scopes": ["lists:read"]});
+    let mut secrets_answered = 0;
+    for (n, path) in spellings.iter().enumerate() {
+        let key = format!("secret-spelling-{n}");
+        let first = post_with_key(&app, path, Auth::Bearer(token), &key, body.clone()).await;
+        let secret = first.body["key"].as_str().or(first.body["code"].as_str()).map(str::to_string);
+        let Some(secret) = secret else { continue };
+        secrets_answered += 1;
+        for stored in stored_bodies(&app).await {
+            assert!(!stored.contains(&secret), "{path}: the secret was kept: {stored}");
+        }
+        // A retry is not served from a store: it is a new request (a second key or code).
+        let again = post_with_key(&app, path, Auth::Bearer(token), &key, body.clone()).await;
+        assert!(!replayed(&again), "{path} was replayed");
+    }
+    assert!(secrets_answered >= 4, "only {secrets_answered} spellings reached a handler");
+    // Signing in (whatever the credential header says) keeps nothing either.
+    let login = json!({"email": admin.email, "password": PASSWORD});
+    post_with_key(&app, "/api/v1/auth/login", Auth::Bearer(token), "sign-in", login).await.ok(200);
+    for stored in stored_bodies(&app).await {
+        assert!(!stored.contains("access_token") && !stored.contains("rk_"), "a secret was kept: {stored}");
+    }
+}
+
+async fn a_request_without_a_genuine_credential_keeps_nothing(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let admin = app.create_admin("Stranger School").await;
+    let draft = json!({"subject": "件名", "body": "本文"});
+    for n in 0..5 {
+        let key = format!("stranger-{n}");
+        post_with_key(&app, "/api/v1/messages", Auth::Bearer("forged.token.here"), &key, draft.clone())
+            .await
+            .problem(401);
+        post_with_key(&app, "/api/v1/messages", Auth::ApiKey("rk_live_made_up"), &key, draft.clone())
+            .await
+            .problem(401);
+        let code = json!({"code": "AAAA-BBBB-CCCC"});
+        post_with_key(&app, "/api/v1/app/session", Auth::Bearer("forged"), &key, code).await.problem(401);
+    }
+    assert_eq!(stored_count(&app).await, 0);
+    // A genuine credential's request is kept as before.
+    post_with_key(&app, "/api/v1/messages", Auth::Bearer(&admin.access_token), "kept", draft).await.ok(201);
+    assert_eq!(stored_count(&app).await, 1);
 }

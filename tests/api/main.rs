@@ -23,4 +23,5 @@ mod push_servers;
 mod receipts;
 mod roster_io;
 mod smtp_server;
+mod throttles;
 mod users;

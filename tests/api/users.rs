@@ -11,7 +11,8 @@ on_both_backends!(
     the_last_admin_can_be_neither_demoted_nor_removed,
     a_demotion_takes_effect_on_the_next_request,
     a_removed_user_is_signed_out,
-    an_address_belongs_to_one_account_only,
+    an_address_is_unique_within_an_organisation_only,
+    guessing_the_current_password_is_throttled_per_session,
     only_contacts_read_is_granted_as_a_permission,
     another_organisations_users_answer_404,
 );
@@ -150,16 +151,50 @@ async fn a_removed_user_is_signed_out(backend: Backend) {
     app.delete(&format!("/api/v1/users/{id}"), &admin.access_token).await.problem(404);
 }
 
-async fn an_address_belongs_to_one_account_only(backend: Backend) {
+async fn an_address_is_unique_within_an_organisation_only(backend: Backend) {
     let app = spawn_app(backend).await;
     let admin = app.create_admin("Unique School").await;
     let body = json!({"email": "kato@school.example.jp", "password": PASSWORD, "name": "加藤", "role": "viewer"});
     app.post("/api/v1/users", &admin.access_token, body).await.ok(201);
-    let again = json!({"email": "KATO@school.example.jp", "password": PASSWORD, "name": "加藤", "role": "viewer"});
+    let again =
+        json!({"email": "KATO@school.example.jp", "password": "another passphrase", "name": "加藤", "role": "viewer"});
     assert_eq!(app.post("/api/v1/users", &admin.access_token, again.clone()).await.problem(409), ["email"]);
-    // Also across organisations, since sign-in finds the account by address alone.
+    // Another organisation's admin learns nothing about who has an account elsewhere: the
+    // address is as free to them as any other.
     let other = app.create_admin("Other School").await;
-    assert_eq!(app.post("/api/v1/users", &other.access_token, again).await.problem(409), ["email"]);
+    let created = app.post("/api/v1/users", &other.access_token, again).await;
+    assert_eq!(created.ok(201)["email"], "KATO@school.example.jp");
+    // The password tells the two accounts apart at sign-in.
+    let first = app.login("kato@school.example.jp", PASSWORD).await;
+    let first = first.ok(200)["access_token"].as_str().unwrap().to_string();
+    assert_eq!(app.get("/api/v1/me", &first).await.ok(200)["org_id"], admin.org_id.as_str());
+    let second = app.login("kato@school.example.jp", "another passphrase").await;
+    let second = second.ok(200)["access_token"].as_str().unwrap().to_string();
+    assert_eq!(app.get("/api/v1/me", &second).await.ok(200)["org_id"], other.org_id.as_str());
+    app.login("kato@school.example.jp", "neither passphrase").await.problem(401);
+}
+
+async fn guessing_the_current_password_is_throttled_per_session(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let admin = app.create_admin("Token Thief School").await;
+    let (id, stolen) = app.create_staff(&admin, "viewer").await;
+    let path = format!("/api/v1/users/{id}");
+    let email = app.get(&path, &stolen).await.ok(200)["email"].as_str().unwrap().to_string();
+    let guess = |n: usize| json!({"password": "taken over at last", "current_password": format!("guess number {n}")});
+    for n in 0..5 {
+        assert_eq!(app.patch(&path, &stolen, guess(n)).await.problem(422), ["current_password"]);
+    }
+    // Even the right one is not checked now: the holder of the token must wait.
+    let right = json!({"password": "taken over at last", "current_password": PASSWORD});
+    let refused = app.patch(&path, &stolen, right.clone()).await;
+    refused.problem(429);
+    assert_eq!(refused.headers["retry-after"], "30");
+    app.login(&email, PASSWORD).await.ok(200);
+    // The owner's own session is not held up by the thief's guesses.
+    let owner = app.login(&email, PASSWORD).await.ok(200)["access_token"].as_str().unwrap().to_string();
+    let mut own = right.clone();
+    own["password"] = json!("the owner's new passphrase");
+    app.patch(&path, &owner, own).await.ok(200);
 }
 
 async fn only_contacts_read_is_granted_as_a_permission(backend: Backend) {

@@ -8,7 +8,6 @@ pub mod guardians;
 pub mod idempotency;
 pub mod jobs;
 pub mod lists;
-pub mod login_failures;
 pub mod members;
 pub mod messages;
 pub mod organizations;
@@ -17,6 +16,7 @@ pub mod recipients;
 pub mod sessions;
 pub mod settings;
 pub mod tallies;
+pub mod throttles;
 pub mod users;
 
 /// `%text%` for LIKE, with LIKE's own wildcards in `text` escaped (used with `ESCAPE '\'`).

@@ -64,12 +64,15 @@ pub struct LoginRow {
     pub password_hash: String,
 }
 
-/// For sign-in: the user and their password hash, found by case-folded address.
-pub async fn find_for_login(conn: &mut AnyConnection, email_key: &str) -> RepoResult<Option<LoginRow>> {
-    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS}, password_hash FROM users WHERE email_key = $1")))
-        .bind(email_key)
-        .fetch_optional(conn)
-        .await?)
+/// For sign-in: the accounts with this case-folded address (one per organisation at
+/// most) and their password hashes, oldest first.
+pub async fn find_for_login(conn: &mut AnyConnection, email_key: &str) -> RepoResult<Vec<LoginRow>> {
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS}, password_hash FROM users WHERE email_key = $1 ORDER BY id"
+    )))
+    .bind(email_key)
+    .fetch_all(conn)
+    .await?)
 }
 
 /// The user's password hash, to check the current password before it changes.
