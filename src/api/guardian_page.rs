@@ -263,6 +263,7 @@ fn back_to_page(state: &AppState, token: &str) -> HttpResponse {
 #[utoipa::path(tag = "receipts", params(("token" = String, Path)), security(), responses(
     (status = 303, description = "Back to the page"),
     (status = 403, description = "Posted from elsewhere", body = Problem, content_type = "application/problem+json"),
+    (status = 404, description = "Not a valid link", body = String, content_type = "text/html"),
 ))]
 #[post("/r/{token}/ack")]
 pub async fn page_ack(
@@ -282,6 +283,7 @@ pub async fn page_ack(
 #[utoipa::path(tag = "receipts", params(("token" = String, Path)), security(), responses(
     (status = 200, description = "The page again, with what was wrong", body = String, content_type = "text/html"),
     (status = 303, description = "Saved; back to the page"),
+    (status = 404, description = "Not a valid link", body = String, content_type = "text/html"),
 ))]
 #[post("/r/{token}/answers")]
 pub async fn page_answers(

@@ -205,7 +205,7 @@ pub struct MemberQuery {
     pub status: Option<MemberStatus>,
     /// 1 to 200; 50 when absent. (Text here: serde cannot read numbers from a query
     /// string beside a flattened map.)
-    #[param(value_type = Option<u32>)]
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 200, example = 50)]
     pub limit: Option<String>,
     pub cursor: Option<String>,
     /// Attribute filters, `attr.<name>=<value>`, e.g. `attr.grade=1&attr.class=A`.
