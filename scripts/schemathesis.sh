@@ -67,6 +67,35 @@ export RENRAKUMO_ST_GUARDIAN_TOKEN
 RENRAKUMO_ST_GUARDIAN_LOGOUT_TOKEN="$(guardian_session)"
 export RENRAKUMO_ST_GUARDIAN_LOGOUT_TOKEN
 
+# ---- fixtures ------------------------------------------------------------------------
+# A sent message with a survey and an attachment, and the guardian's personal link to it:
+# ids no generated value would hit, so that the operations on a sent message reach their
+# handlers (scripts/schemathesis.toml hands them these).
+message_id="$(api POST /api/v1/messages "{\"subject\":\"運動会\",\"body\":\"明日は運動会です。\",
+  \"survey\":{\"questions\":[{\"text\":\"参加しますか\",\"kind\":\"single\",\"options\":[\"はい\",\"いいえ\"]},
+  {\"text\":\"連絡事項\",\"kind\":\"text\"}]},
+  \"targets\":{\"list_ids\":[\"$list_id\"]},\"channels\":[\"email\"]}" "$staff_token" | field id)"
+attachment_id="$(curl -fsS "$base_url/api/v1/messages/$message_id/attachments" -H "Authorization: Bearer $staff_token" \
+  -F "file=@$root/postman/fixtures/letter.pdf;type=application/pdf" | field id)"
+api POST "/api/v1/messages/$message_id/send" '{}' "$staff_token" >/dev/null
+receipt_token=""
+for _ in $(seq 1 100); do # the delivery tasks write the e-mail within moments
+  receipt_token="$("$py" - "$RENRAKUMO_OUTBOX_DIR" <<'PY'
+import email, email.policy, pathlib, re, sys
+for eml in pathlib.Path(sys.argv[1]).glob("**/*.eml"):
+    text = email.message_from_bytes(eml.read_bytes(), policy=email.policy.default).get_body(("plain",)).get_content()
+    if link := re.search(r"/r/([A-Za-z0-9_.-]+)", text):
+        print(link.group(1))
+        break
+PY
+)"
+  [ -n "$receipt_token" ] && break
+  sleep 0.1
+done
+[ -n "$receipt_token" ] || { echo "schemathesis.sh: the message's e-mail never reached the outbox" >&2; exit 1; }
+export RENRAKUMO_ST_MESSAGE_ID="$message_id" RENRAKUMO_ST_ATTACHMENT_ID="$attachment_id" \
+  RENRAKUMO_ST_RECEIPT_TOKEN="$receipt_token"
+
 # ---- schemathesis --------------------------------------------------------------------
 seed=()
 [ -n "${SCHEMATHESIS_SEED:-}" ] && seed=(--seed "$SCHEMATHESIS_SEED")
