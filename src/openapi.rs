@@ -80,10 +80,14 @@ pub fn spec() -> utoipa::openapi::OpenApi {
 
 /// The error answers that come from what an operation takes rather than from its handler,
 /// added to every operation that takes it unless the operation describes that status itself:
-/// a credential (401), a body (unreadable 400, too large 413, wrong type 415, invalid 422),
-/// a query string (422: unknown or invalid parameters) or a path or header parameter (400).
+/// a credential (401), a staff credential (403: a role or an API key without the scope; a
+/// staff member's role may change while their token lives), a body (unreadable 400, too
+/// large 413, wrong type 415, invalid 422), a query string (422: unknown or invalid
+/// parameters) or a path or header parameter (400).
 fn document_shared_failures(api: &mut utoipa::openapi::OpenApi) {
-    use crate::api::problem_responses::{BadRequest, PayloadTooLarge, Unauthorized, UnsupportedMediaType, Validation};
+    use crate::api::problem_responses::{
+        BadRequest, Forbidden, PayloadTooLarge, Unauthorized, UnsupportedMediaType, Validation,
+    };
     use utoipa::IntoResponses;
     use utoipa::openapi::RefOr;
     use utoipa::openapi::path::ParameterIn;
@@ -97,10 +101,19 @@ fn document_shared_failures(api: &mut utoipa::openapi::OpenApi) {
             let (query, path, header) =
                 (takes(ParameterIn::Query), takes(ParameterIn::Path), takes(ParameterIn::Header));
             let body = operation.request_body.is_some();
-            let secured = !operation.security.as_ref().unwrap_or(&global).is_empty();
+            let security = operation.security.as_ref().unwrap_or(&global);
+            let secured = !security.is_empty();
+            // Staff sign in with OAuth2 or use an API key; the guardian app's operations take
+            // a guardian's bearer token only (`SecurityRequirement` keeps its names private).
+            let staff = security.iter().any(|requirement| {
+                serde_json::to_value(requirement).is_ok_and(|v| v.get("oauth2").is_some() || v.get("api_key").is_some())
+            });
             let mut shared = Vec::new();
             if secured {
                 shared.push(Unauthorized::responses());
+            }
+            if staff {
+                shared.push(Forbidden::responses());
             }
             if body || path || header {
                 shared.push(BadRequest::responses());

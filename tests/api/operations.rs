@@ -257,9 +257,18 @@ async fn every_operation_declares_the_errors_its_credential_body_and_parameters_
             let parameters = operation["parameters"].as_array().cloned().unwrap_or_default();
             let takes = |place: &str| parameters.iter().any(|p| p["in"] == place);
             let body = operation.get("requestBody").is_some();
+            let staff = operation
+                .get("security")
+                .and_then(Value::as_array)
+                .unwrap_or(&global)
+                .iter()
+                .any(|r| r.get("oauth2").is_some() || r.get("api_key").is_some());
             let mut expected = Vec::new();
             if secured {
                 expected.push("401");
+            }
+            if staff {
+                expected.push("403");
             }
             if body || takes("path") || takes("header") {
                 expected.push("400");
