@@ -74,7 +74,61 @@ pub fn spec() -> utoipa::openapi::OpenApi {
     let (_, mut api) =
         App::new().into_utoipa_app().openapi(ApiDoc::openapi()).configure(crate::api::configure).split_for_parts();
     document_idempotency_key(&mut api);
+    document_shared_failures(&mut api);
     api
+}
+
+/// The error answers that come from what an operation takes rather than from its handler,
+/// added to every operation that takes it unless the operation describes that status itself:
+/// a credential (401), a staff credential (403: a role or an API key without the scope; a
+/// staff member's role may change while their token lives), a body (unreadable 400, too
+/// large 413, wrong type 415, invalid 422), a query string (422: unknown or invalid
+/// parameters) or a path or header parameter (400).
+fn document_shared_failures(api: &mut utoipa::openapi::OpenApi) {
+    use crate::api::problem_responses::{
+        BadRequest, Forbidden, PayloadTooLarge, Unauthorized, UnsupportedMediaType, Validation,
+    };
+    use utoipa::IntoResponses;
+    use utoipa::openapi::RefOr;
+    use utoipa::openapi::path::ParameterIn;
+    let global = api.security.clone().unwrap_or_default();
+    for item in api.paths.paths.values_mut() {
+        let operations = [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch];
+        for operation in operations.into_iter().flatten() {
+            let takes = |place: ParameterIn| {
+                operation.parameters.iter().flatten().any(|p| matches!(p, RefOr::T(p) if p.parameter_in == place))
+            };
+            let (query, path, header) =
+                (takes(ParameterIn::Query), takes(ParameterIn::Path), takes(ParameterIn::Header));
+            let body = operation.request_body.is_some();
+            let security = operation.security.as_ref().unwrap_or(&global);
+            let secured = !security.is_empty();
+            // Staff sign in with OAuth2 or use an API key; the guardian app's operations take
+            // a guardian's bearer token only (`SecurityRequirement` keeps its names private).
+            let staff = security.iter().any(|requirement| {
+                serde_json::to_value(requirement).is_ok_and(|v| v.get("oauth2").is_some() || v.get("api_key").is_some())
+            });
+            let mut shared = Vec::new();
+            if secured {
+                shared.push(Unauthorized::responses());
+            }
+            if staff {
+                shared.push(Forbidden::responses());
+            }
+            if body || path || header {
+                shared.push(BadRequest::responses());
+            }
+            if body {
+                shared.extend([PayloadTooLarge::responses(), UnsupportedMediaType::responses()]);
+            }
+            if body || query {
+                shared.push(Validation::responses());
+            }
+            for (status, response) in shared.into_iter().flatten() {
+                operation.responses.responses.entry(status).or_insert(response);
+            }
+        }
+    }
 }
 
 /// The optional `Idempotency-Key` header on every POST that `crate::idempotency` covers and
@@ -98,9 +152,21 @@ fn document_idempotency_key(api: &mut utoipa::openapi::OpenApi) {
                  nothing twice; the same key with another request is a 422, and while the first is still being \
                  handled a 409.",
             ))
-            .schema(Some(utoipa::openapi::ObjectBuilder::new().schema_type(utoipa::openapi::Type::String)))
+            .schema(Some(
+                utoipa::openapi::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::Type::String)
+                    .min_length(Some(1))
+                    .max_length(Some(255))
+                    .pattern(Some("^[!-~]+$")),
+            ))
             .build();
         post.parameters.get_or_insert_with(Vec::new).push(utoipa::openapi::RefOr::T(parameter));
+        // A key reused for another request, or while its first request is still running.
+        use crate::api::problem_responses::{Conflict, Validation};
+        use utoipa::IntoResponses;
+        for (status, response) in Conflict::responses().into_iter().chain(Validation::responses()) {
+            post.responses.responses.entry(status).or_insert(response);
+        }
     }
 }
 

@@ -188,19 +188,29 @@ impl KnownPaths {
         KnownPaths(paths.collect())
     }
 
-    /// The methods of the documented paths `path` matches (`{…}` matching one segment), as
-    /// an `Allow` header value; `None` for an unknown path.
+    /// The methods of the documented path `path` matches (`{…}` matching one segment), as
+    /// an `Allow` header value; `None` for an unknown path. As in OpenAPI, a literal segment
+    /// wins over a template: `/members/export` is that path, not `/members/{id}`.
     fn allowed_methods(&self, path: &str) -> Option<String> {
         let segments: Vec<&str> = path.split('/').collect();
-        let mut allow: Vec<&str> = Vec::new();
+        let mut best: Option<(Vec<bool>, Vec<&str>)> = None;
         for (template, methods) in &self.0 {
             let matches = template.len() == segments.len()
                 && template.iter().zip(&segments).all(|(t, s)| t == s || (t.starts_with('{') && !s.is_empty()));
-            if matches {
-                allow.extend(methods.iter().filter(|m| !allow.contains(m)).collect::<Vec<_>>());
+            if !matches {
+                continue;
+            }
+            // Which segments are literal; compared in order, an earlier literal ranks higher.
+            let literal: Vec<bool> = template.iter().map(|t| !t.starts_with('{')).collect();
+            match &mut best {
+                Some((rank, allow)) if *rank == literal => {
+                    allow.extend(methods.iter().filter(|m| !allow.contains(m)).collect::<Vec<_>>())
+                }
+                Some((rank, _)) if *rank > literal => {}
+                _ => best = Some((literal, methods.clone())),
             }
         }
-        (!allow.is_empty()).then(|| allow.join(", "))
+        best.map(|(_, allow)| allow.join(", "))
     }
 }
 

@@ -293,13 +293,42 @@ pub fn content_disposition(filename: &str) -> String {
     format!("attachment; filename=\"{fallback}\"; filename*=UTF-8''{}", utf8_percent_encode(filename, ATTR_CHAR))
 }
 
+/// The 200 of every download of an attachment (staff, the app, the personal link): the
+/// file's bytes as the type recognised at upload (`domain::attachment::sniff`).
+pub struct AttachmentFile;
+
+impl utoipa::IntoResponses for AttachmentFile {
+    fn responses() -> std::collections::BTreeMap<String, utoipa::openapi::RefOr<utoipa::openapi::Response>> {
+        use utoipa::openapi::schema::{KnownFormat, SchemaFormat};
+        use utoipa::openapi::{ContentBuilder, ObjectBuilder, ResponseBuilder, Type};
+        let bytes = ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Binary)))
+            .build();
+        let types = [
+            "application/pdf",
+            "image/jpeg",
+            "image/png",
+            "image/gif",
+            "image/heic",
+            "text/plain",
+            "text/csv",
+            "application/octet-stream",
+        ];
+        let response = types.into_iter().fold(
+            ResponseBuilder::new()
+                .description("The file, as `Content-Disposition: attachment` with its name (RFC 6266)"),
+            |response, content_type| {
+                response.content(content_type, ContentBuilder::new().schema(Some(bytes.clone())).build())
+            },
+        );
+        std::collections::BTreeMap::from([("200".to_string(), utoipa::openapi::RefOr::T(response.build()))])
+    }
+}
+
 /// Download one attachment: its bytes, with the type recognised at upload.
 #[utoipa::path(tag = "messages", params(("id" = String, Path), ("attachment_id" = String, Path)), responses(
-    (status = 200, description = "The file, as `Content-Disposition: attachment` with its name (RFC 6266)",
-        content(
-            (Vec<u8> = "application/pdf"), (Vec<u8> = "image/jpeg"), (Vec<u8> = "image/png"), (Vec<u8> = "image/gif"),
-            (Vec<u8> = "image/heic"), (Vec<u8> = "text/plain"), (Vec<u8> = "text/csv"), (Vec<u8> = "application/octet-stream"),
-        )),
+    AttachmentFile,
     Forbidden, NotFound,
 ))]
 #[get("/messages/{id}/attachments/{attachment_id}")]

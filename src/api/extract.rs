@@ -180,6 +180,13 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
                     field: Some("body".into()),
                 });
             }
+            // serde also reads a struct from an array of its fields in order: every body this
+            // API takes is an object, so an array is a body of the wrong shape.
+            if body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[')
+                && serde_json::from_slice::<serde::de::IgnoredAny>(&body).is_ok()
+            {
+                return Err(ApiError::field("body", "must be a JSON object, not an array"));
+            }
             parse_json(&body).map(JsonBody)
         })
     }

@@ -267,9 +267,22 @@ fn back_to_page(state: &AppState, token: &str) -> HttpResponse {
     HttpResponse::SeeOther().insert_header((header::LOCATION, state.config.public_link(&format!("r/{token}")))).finish()
 }
 
-#[utoipa::path(tag = "receipts", params(("token" = String, Path)), security(), responses(
+/// What the page's forms post (documentation only: `posted_form` reads them).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct PageForm {
+    /// The value the page put in its form; any other is a 403.
+    csrf: String,
+    /// The answer to question `N` (0-based) is posted as `qN`: the text, or an option's
+    /// index, repeated for several choices.
+    q0: Option<String>,
+}
+
+#[utoipa::path(tag = "receipts", params(("token" = String, Path)), security(),
+    request_body(content = PageForm, content_type = "application/x-www-form-urlencoded"), responses(
     (status = 303, description = "Back to the page"),
     (status = 403, description = "Posted from elsewhere", body = Problem, content_type = "application/problem+json"),
+    (status = 404, description = "Not a valid link", body = String, content_type = "text/html"),
 ))]
 #[post("/r/{token}/ack")]
 pub async fn page_ack(
@@ -286,9 +299,12 @@ pub async fn page_ack(
     Ok(back_to_page(&state, &token))
 }
 
-#[utoipa::path(tag = "receipts", params(("token" = String, Path)), security(), responses(
+#[utoipa::path(tag = "receipts", params(("token" = String, Path)), security(),
+    request_body(content = PageForm, content_type = "application/x-www-form-urlencoded"), responses(
     (status = 200, description = "The page again, with what was wrong", body = String, content_type = "text/html"),
+    (status = 403, description = "Posted from elsewhere", body = Problem, content_type = "application/problem+json"),
     (status = 303, description = "Saved; back to the page"),
+    (status = 404, description = "Not a valid link", body = String, content_type = "text/html"),
 ))]
 #[post("/r/{token}/answers")]
 pub async fn page_answers(
@@ -341,7 +357,7 @@ pub async fn page_answers(
 
 /// An attachment, for the guardians who received the message.
 #[utoipa::path(tag = "receipts", params(("token" = String, Path), ("attachment_id" = String, Path)), security(), responses(
-    (status = 200, description = "The file", body = Vec<u8>, content_type = "application/octet-stream"),
+    crate::api::attachments::AttachmentFile,
     NotFound,
 ))]
 #[get("/r/{token}/attachments/{attachment_id}")]

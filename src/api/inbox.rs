@@ -146,7 +146,7 @@ pub async fn answer(
 }
 
 #[utoipa::path(tag = "app", params(("id" = String, Path), ("attachment_id" = String, Path)), security(("bearer" = [])), responses(
-    (status = 200, description = "The file", body = Vec<u8>, content_type = "application/octet-stream"),
+    crate::api::attachments::AttachmentFile,
     NotFound,
 ))]
 #[get("/app/messages/{id}/attachments/{attachment_id}")]

@@ -205,7 +205,7 @@ pub struct MemberQuery {
     pub status: Option<MemberStatus>,
     /// 1 to 200; 50 when absent. (Text here: serde cannot read numbers from a query
     /// string beside a flattened map.)
-    #[param(value_type = Option<u32>)]
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 200, example = 50)]
     pub limit: Option<String>,
     pub cursor: Option<String>,
     /// Attribute filters, `attr.<name>=<value>`, e.g. `attr.grade=1&attr.class=A`.
@@ -305,7 +305,7 @@ pub async fn create_member(
 #[utoipa::path(tag = "members", params(("external_id" = String, Path)), request_body = UpsertMemberRequest, responses(
     (status = 200, description = "Replaced", body = MemberResponse),
     (status = 201, description = "Created", body = MemberResponse),
-    Forbidden, Validation,
+    Forbidden, Conflict, Validation,
 ))]
 #[put("/members/by-external-id/{external_id}")]
 pub async fn upsert_by_external_id(
@@ -327,6 +327,10 @@ pub async fn upsert_by_external_id(
         attributes: body.attributes.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect(),
     }
     .parse()?;
+    // Looked up as it is stored (trimmed), or the same call again would not find it.
+    let Some(external_id) = profile.external_id.clone() else {
+        return Err(ApiError::field("external_id", "must not be blank"));
+    };
     let mut tx = state.db.begin().await?;
     let list_ids = match &body.list_ids {
         Some(ids) => Some(check_list_ids(&mut tx, &caller.org_id, ids, "list_ids").await?),

@@ -35,6 +35,9 @@ macro_rules! problem_responses {
 }
 
 problem_responses! {
+    /// `ApiError::BadRequest`: a body that is not well-formed, an `Idempotency-Key` that is not
+    /// one, a path parameter with U+0000.
+    BadRequest = 400, "The request could not be read: `detail` says which part (`errors` names the field)";
     /// `ApiError::Unauthorized`: the `Caller` and `Guardian` extractors' answer.
     Unauthorized = 401, "No valid credential: missing, unknown or expired, or its session has ended";
     /// `ApiError::Forbidden`: `Caller::require` (a scope) or `Caller::require_admin`.
@@ -43,6 +46,8 @@ problem_responses! {
     NotFound = 404, "Not found; `detail` says what";
     /// `ApiError::Conflict`.
     Conflict = 409, "Conflicts with the current state or with an existing record; `detail` says how";
+    /// `ApiError::PayloadTooLarge`: a body over its operation's byte limit.
+    PayloadTooLarge = 413, "The body is larger than this operation takes";
     /// `ApiError::UnsupportedMediaType`.
     UnsupportedMediaType = 415, "A `Content-Type` this operation does not take";
     /// `ApiError::Validation`.

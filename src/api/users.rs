@@ -30,7 +30,7 @@ pub struct CreateUserRequest {
     #[schema(example = "sato@school.example.jp")]
     pub email: String,
     /// 10 to 200 characters.
-    #[schema(example = "a long passphrase", format = Password)]
+    #[schema(example = "a long passphrase", format = Password, min_length = 10, max_length = 200)]
     pub password: String,
     /// 1 to 50 characters.
     #[schema(example = "佐藤 先生")]
@@ -46,7 +46,8 @@ pub struct CreateUserRequest {
 #[serde(deny_unknown_fields)]
 pub struct UpdateUserRequest {
     pub name: Option<String>,
-    #[schema(format = Password)]
+    /// 10 to 200 characters.
+    #[schema(format = Password, min_length = 10, max_length = 200)]
     pub password: Option<String>,
     /// Required with `password` when you change your own: a stolen access token alone
     /// cannot take the account over. An admin resetting someone else's needs none.

@@ -12,6 +12,7 @@ on_both_backends!(
     a_malformed_json_body_is_400_naming_the_body,
     an_empty_json_body_is_400_naming_the_body,
     a_value_of_the_wrong_json_type_is_422_naming_the_field,
+    a_json_array_is_not_taken_for_the_object_it_lists_the_fields_of,
     an_unknown_enum_value_is_422_naming_the_field,
     a_missing_required_field_is_422_naming_it,
     an_unknown_field_is_422_naming_it,
@@ -130,6 +131,22 @@ async fn a_value_of_the_wrong_json_type_is_422_naming_the_field(backend: Backend
     // A JSON document that is not an object at all.
     let answer = app.post("/api/v1/users", &admin.access_token, json!("a string")).await;
     assert_eq!(answer.problem(422), ["body"]);
+}
+
+async fn a_json_array_is_not_taken_for_the_object_it_lists_the_fields_of(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let admin = app.create_admin("Error School").await;
+    let list = app.post("/api/v1/lists", &admin.access_token, json!({"name": "1年1組"})).await.ok(201).clone();
+    let path = format!("/api/v1/lists/{}", list["id"].as_str().unwrap());
+    // [name, description], as serde would read the fields of a struct in order.
+    let answer = app.post("/api/v1/lists", &admin.access_token, json!(["1年2組", null])).await;
+    assert_eq!(answer.problem(422), ["body"]);
+    let answer = app.patch(&path, &admin.access_token, json!(["2年1組", "renamed by an array"])).await;
+    assert_eq!(answer.problem(422), ["body"]);
+    // Nothing was created or changed.
+    let lists = app.get("/api/v1/lists", &admin.access_token).await.ok(200).clone();
+    assert_eq!(lists["items"].as_array().unwrap().len(), 1, "{lists}");
+    assert_eq!(app.get(&path, &admin.access_token).await.ok(200)["name"], "1年1組");
 }
 
 async fn an_unknown_enum_value_is_422_naming_the_field(backend: Backend) {
@@ -332,6 +349,9 @@ async fn a_wrong_method_on_a_known_path_is_a_405_problem_naming_the_allowed_ones
         (Method::GET, "/api/v1/auth/login", "POST"),
         (Method::POST, "/healthz", "GET"),
         (Method::DELETE, "/api/v1/me", "GET"),
+        // A literal path beside a template (`/members/{id}`) names its own methods only.
+        (Method::OPTIONS, "/api/v1/members/export", "GET"),
+        (Method::PUT, "/api/v1/members/import", "POST"),
     ] {
         let answer = app.call(method.clone(), path, Auth::Bearer(&admin.access_token), None).await;
         assert!(answer.problem(405).is_empty(), "{method} {path}");

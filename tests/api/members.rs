@@ -6,6 +6,7 @@ use crate::lists::{create_list, create_member};
 use crate::on_both_backends;
 
 on_both_backends!(
+    an_upsert_by_an_external_id_with_surrounding_spaces_finds_the_member_it_stored,
     a_guardian_is_stored_with_carrier_addresses_attributes_and_lists,
     addresses_are_masked_without_contacts_read,
     a_fifth_or_repeated_or_broken_address_is_refused_by_field,
@@ -344,6 +345,24 @@ async fn an_integration_upserts_by_external_id(backend: Backend) {
     assert_eq!(all.ok(200)["items"].as_array().unwrap().len(), 1);
     let (_, reader) = app.create_api_key(&admin, json!({"name": "ro", "scopes": ["members:read"]})).await;
     app.call(Method::PUT, path, Auth::ApiKey(&reader), Some(json!({"name": "x"}))).await.problem(403);
+}
+
+async fn an_upsert_by_an_external_id_with_surrounding_spaces_finds_the_member_it_stored(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let admin = app.create_admin("Sync School").await;
+    let (_, key) = app.create_api_key(&admin, json!({"name": "SIS", "scopes": ["members:write"]})).await;
+    let body = json!({"name": "鈴木 さくら"});
+    // The id is stored trimmed ("S0009"); the same call again must find it, not collide with it.
+    let path = "/api/v1/members/by-external-id/%20S0009%20";
+    let created = app.call(Method::PUT, path, Auth::ApiKey(&key), Some(body.clone())).await;
+    assert_eq!(created.ok(201)["external_id"], "S0009");
+    let again = app.call(Method::PUT, path, Auth::ApiKey(&key), Some(body.clone())).await;
+    assert_eq!(again.ok(200)["id"], created.body["id"]);
+    // A blank id names no member: refused, and nothing is created.
+    let blank = app.call(Method::PUT, "/api/v1/members/by-external-id/%20", Auth::ApiKey(&key), Some(body)).await;
+    assert_eq!(blank.problem(422), ["external_id"]);
+    let all = app.get("/api/v1/members", &admin.access_token).await;
+    assert_eq!(all.ok(200)["items"].as_array().unwrap().len(), 1);
 }
 
 async fn grades_are_promoted_in_one_call_without_cascading(backend: Backend) {

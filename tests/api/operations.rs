@@ -243,3 +243,51 @@ async fn every_api_operation_but_sign_in_requires_security() {
         assert!(spec["paths"][path]["post"].is_object(), "{path} is missing");
     }
 }
+
+#[tokio::test]
+async fn every_operation_declares_the_errors_its_credential_body_and_parameters_can_bring() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let spec = served_spec(&app).await;
+    let global = spec["security"].as_array().cloned().unwrap_or_default();
+    let mut missing = Vec::new();
+    for (path, operations) in spec["paths"].as_object().unwrap() {
+        for (method, operation) in operations.as_object().unwrap() {
+            let responses = operation["responses"].as_object().unwrap();
+            let secured = !operation.get("security").and_then(Value::as_array).unwrap_or(&global).is_empty();
+            let parameters = operation["parameters"].as_array().cloned().unwrap_or_default();
+            let takes = |place: &str| parameters.iter().any(|p| p["in"] == place);
+            let body = operation.get("requestBody").is_some();
+            let staff = operation
+                .get("security")
+                .and_then(Value::as_array)
+                .unwrap_or(&global)
+                .iter()
+                .any(|r| r.get("oauth2").is_some() || r.get("api_key").is_some());
+            let mut expected = Vec::new();
+            if secured {
+                expected.push("401");
+            }
+            if staff {
+                expected.push("403");
+            }
+            if body || takes("path") || takes("header") {
+                expected.push("400");
+            }
+            if body {
+                expected.extend(["413", "415"]);
+            }
+            if body || takes("query") {
+                expected.push("422");
+            }
+            for status in expected {
+                if !responses.contains_key(status) {
+                    missing.push(format!("{} {path}: {status}", method.to_uppercase()));
+                }
+            }
+        }
+    }
+    assert!(missing.is_empty(), "undeclared answers:\n{}", missing.join("\n"));
+    // What an operation says of a status itself is kept (not replaced by the shared text).
+    let login = &spec["paths"]["/api/v1/auth/login"]["post"]["responses"];
+    assert_eq!(login["401"]["description"], "Wrong address or password");
+}
