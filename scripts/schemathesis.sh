@@ -54,17 +54,19 @@ staff_token="$(sign_in)"
 list_id="$(api POST /api/v1/lists '{"name":"1年1組"}' "$staff_token" | field id)"
 member_id="$(api POST /api/v1/members \
   "{\"name\":\"山田 花子\",\"emails\":[\"hanako@example.jp\"],\"list_ids\":[\"$list_id\"]}" "$staff_token" | field id)"
+# A guardian has one app session at a time: the session that signs out is another guardian's.
+logout_member_id="$(api POST /api/v1/members '{"name":"山田 太郎"}' "$staff_token" | field id)"
 guardian_session() {
   local code
-  code="$(api POST "/api/v1/members/$member_id/invitations" '' "$staff_token" | field code)"
+  code="$(api POST "/api/v1/members/$1/invitations" '' "$staff_token" | field code)"
   api POST /api/v1/app/session "$(json code "$code")" | field access_token
 }
 export RENRAKUMO_ST_STAFF_TOKEN="$staff_token"
 RENRAKUMO_ST_STAFF_LOGOUT_TOKEN="$(sign_in)"
 export RENRAKUMO_ST_STAFF_LOGOUT_TOKEN
-RENRAKUMO_ST_GUARDIAN_TOKEN="$(guardian_session)"
+RENRAKUMO_ST_GUARDIAN_TOKEN="$(guardian_session "$member_id")"
 export RENRAKUMO_ST_GUARDIAN_TOKEN
-RENRAKUMO_ST_GUARDIAN_LOGOUT_TOKEN="$(guardian_session)"
+RENRAKUMO_ST_GUARDIAN_LOGOUT_TOKEN="$(guardian_session "$logout_member_id")"
 export RENRAKUMO_ST_GUARDIAN_LOGOUT_TOKEN
 
 # ---- fixtures ------------------------------------------------------------------------
