@@ -24,6 +24,9 @@ enum Command {
     Worker,
     /// Apply database migrations and exit.
     Migrate,
+    /// Copy a SQLite database, while it runs, into FILE (which must not exist yet); on
+    /// PostgreSQL, says to use pg_dump.
+    Backup { file: std::path::PathBuf },
     /// Print the OpenAPI document (openapi/openapi.json must equal it).
     Openapi,
     /// Create an organisation and its first admin; prints {"org_id", "user_id"}.
@@ -91,6 +94,11 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             db.migrate().await?;
             let created = renrakumo::admin::create_admin(&db, &org, &email, &password).await?;
             println!("{}", serde_json::to_string(&created)?);
+        }
+        Command::Backup { file } => {
+            let db = Db::connect(&config.database_url).await?;
+            let bytes = renrakumo::db::backup::backup(&db, &file).await?;
+            println!("{}", serde_json::json!({"file": file, "bytes": bytes}));
         }
         Command::Openapi => unreachable!("answered before configuration is read"),
     }

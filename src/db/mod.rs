@@ -6,6 +6,7 @@
 //! or on [`Db::backend`] where there is only the pool.
 
 pub mod ack_writer;
+pub mod backup;
 mod error;
 pub mod repositories;
 pub mod sql;

@@ -16,6 +16,7 @@ on_both_backends!(
     serve_on_an_empty_database_says_how_to_create_the_first_admin,
     migrate_prepares_a_fresh_database,
     create_admin_works_beside_a_running_server,
+    backup_copies_a_running_sqlite_database_and_points_postgres_at_pg_dump,
 );
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_renrakumo");
@@ -348,4 +349,90 @@ async fn create_admin_works_beside_a_running_server(backend: Backend) {
     let tokens = app.login(email, PASSWORD).await;
     let me = app.get("/api/v1/me", tokens.ok(200)["access_token"].as_str().unwrap()).await;
     assert_eq!(me.ok(200)["org_id"], created["org_id"]);
+}
+
+async fn sign_in(client: &reqwest::Client, server: &Server, email: &str) -> String {
+    let tokens: Value = client
+        .post(format!("{}/api/v1/auth/login", server.address))
+        .json(&json!({"email": email, "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .expect("the admin signs in")
+        .json()
+        .await
+        .unwrap();
+    tokens["access_token"].as_str().unwrap().to_string()
+}
+
+async fn list_names(client: &reqwest::Client, server: &Server, token: &str) -> Vec<String> {
+    let lists: Value = client
+        .get(format!("{}/api/v1/lists", server.address))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    lists["items"].as_array().unwrap().iter().map(|l| l["name"].as_str().unwrap().to_string()).collect()
+}
+
+async fn backup_copies_a_running_sqlite_database_and_points_postgres_at_pg_dump(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let (database_url, _guard) = fresh_database(backend).await;
+    let email = "kocho@sakura.example.jp";
+    assert!(create_admin(dir.path(), &database_url, "さくら小学校", email).status.success());
+    let backup_file = dir.path().join("backup.db");
+    let backup = || {
+        run(renrakumo(
+            dir.path(),
+            &["backup", backup_file.to_str().unwrap()],
+            &[("RENRAKUMO_DATABASE_URL", &database_url)],
+        ))
+    };
+    if backend == Backend::Postgres {
+        let output = backup();
+        assert_eq!(output.status.code(), Some(1));
+        assert!(text(&output.stderr).contains("pg_dump"), "says what to use: {}", text(&output.stderr));
+        assert!(!backup_file.exists(), "no file is written");
+        return;
+    }
+    // Taken while the server runs and has just written.
+    let mut server = Server::start(dir.path(), &database_url).await;
+    let client = reqwest::Client::new();
+    let token = sign_in(&client, &server, email).await;
+    client
+        .post(format!("{}/api/v1/lists", server.address))
+        .bearer_auth(&token)
+        .json(&json!({"name": "1年1組"}))
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap();
+    let output = backup();
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let printed: Value = serde_json::from_str(text(&output.stdout).trim()).unwrap();
+    assert_eq!(printed["bytes"].as_u64(), Some(std::fs::metadata(&backup_file).unwrap().len()));
+    let again = backup();
+    assert_eq!(again.status.code(), Some(1));
+    assert!(text(&again.stderr).contains("already exists"), "{}", text(&again.stderr));
+    server.stop();
+    // Restoring is putting the file in place: a server on the copy has everything.
+    let restored = format!("sqlite://{}?mode=rw", backup_file.display());
+    let server = Server::start(dir.path(), &restored).await;
+    let token = sign_in(&client, &server, email).await;
+    assert_eq!(list_names(&client, &server, &token).await, ["1年1組"]);
+    // A URL without a renrakumo database is refused, not copied.
+    let empty = run(renrakumo(
+        dir.path(),
+        &["backup", dir.path().join("nothing.db").to_str().unwrap()],
+        &[("RENRAKUMO_DATABASE_URL", &format!("sqlite://{}?mode=rwc", dir.path().join("empty.db").display()))],
+    ));
+    assert_eq!(empty.status.code(), Some(1));
+    assert!(!dir.path().join("nothing.db").exists());
 }
