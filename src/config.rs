@@ -54,6 +54,10 @@ pub struct Settings {
     /// Signing secret for access tokens; unset = generated once and stored in the database.
     #[arg(long, env = "RENRAKUMO_JWT_SECRET", hide_env_values = true, global = true)]
     pub jwt_secret: Option<String>,
+    /// How long a delivery that keeps failing transiently is tried before it ends as failed:
+    /// `24h`, `90m`, `3600s`, `2d`.
+    #[arg(long, env = "RENRAKUMO_DELIVERY_MAX_AGE", default_value = "24h", global = true)]
+    pub delivery_max_age: String,
     /// `text` for people, `json` for log collectors.
     #[arg(long, env = "RENRAKUMO_LOG_FORMAT", default_value = "text", global = true)]
     pub log_format: String,
@@ -85,6 +89,7 @@ pub struct Config {
     pub workers: u32,
     pub jwt_secret: Option<String>,
     pub log_json: bool,
+    pub delivery_max_age: std::time::Duration,
     /// Not a setting: the defaults suit every install; tests shorten them.
     pub body_timeouts: crate::request_body::BodyTimeouts,
 }
@@ -127,6 +132,24 @@ fn redact(value: &str) -> String {
             _ => "***".into(),
         },
         None => value.to_string(),
+    }
+}
+
+/// `90s`, `30m`, `24h`, `2d` (a whole number and a unit), more than zero.
+fn parse_duration(variable: &'static str, value: &str) -> Result<std::time::Duration, ConfigError> {
+    let value = value.trim();
+    let split = value.find(|c: char| !c.is_ascii_digit()).unwrap_or(value.len());
+    let (number, unit) = value.split_at(split);
+    let seconds_per_unit = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(bad(variable, format!("not a duration such as 90m, 24h or 2d: {value}"))),
+    };
+    match number.parse::<u64>() {
+        Ok(n) if n > 0 => Ok(std::time::Duration::from_secs(n.saturating_mul(seconds_per_unit))),
+        _ => Err(bad(variable, format!("not a duration such as 90m, 24h or 2d: {value}"))),
     }
 }
 
@@ -233,6 +256,7 @@ impl Settings {
             workers: self.workers,
             jwt_secret: self.jwt_secret.clone(),
             log_json,
+            delivery_max_age: parse_duration("RENRAKUMO_DELIVERY_MAX_AGE", &self.delivery_max_age)?,
             body_timeouts: Default::default(),
         })
     }
@@ -277,6 +301,7 @@ impl Default for Settings {
             fcm_url: "https://fcm.googleapis.com".into(),
             workers: 4,
             jwt_secret: None,
+            delivery_max_age: "24h".into(),
             log_format: "text".into(),
         }
     }

@@ -44,7 +44,7 @@ impl Workers {
         let (shutdown, receiver) = tokio::sync::watch::channel(false);
         let tasks = (0..state.config.workers)
             .map(|_| {
-                let worker = Arc::new(Worker::new(state.clone(), WorkerSettings::default()));
+                let worker = Arc::new(Worker::new(state.clone(), WorkerSettings::from_config(&state.config)));
                 tokio::spawn(worker.run(receiver.clone()))
             })
             .collect();

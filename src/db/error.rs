@@ -116,6 +116,13 @@ mod tests {
     #[test]
     fn errors_that_are_not_the_databases_stay_database_errors() {
         assert!(matches!(RepoError::from_sqlx(sqlx::Error::RowNotFound), RepoError::Database(_)));
-        assert!(matches!(RepoError::from(sqlx::Error::PoolTimedOut), RepoError::Database(_)));
+    }
+
+    #[test]
+    fn a_database_out_of_reach_is_unavailable_not_an_error_of_the_statement() {
+        assert!(matches!(RepoError::from(sqlx::Error::PoolTimedOut), RepoError::Unavailable(_)));
+        let refused = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        assert!(matches!(RepoError::from(sqlx::Error::Io(refused)), RepoError::Unavailable(_)));
+        assert!(matches!(RepoError::from(sqlx::Error::ColumnNotFound("x".into())), RepoError::Database(_)));
     }
 }

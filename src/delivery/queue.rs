@@ -45,23 +45,44 @@ pub enum Outcome {
     Skipped(String),
 }
 
-/// When a transient failure is tried again, and when it becomes final.
+/// When a transient failure is tried again, and when it becomes final: a job keeps trying
+/// (a relay down for hours, a push service throttling) until `max_age` after it was queued
+/// (`RENRAKUMO_DELIVERY_MAX_AGE`), or `max_attempts`, whichever comes first.
 #[derive(Debug, Clone)]
 pub struct RetryPolicy {
-    /// Attempts before a transient failure becomes final.
+    /// A safeguard against a job retried without end; with the default backoff, 24 hours
+    /// take about 30 attempts.
     pub max_attempts: i64,
     /// First retry delay; doubled per attempt up to `cap`, with jitter.
     pub base: Duration,
     pub cap: Duration,
+    pub max_age: Duration,
 }
+
+pub const DEFAULT_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        RetryPolicy { max_attempts: 8, base: Duration::from_secs(30), cap: Duration::from_secs(3600) }
+        RetryPolicy {
+            max_attempts: 100,
+            base: Duration::from_secs(30),
+            cap: Duration::from_secs(3600),
+            max_age: DEFAULT_MAX_AGE,
+        }
     }
 }
 
 impl RetryPolicy {
+    /// When a job that failed transiently at `now` goes again, or `None` when it has tried
+    /// long enough. The last try is at its deadline, not after.
+    fn next_attempt(&self, job: &Job, now: i64, after: Option<Duration>) -> Option<i64> {
+        let deadline = job.queued_at.saturating_add(self.max_age.as_millis() as i64);
+        if job.attempts >= self.max_attempts || now >= deadline {
+            return None;
+        }
+        Some((now + self.delay_ms(job.attempts, after)).min(deadline))
+    }
+
     /// Milliseconds until the next attempt after `attempts` (at least the service's `after`).
     fn delay_ms(&self, attempts: i64, after: Option<Duration>) -> i64 {
         let exponent = (attempts.max(1) - 1).min(20) as u32;
@@ -189,11 +210,15 @@ pub async fn record(state: &AppState, retry: &RetryPolicy, outcomes: &[(Job, Out
                         .push(AddressKey { member_id: job.member_id.as_str(), address_key: address.to_lowercase() });
                 }
             }
-            Outcome::Retry { reason, after } if job.attempts < retry.max_attempts => {
-                let run_after = now + retry.delay_ms(job.attempts, *after);
-                jobs::retry_later(&mut tx, job, run_after, reason, now).await?;
-            }
-            Outcome::Retry { reason, .. } | Outcome::Failed(reason) => {
+            Outcome::Retry { reason, after } => match retry.next_attempt(job, now, *after) {
+                Some(run_after) => jobs::retry_later(&mut tx, job, run_after, reason, now).await?,
+                None => {
+                    let hours = (now - job.queued_at) as f64 / 3_600_000.0;
+                    let gave_up = format!("gave up after {} attempts in {hours:.1} h: {reason}", job.attempts);
+                    jobs::finish(&mut tx, &[job], JobStatus::Failed, Some(&gave_up), now, &mut tallies).await?;
+                }
+            },
+            Outcome::Failed(reason) => {
                 jobs::finish(&mut tx, &[job], JobStatus::Failed, Some(reason), now, &mut tallies).await?;
             }
             Outcome::Invalid(reason) => {
@@ -232,9 +257,39 @@ pub async fn record(state: &AppState, retry: &RetryPolicy, outcomes: &[(Job, Out
 mod tests {
     use super::*;
 
+    fn job(queued_at: i64, attempts: i64) -> Job {
+        Job {
+            id: 1,
+            message_id: "m".into(),
+            member_id: "g".into(),
+            destination: Destination::Email { address: "a@example.jp".into() },
+            attempts,
+            queued_at,
+        }
+    }
+
+    #[test]
+    fn a_job_keeps_trying_until_its_maximum_age_and_tries_last_at_its_deadline() {
+        let policy = RetryPolicy::default();
+        let hour = 3_600_000;
+        let queued = 1_000_000;
+        let next = policy.next_attempt(&job(queued, 1), queued + 10 * 60_000, None).unwrap();
+        assert!(next > queued + 10 * 60_000 && next <= queued + 11 * 60_000, "soon after the first failure: {next}");
+        // Late in the day the wait is capped by the deadline, and at it the job gives up.
+        let late = queued + 24 * hour - 5 * 60_000;
+        assert_eq!(policy.next_attempt(&job(queued, 25), late, None), Some(queued + 24 * hour));
+        assert_eq!(policy.next_attempt(&job(queued, 26), queued + 24 * hour, None), None);
+        // A Retry-After beyond the deadline does not stretch it.
+        let far = Some(Duration::from_secs(48 * 3600));
+        assert_eq!(policy.next_attempt(&job(queued, 2), queued + hour, far), Some(queued + 24 * hour));
+        // The attempts safeguard.
+        assert_eq!(policy.next_attempt(&job(queued, 100), queued + hour, None), None);
+    }
+
     #[test]
     fn retries_back_off_exponentially_with_jitter_up_to_the_cap() {
-        let policy = RetryPolicy { max_attempts: 8, base: Duration::from_secs(30), cap: Duration::from_secs(3600) };
+        let policy =
+            RetryPolicy { base: Duration::from_secs(30), cap: Duration::from_secs(3600), ..Default::default() };
         for (attempts, full) in [(1, 30_000), (2, 60_000), (3, 120_000), (10, 3_600_000), (40, 3_600_000)] {
             let delay = policy.delay_ms(attempts, None);
             assert!((full / 2..=full).contains(&delay), "attempt {attempts}: {delay} ms");

@@ -85,6 +85,14 @@ impl Outage {
     }
 }
 
+impl WorkerSettings {
+    /// The defaults, with what the operator configured.
+    pub fn from_config(config: &crate::config::Config) -> WorkerSettings {
+        let retry = RetryPolicy { max_age: config.delivery_max_age, ..Default::default() };
+        WorkerSettings { retry, ..Default::default() }
+    }
+}
+
 pub struct Worker {
     state: AppState,
     settings: WorkerSettings,

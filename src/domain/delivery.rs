@@ -88,6 +88,8 @@ pub struct Job {
     pub destination: Destination,
     /// Including the attempt under way.
     pub attempts: i64,
+    /// When it was queued (epoch ms): it gives up `RetryPolicy::max_age` later.
+    pub queued_at: i64,
 }
 
 #[cfg(test)]

@@ -99,6 +99,8 @@ fn a_bad_configuration_stops_start_up_with_one_line_naming_the_variable() {
         ("RENRAKUMO_BIND", "notanaddress", "notanaddress"),
         ("RENRAKUMO_PUBLIC_URL", "not a url", "not a URL"),
         ("RENRAKUMO_LOG_FORMAT", "xml", "xml"),
+        ("RENRAKUMO_DELIVERY_MAX_AGE", "1 day", "not a duration"),
+        ("RENRAKUMO_DELIVERY_MAX_AGE", "0h", "not a duration"),
         ("RENRAKUMO_JWT_SECRET", "short", "at least 32 characters"),
     ] {
         let mut env = vec![(variable, value)];

@@ -16,6 +16,7 @@ on_both_backends!(
     a_preview_counts_before_sending,
     a_scheduled_message_waits_can_be_cancelled_and_goes_out_when_due,
     a_deferral_is_retried_and_a_persistent_one_fails,
+    a_delivery_keeps_trying_for_its_maximum_age_then_fails_saying_why,
     a_refusal_bounces_and_the_third_in_a_row_disables_the_address,
     a_delivery_ends_a_run_of_bounces,
     sigterm_stops_a_worker_after_the_round_in_flight_with_nothing_left_claimed,
@@ -905,4 +906,69 @@ async fn set_database_reachable(app: &TestApp, reachable: bool) {
             .await
             .unwrap();
     }
+}
+
+/// A relay that defers one address for ten minutes and another for good: the first goes
+/// out once the relay takes it, the second keeps trying with backoff until
+/// RENRAKUMO_DELIVERY_MAX_AGE (24 h) after it was queued, then fails, saying why.
+async fn a_delivery_keeps_trying_for_its_maximum_age_then_fails_saying_why(backend: Backend) {
+    use renrakumo::delivery::worker::{Worker, WorkerSettings};
+    use std::time::Duration;
+    let (app, smtp) = spawn_app_with_smtp(backend).await;
+    let admin = app.create_admin("Patient School").await;
+    let token = &admin.access_token;
+    let member =
+        create_member(&app, token, json!({"name": "A", "emails": ["later@example.jp", "never@example.jp"]})).await;
+    smtp.defer("later@example.jp", 451);
+    smtp.defer("never@example.jp", 421);
+    let id = draft(&app, token, json!({"subject": "s", "body": "b", "targets": {"member_ids": [member]}})).await;
+    send(&app, token, &id, json!({})).await.ok(202);
+    // The worker as `serve` runs it: real backoff, the configured maximum age.
+    let worker = Worker::new(app.state.clone(), WorkerSettings::from_config(&app.state.config));
+    let rounds = || async { while worker.run_once().await.unwrap() > 0 {} };
+    rounds().await;
+    let attempts = |recipients: &Value, address: &str| {
+        recipients["items"][0]["deliveries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["to"] == address)
+            .cloned()
+            .unwrap_or_else(|| panic!("no delivery to {address}: {recipients}"))
+    };
+    for _ in 0..10 {
+        app.advance_clock(Duration::from_secs(60));
+        rounds().await;
+    }
+    smtp.accept("later@example.jp");
+    for _ in 0..60 {
+        app.advance_clock(Duration::from_secs(60));
+        rounds().await;
+    }
+    assert_eq!(rcpts(&smtp.received()), ["later@example.jp"], "out once the relay takes it");
+    // 22 hours after the send the other is still being tried, less and less often.
+    for _ in 0..21 {
+        app.advance_clock(Duration::from_secs(3600));
+        rounds().await;
+    }
+    let recipients = app.get(&format!("/api/v1/messages/{id}/recipients"), token).await.ok(200).clone();
+    let never = attempts(&recipients, "never@example.jp");
+    assert_eq!(never["state"], "queued", "{never}");
+    let tried = never["attempts"].as_i64().unwrap();
+    assert!((8..=40).contains(&tried), "backed off, not hammered: {tried} attempts in 22 h");
+    app.advance_clock(Duration::from_secs(2 * 3600));
+    rounds().await;
+    let stats = stats(&app, token, &id).await;
+    assert_eq!(stats["deliveries"]["email"], json!({"queued": 0, "sent": 1, "failed": 1, "bounced": 0}));
+    assert_eq!(stats["status"], "sent");
+    let recipients = app.get(&format!("/api/v1/messages/{id}/recipients"), token).await.ok(200).clone();
+    let never = attempts(&recipients, "never@example.jp");
+    assert_eq!(never["state"], "failed");
+    let detail = never["detail"].as_str().unwrap();
+    let hours: f64 = detail.split(" in ").nth(1).and_then(|rest| rest.split(" h").next()).unwrap().parse().unwrap();
+    assert!(
+        detail.starts_with("gave up after") && hours >= 24.0 && detail.ends_with("refused by test rule"),
+        "{detail}"
+    );
+    app.assert_queue_empty().await;
 }

@@ -64,12 +64,14 @@ impl NewJobs<'_> {
             ),
         };
         sql.push(&format!(
-            "INSERT INTO delivery_jobs (message_id, member_id, channel, {columns}, priority, status, attempts, run_after, updated_at) SELECT "
+            "INSERT INTO delivery_jobs (message_id, member_id, channel, {columns}, priority, status, attempts, run_after, updated_at, queued_at) SELECT "
         ))
         .bind(self.message.id.as_str())
         .push(&format!(", t.member_id, '{}', {values}, ", channel.as_str()))
         .bind(self.priority())
         .push(&format!(", {}, 0, ", JobStatus::Queued.code()))
+        .bind(self.now)
+        .push(", ")
         .bind(self.now)
         .push(", ")
         .bind(self.now)
@@ -182,6 +184,7 @@ struct JobRow {
     platform: Option<String>,
     device_id: Option<String>,
     attempts: i64,
+    queued_at: i64,
 }
 
 impl TryFrom<JobRow> for Job {
@@ -208,6 +211,7 @@ impl TryFrom<JobRow> for Job {
             member_id: row.member_id,
             destination,
             attempts: row.attempts,
+            queued_at: row.queued_at,
         })
     }
 }
@@ -220,7 +224,7 @@ pub async fn claim(conn: &mut AnyConnection, limit: i64, now: i64, lease_until: 
         "UPDATE delivery_jobs SET status = {claimed}, lease_until = $1, attempts = attempts + 1, updated_at = $2 \
          WHERE (message_id, member_id, id) IN (SELECT message_id, member_id, id FROM delivery_jobs \
          WHERE status = {queued} AND run_after <= $2 ORDER BY priority DESC, id LIMIT $3{lock}) \
-         RETURNING id, message_id, member_id, channel, address, platform, device_id, attempts"
+         RETURNING id, message_id, member_id, channel, address, platform, device_id, attempts, queued_at"
     );
     // PostgreSQL may still pick two claims as deadlock victims under contention (40P01);
     // the claim is idempotent, so it is simply tried again.
