@@ -15,6 +15,7 @@ on_both_backends!(
     attribute_targets_narrow_by_every_key,
     a_preview_counts_before_sending,
     a_scheduled_message_waits_can_be_cancelled_and_goes_out_when_due,
+    a_scheduled_message_is_started_once_by_instances_whose_clocks_differ,
     a_deferral_is_retried_and_a_persistent_one_fails,
     a_delivery_keeps_trying_for_its_maximum_age_then_fails_saying_why,
     a_refusal_bounces_and_the_third_in_a_row_disables_the_address,
@@ -971,4 +972,41 @@ async fn a_delivery_keeps_trying_for_its_maximum_age_then_fails_saying_why(backe
         "{detail}"
     );
     app.assert_queue_empty().await;
+}
+
+/// Two instances on one database, one's clock 5 s ahead, both asking over and over whether
+/// a scheduled message is due: it is started once (one recipient and one job per address).
+async fn a_scheduled_message_is_started_once_by_instances_whose_clocks_differ(backend: Backend) {
+    use renrakumo::delivery::scheduler;
+    let app = spawn_app(backend).await;
+    let admin = app.create_admin("Two Clocks School").await;
+    let token = &admin.access_token;
+    let list = create_list(&app, token, "1年A組").await;
+    for i in 0..20 {
+        create_member(
+            &app,
+            token,
+            json!({"name": format!("G{i}"), "emails": [format!("g{i}@example.jp")], "list_ids": [list]}),
+        )
+        .await;
+    }
+    let id = draft(&app, token, json!({"subject": "s", "body": "b", "targets": {"list_ids": [list]}})).await;
+    let at = (chrono::Utc::now() + chrono::Duration::minutes(10)).to_rfc3339();
+    send(&app, token, &id, json!({"send_at": at})).await.ok(202);
+    let other = renrakumo::startup::prepare((*app.state.config).clone()).await.unwrap();
+    // Just before the time on the first instance's clock, just after on the other's.
+    app.advance_clock(std::time::Duration::from_secs(598));
+    other.clock.advance(std::time::Duration::from_secs(603));
+    let ask = |state: renrakumo::state::AppState| async move {
+        let mut started = 0;
+        for _ in 0..5 {
+            started += scheduler::run_due(&state).await.unwrap();
+        }
+        started
+    };
+    app.advance_clock(std::time::Duration::from_secs(4));
+    let (first, second, third) = tokio::join!(ask(app.state.clone()), ask(other.clone()), ask(app.state.clone()));
+    assert_eq!(first + second + third, 1, "started once");
+    let stats = stats(&app, token, &id).await;
+    assert_eq!((stats["recipients"].clone(), stats["deliveries"]["email"]["queued"].clone()), (json!(20), json!(20)));
 }
