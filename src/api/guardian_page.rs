@@ -59,7 +59,7 @@ fn render(
         html,
         "<!doctype html><html lang=\"ja\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <meta name=\"referrer\" content=\"no-referrer\"><title>{}</title><style>\
+         <meta name=\"referrer\" content=\"same-origin\"><title>{}</title><style>\
          body{{font-family:sans-serif;line-height:1.6;max-width:40em;margin:0 auto;padding:1em;color:#222}}\
          .org{{color:#555;margin:0}} h1{{font-size:1.3em;margin:.3em 0}} .meta{{color:#666;font-size:.9em}}\
          .emergency{{color:#b00020}} .body{{white-space:pre-wrap;border-top:1px solid #ddd;padding-top:1em}}\
@@ -171,6 +171,12 @@ fn render(
     html_page(StatusCode::OK, html)
 }
 
+/// The address of a guardian's page holds their token, so no other site may see it as a
+/// referrer. But not `no-referrer` (the default of every other answer): under it a browser
+/// posts the page's own forms with `Origin: null` (Fetch standard, "append a request `Origin`
+/// header"), which `posted_form` must refuse. The pages' `<meta name="referrer">` says the same.
+const REFERRER_POLICY: &str = "same-origin";
+
 /// A page for a guardian's browser (this one, the address confirmation): about one person,
 /// so never stored; never in a frame; no scripts and nothing fetched from elsewhere; forms
 /// post only back here.
@@ -179,6 +185,7 @@ pub(crate) fn html_page(status: StatusCode, html: String) -> HttpResponse {
         .content_type("text/html; charset=utf-8")
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .insert_header(("X-Frame-Options", "DENY"))
+        .insert_header((header::REFERRER_POLICY, REFERRER_POLICY))
         .insert_header(("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'"))
         .body(html)
 }
