@@ -60,12 +60,16 @@ fn render(
         "<!doctype html><html lang=\"ja\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
          <meta name=\"referrer\" content=\"same-origin\"><title>{}</title><style>\
-         body{{font-family:sans-serif;line-height:1.6;max-width:40em;margin:0 auto;padding:1em;color:#222}}\
-         .org{{color:#555;margin:0}} h1{{font-size:1.3em;margin:.3em 0}} .meta{{color:#666;font-size:.9em}}\
+         *,::before,::after{{box-sizing:border-box}} html{{-webkit-text-size-adjust:100%;text-size-adjust:100%}}\
+         body{{font-family:sans-serif;font-size:16px;line-height:1.6;max-width:40em;margin:0 auto;padding:1em;color:#222;\
+         overflow-wrap:break-word;overflow-wrap:anywhere}}\
+         .org{{color:#555;margin:0}} h1{{font-size:1.3em;margin:.3em 0}} .meta{{color:#555}}\
          .emergency{{color:#b00020}} .body{{white-space:pre-wrap;border-top:1px solid #ddd;padding-top:1em}}\
-         fieldset{{border:1px solid #ccc;margin:1em 0;padding:.5em 1em}} .error{{color:#b00020}}\
-         button{{font-size:1.1em;padding:.6em 1.4em;margin:.5em 0}} .done{{color:#1b5e20;font-weight:bold}}\
-         textarea{{width:100%;min-height:5em}}</style></head><body><main>",
+         .files{{padding-left:1.2em}} .files a{{display:inline-block;min-height:44px;padding:.6em 0}}\
+         fieldset{{border:1px solid #ccc;margin:1em 0;padding:.5em 1em;min-width:0}} .error{{color:#b00020;font-weight:bold}}\
+         .option{{display:flex;align-items:center;gap:.6em;min-height:44px}} .option input{{width:1.4em;height:1.4em;margin:0;flex:none}}\
+         button,textarea{{font:inherit}} button{{font-size:1.1em;width:100%;min-height:44px;padding:.6em 1.4em;margin:.5em 0}}\
+         .done{{color:#1b5e20;font-weight:bold}} textarea{{width:100%;min-height:5em;padding:.4em}}</style></head><body><main>",
         escape(&m.subject)
     );
     let _ = write!(html, "<p class=\"org\">{}</p>", escape(&receipt.org_name));
@@ -88,7 +92,7 @@ fn render(
     }
     let _ = write!(html, "<div class=\"body\">{}</div>", escape(&m.body));
     if !files.is_empty() {
-        html.push_str("<h2>添付ファイル</h2><ul>");
+        html.push_str("<h2>添付ファイル</h2><ul class=\"files\">");
         for file in files {
             let _ = write!(
                 html,
@@ -150,7 +154,7 @@ fn render(
                         let checked = current.and_then(|a| a.choices.as_ref()).is_some_and(|c| c.contains(&j));
                         let _ = write!(
                             html,
-                            "<label><input type=\"{input}\" name=\"q{i}\" value=\"{j}\"{}{}> {}</label><br>",
+                            "<label class=\"option\"><input type=\"{input}\" name=\"q{i}\" value=\"{j}\"{}{}>{}</label>",
                             if checked { " checked" } else { "" },
                             if closed { " disabled" } else { "" },
                             escape(option)
