@@ -118,6 +118,12 @@ async function fitsPhone(page, name) {
   ok(`${name}: all ${found.controls} buttons, links and fields at least ${MIN_TAP_PX}px tall`);
 }
 
+/// Within the phone's screen as the page now stands, without scrolling.
+async function onScreen(page, locator) {
+  const box = await locator.boundingBox(); // relative to the viewport
+  return box !== null && box.y >= 0 && box.y + box.height <= PHONE.viewport.height;
+}
+
 async function screenshot(page, file) {
   const where = path.join(fixture.screenshots, file);
   await page.screenshot({ path: where, fullPage: true });
@@ -176,9 +182,11 @@ async function personalLink(context) {
   expect(await error.isVisible(), `${name}: no error inside the required question's box`);
   const errorText = await error.innerText();
   expect(errorText.includes('回答してください'), `${name}: the error says ${errorText}`);
-  const stored = await staff(`/api/v1/messages/${fixture.message_id}/stats`);
-  same(stored.answered, 0, `${name}: answers stored from an incomplete form`);
-  ok(`${name}: answering without the required question shows "${errorText}" next to it and stores nothing`);
+  expect(await onScreen(page, error), `${name}: the error is off screen: the guardian would have to scroll to find it`);
+  same((await staff(`/api/v1/messages/${fixture.message_id}/stats`)).answered, 0, `${name}: stats.answered after an incomplete form`);
+  const before = (await staff(`/api/v1/messages/${fixture.message_id}/recipients`)).items.find(r => r.member_id === fixture.member_id);
+  same(before && before.answers, [], `${name}: answers stored from an incomplete form`);
+  ok(`${name}: answering without the required question shows "${errorText}" next to it, on screen, and stores nothing`);
   expect(await helping.getByLabel('受付').isChecked() && await helping.getByLabel('撮影').isChecked()
     && !(await helping.getByLabel('片付け').isChecked())
     && await note.locator('textarea').inputValue() === 'よろしくお願いします。',
@@ -192,6 +200,8 @@ async function personalLink(context) {
   same(await tapAndWait(page, page.getByRole('button', { name: '回答する' })), 200, `${name}: the page after answering`);
   expect(await page.getByRole('button', { name: '回答を変更する' }).isVisible(), `${name}: no 回答を変更する after answering`);
   expect(await question('当日は参観されますか').getByLabel('参観する', { exact: true }).isChecked(), `${name}: the answer is not shown checked`);
+  expect(await onScreen(page, page.getByRole('button', { name: '回答を変更する' })) || await onScreen(page, attendance),
+    `${name}: after answering the page opens away from the survey`);
   const recipients = await staff(`/api/v1/messages/${fixture.message_id}/recipients`);
   const mine = recipients.items.find(r => r.member_id === fixture.member_id);
   same(mine && mine.answers, [

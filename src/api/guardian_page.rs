@@ -49,9 +49,12 @@ fn render(
     receipt: &Receipt,
     files: &[attachments::AttachmentRow],
     errors: &[FieldError],
+    posted: Option<&[SurveyAnswer]>,
     notice: Option<&str>,
 ) -> HttpResponse {
     let m = &receipt.message.content;
+    // After a refused post, what the guardian had filled in, so that nothing is typed twice.
+    let answers = posted.unwrap_or(&receipt.answers);
     let survey = receipt.survey();
     let emergency = receipt.message.is_emergency();
     let mut html = String::new();
@@ -119,26 +122,32 @@ fn render(
         }
     }
     if let Some(survey) = survey {
-        html.push_str("<h2>アンケート</h2>");
+        html.push_str("<h2 id=\"survey\">アンケート</h2>");
         if let Some(deadline) = m.answer_deadline {
             let _ = write!(html, "<p>回答期限: {}</p>", jst::format_datetime(deadline));
         }
-        for error in errors {
+        // An error about one question is shown in that question's box; others above the form.
+        for error in errors.iter().filter(|e| question_of(e).is_none_or(|i| i >= survey.questions.len())) {
             let _ = write!(html, "<p class=\"error\">{}</p>", escape(&page_error(survey, error)));
         }
         let closed = receipt.deadline_passed();
         let _ = write!(
             html,
-            "<form method=\"post\" action=\"{page_url}/answers\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">"
+            // `#survey`: the page the post leads to (errors, or the answers saved) opens at the
+            // survey, not at the top, where the guardian would not see what happened.
+            "<form method=\"post\" action=\"{page_url}/answers#survey\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">"
         );
         for (i, question) in survey.questions.iter().enumerate() {
-            let current = receipt.answers.iter().find(|a| a.question == i);
+            let current = answers.iter().find(|a| a.question == i);
             let _ = write!(
                 html,
                 "<fieldset><legend>{}{}</legend>",
                 escape(&question.text),
                 if question.required { "（必須）" } else { "" }
             );
+            for error in errors.iter().filter(|e| question_of(e) == Some(i)) {
+                let _ = write!(html, "<p class=\"error\">{}</p>", escape(&page_error(survey, error)));
+            }
             match question.kind {
                 QuestionKind::Text => {
                     let _ = write!(
@@ -194,8 +203,8 @@ pub(crate) fn html_page(status: StatusCode, html: String) -> HttpResponse {
         .body(html)
 }
 
-/// The page speaks of question numbers as people count them, in Japanese.
-fn page_error(survey: &Survey, error: &FieldError) -> String {
+/// The question (0-based) an answer error is about, if it is about one.
+fn question_of(error: &FieldError) -> Option<usize> {
     // `answers[i]…`: the page posts every question in order, so i is the question. A missing
     // required answer is reported on `answers` as "question N (…) is required".
     let indexed = error
@@ -207,25 +216,32 @@ fn page_error(survey: &Survey, error: &FieldError) -> String {
         .message
         .strip_prefix("question ")
         .and_then(|rest| rest.split(' ').next())
-        .and_then(|i| i.parse::<usize>().ok());
-    match (indexed, required) {
-        (_, Some(i)) if error.message.ends_with("is required") => match survey.questions.get(i) {
-            Some(q) => format!("質問{}（{}）に回答してください。", i + 1, q.text),
-            None => error.message.clone(),
-        },
-        (Some(i), _) => match survey.questions.get(i) {
-            Some(q) => format!("質問{}（{}）: {}", i + 1, q.text, error.message),
-            None => error.message.clone(),
-        },
-        _ => error.message.clone(),
+        .and_then(|i| i.parse::<usize>().ok())
+        .filter(|_| error.message.ends_with("is required"));
+    required.or(indexed)
+}
+
+/// The page speaks of question numbers as people count them, in Japanese.
+fn page_error(survey: &Survey, error: &FieldError) -> String {
+    let required = error.message.ends_with("is required");
+    match question_of(error).and_then(|i| Some((i, survey.questions.get(i)?))) {
+        Some((i, q)) if required => format!("質問{}（{}）に回答してください。", i + 1, q.text),
+        Some((i, q)) => format!("質問{}（{}）: {}", i + 1, q.text, error.message),
+        None => error.message.clone(),
     }
 }
 
-async fn show(state: &AppState, token: &str, errors: &[FieldError], notice: Option<&str>) -> ApiResult<HttpResponse> {
+async fn show(
+    state: &AppState,
+    token: &str,
+    errors: &[FieldError],
+    posted: Option<&[SurveyAnswer]>,
+    notice: Option<&str>,
+) -> ApiResult<HttpResponse> {
     let mut conn = state.db.pool.acquire().await?;
     let receipt = resolve(state, &mut conn, token).await.map_err(|_| ApiError::NotFound(NOT_FOUND.into()))?;
     let files = attachments::attachments(&mut conn, &receipt.message.id).await?;
-    Ok(render(state, token, &receipt, &files, errors, notice))
+    Ok(render(state, token, &receipt, &files, errors, posted, notice))
 }
 
 fn not_found_page() -> HttpResponse {
@@ -248,7 +264,7 @@ pub async fn page(state: web::Data<AppState>, token: web::Path<String>) -> ApiRe
     let Ok(receipt) = resolve(&state, &mut conn, &token).await else { return Ok(not_found_page()) };
     receipts::mark_read(&mut conn, &receipt.message.id, &receipt.member_id).await?;
     drop(conn);
-    show(&state, &token, &[], None).await
+    show(&state, &token, &[], None, None).await
 }
 
 /// Reads the posted form after checking where it came from.
@@ -358,9 +374,9 @@ pub async fn page_answers(
             tx.commit().await?;
             Ok(back_to_page(&state, &token))
         }
-        Err(ApiError::Validation(errors)) => show(&state, &token, &errors, None).await,
+        Err(ApiError::Validation(errors)) => show(&state, &token, &errors, Some(answers.as_slice()), None).await,
         Err(ApiError::Conflict { detail, .. }) => {
-            show(&state, &token, &[FieldError::new("answers", detail)], None).await
+            show(&state, &token, &[FieldError::new("answers", detail)], None, None).await
         }
         Err(other) => Err(other),
     }

@@ -516,7 +516,7 @@ async fn links_stay_under_a_public_url_with_a_path(backend: Backend) {
     assert_eq!(link, page_url, "the e-mail's link");
     let (_, html) = page(&app, &link_token).await;
     assert!(html.contains(&format!("action=\"{page_url}/ack\"")), "the acknowledgement form");
-    assert!(html.contains(&format!("action=\"{page_url}/answers\"")), "the survey form");
+    assert!(html.contains(&format!("action=\"{page_url}/answers#survey\"")), "the survey form");
     let csrf = csrf_of(&html);
     let acknowledged = post_form(&app, &format!("/r/{link_token}/ack"), &[("csrf", &csrf)], None).await;
     assert_eq!(acknowledged.status(), 303);
