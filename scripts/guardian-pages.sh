@@ -5,8 +5,7 @@
 # (a list, a guardian with an address, a message with a survey and an attachment, sent; the
 # guardian invited to the app, adding a second address), takes the personal link and the
 # confirmation link from the e-mails the server writes to its outbox, and hands them to the
-# browser. Installs Debian's chromium (and CJK fonts, for readable screenshots) and
-# playwright-core (npm, into target/browser) when missing.
+# browser. Installs chromium and playwright-core when missing (scripts/lib/browser.sh).
 #
 # Environment:
 #   RENRAKUMO_BIN                 use this binary instead of `cargo build` + target/debug/renrakumo
@@ -14,21 +13,12 @@
 #                                 folder, removed at exit)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=lib/browser.sh
+source scripts/lib/browser.sh
 # shellcheck source=lib/fresh-server.sh
 source scripts/lib/fresh-server.sh
 
-# ---- chromium and playwright-core (as scripts/swagger-ui.sh) -------------------------------
-if ! command -v chromium >/dev/null 2>&1; then
-  fresh_server_log "installing chromium"
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium fonts-noto-cjk >/dev/null
-fi
-prefix="${CARGO_TARGET_DIR:-$PWD/target}/browser"
-if [ ! -d "$prefix/node_modules/playwright-core" ]; then
-  fresh_server_log "installing playwright-core into $prefix"
-  mkdir -p "$prefix"
-  npm install --prefix "$prefix" playwright-core@1 --no-audit --no-fund --loglevel=error </dev/null
-fi
+browser_install
 command -v python3 >/dev/null 2>&1 || { echo "guardian-pages.sh: needs python3 (to read JSON and e-mails)" >&2; exit 1; }
 
 # The delivery tasks write the message's e-mail: this server runs them.
@@ -113,4 +103,4 @@ fresh_server_log "headless Chromium, phone-sized (screenshots: $shots)"
 json base_url "$base_url" staff_token "$staff_token" app_token "$app_token" message_id "$message_id" \
   member_id "$member_id" personal_link "$personal_link" confirmation_link "$confirmation_link" \
   added_address hanako.mobile@example.jp screenshots "$shots" >"$tmp/fixture.json"
-NODE_PATH="$prefix/node_modules" node scripts/browser/guardian-pages.js "$tmp/fixture.json" </dev/null
+NODE_PATH="$browser_node_path" node scripts/browser/guardian-pages.js "$tmp/fixture.json" </dev/null
