@@ -1,6 +1,7 @@
-# Sourced by scripts/postman.sh and scripts/schemathesis.sh: a real renrakumo server on a
-# fresh database, with its first admin, stopped and removed (server, database, files)
-# whatever happens.
+# Sourced by scripts/postman.sh, scripts/schemathesis.sh, scripts/swagger-ui.sh and
+# scripts/guardian-pages.sh: a real renrakumo server on a fresh database, with its first
+# admin, stopped and removed (server, database, files) whatever happens. It runs
+# RENRAKUMO_WORKERS delivery tasks as the environment says (default 4).
 #
 #   fresh_server_start NAME ORG DATABASE
 #     NAME      names the temporary folder, the PostgreSQL database and the messages

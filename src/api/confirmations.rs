@@ -109,10 +109,12 @@ fn page(status: StatusCode, title: &str, body: &str) -> HttpResponse {
         format!(
             "<!doctype html><html lang=\"ja\"><head><meta charset=\"utf-8\">\
              <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-             <meta name=\"referrer\" content=\"no-referrer\"><title>{title}</title><style>\
-             body{{font-family:sans-serif;line-height:1.6;max-width:32em;margin:0 auto;padding:1em;color:#222}}\
-             h1{{font-size:1.3em}} .en{{color:#555;font-size:.9em}}\
-             button{{font-size:1.1em;padding:.7em 1.4em;margin:.5em 0;width:100%}}</style></head>\
+             <meta name=\"referrer\" content=\"same-origin\"><title>{title}</title><style>\
+             *,::before,::after{{box-sizing:border-box}} html{{-webkit-text-size-adjust:100%;text-size-adjust:100%}}\
+             body{{font-family:sans-serif;font-size:16px;line-height:1.6;max-width:32em;margin:0 auto;padding:1em;\
+             color:#222;overflow-wrap:break-word;overflow-wrap:anywhere}}\
+             h1{{font-size:1.3em}} .en{{color:#555}}\
+             button{{font:inherit;font-size:1.1em;min-height:44px;padding:.7em 1.4em;margin:.5em 0;width:100%}}</style></head>\
              <body><main><h1>{title}</h1>{body}</main></body></html>"
         ),
     )

@@ -49,9 +49,12 @@ fn render(
     receipt: &Receipt,
     files: &[attachments::AttachmentRow],
     errors: &[FieldError],
+    posted: Option<&[SurveyAnswer]>,
     notice: Option<&str>,
 ) -> HttpResponse {
     let m = &receipt.message.content;
+    // After a refused post, what the guardian had filled in, so that nothing is typed twice.
+    let answers = posted.unwrap_or(&receipt.answers);
     let survey = receipt.survey();
     let emergency = receipt.message.is_emergency();
     let mut html = String::new();
@@ -59,13 +62,17 @@ fn render(
         html,
         "<!doctype html><html lang=\"ja\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <meta name=\"referrer\" content=\"no-referrer\"><title>{}</title><style>\
-         body{{font-family:sans-serif;line-height:1.6;max-width:40em;margin:0 auto;padding:1em;color:#222}}\
-         .org{{color:#555;margin:0}} h1{{font-size:1.3em;margin:.3em 0}} .meta{{color:#666;font-size:.9em}}\
+         <meta name=\"referrer\" content=\"same-origin\"><title>{}</title><style>\
+         *,::before,::after{{box-sizing:border-box}} html{{-webkit-text-size-adjust:100%;text-size-adjust:100%}}\
+         body{{font-family:sans-serif;font-size:16px;line-height:1.6;max-width:40em;margin:0 auto;padding:1em;color:#222;\
+         overflow-wrap:break-word;overflow-wrap:anywhere}}\
+         .org{{color:#555;margin:0}} h1{{font-size:1.3em;margin:.3em 0}} .meta{{color:#555}}\
          .emergency{{color:#b00020}} .body{{white-space:pre-wrap;border-top:1px solid #ddd;padding-top:1em}}\
-         fieldset{{border:1px solid #ccc;margin:1em 0;padding:.5em 1em}} .error{{color:#b00020}}\
-         button{{font-size:1.1em;padding:.6em 1.4em;margin:.5em 0}} .done{{color:#1b5e20;font-weight:bold}}\
-         textarea{{width:100%;min-height:5em}}</style></head><body><main>",
+         .files{{padding-left:1.2em}} .files a{{display:inline-block;min-height:44px;padding:.6em 0}}\
+         fieldset{{border:1px solid #ccc;margin:1em 0;padding:.5em 1em;min-width:0}} .error{{color:#b00020;font-weight:bold}}\
+         .option{{display:flex;align-items:center;gap:.6em;min-height:44px}} .option input{{width:1.4em;height:1.4em;margin:0;flex:none}}\
+         button,textarea{{font:inherit}} button{{font-size:1.1em;width:100%;min-height:44px;padding:.6em 1.4em;margin:.5em 0}}\
+         .done{{color:#1b5e20;font-weight:bold}} textarea{{width:100%;min-height:5em;padding:.4em}}</style></head><body><main>",
         escape(&m.subject)
     );
     let _ = write!(html, "<p class=\"org\">{}</p>", escape(&receipt.org_name));
@@ -88,7 +95,7 @@ fn render(
     }
     let _ = write!(html, "<div class=\"body\">{}</div>", escape(&m.body));
     if !files.is_empty() {
-        html.push_str("<h2>添付ファイル</h2><ul>");
+        html.push_str("<h2>添付ファイル</h2><ul class=\"files\">");
         for file in files {
             let _ = write!(
                 html,
@@ -115,26 +122,32 @@ fn render(
         }
     }
     if let Some(survey) = survey {
-        html.push_str("<h2>アンケート</h2>");
+        html.push_str("<h2 id=\"survey\">アンケート</h2>");
         if let Some(deadline) = m.answer_deadline {
             let _ = write!(html, "<p>回答期限: {}</p>", jst::format_datetime(deadline));
         }
-        for error in errors {
+        // An error about one question is shown in that question's box; others above the form.
+        for error in errors.iter().filter(|e| question_of(e).is_none_or(|i| i >= survey.questions.len())) {
             let _ = write!(html, "<p class=\"error\">{}</p>", escape(&page_error(survey, error)));
         }
         let closed = receipt.deadline_passed();
         let _ = write!(
             html,
-            "<form method=\"post\" action=\"{page_url}/answers\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">"
+            // `#survey`: the page the post leads to (errors, or the answers saved) opens at the
+            // survey, not at the top, where the guardian would not see what happened.
+            "<form method=\"post\" action=\"{page_url}/answers#survey\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">"
         );
         for (i, question) in survey.questions.iter().enumerate() {
-            let current = receipt.answers.iter().find(|a| a.question == i);
+            let current = answers.iter().find(|a| a.question == i);
             let _ = write!(
                 html,
                 "<fieldset><legend>{}{}</legend>",
                 escape(&question.text),
                 if question.required { "（必須）" } else { "" }
             );
+            for error in errors.iter().filter(|e| question_of(e) == Some(i)) {
+                let _ = write!(html, "<p class=\"error\">{}</p>", escape(&page_error(survey, error)));
+            }
             match question.kind {
                 QuestionKind::Text => {
                     let _ = write!(
@@ -150,7 +163,7 @@ fn render(
                         let checked = current.and_then(|a| a.choices.as_ref()).is_some_and(|c| c.contains(&j));
                         let _ = write!(
                             html,
-                            "<label><input type=\"{input}\" name=\"q{i}\" value=\"{j}\"{}{}> {}</label><br>",
+                            "<label class=\"option\"><input type=\"{input}\" name=\"q{i}\" value=\"{j}\"{}{}>{}</label>",
                             if checked { " checked" } else { "" },
                             if closed { " disabled" } else { "" },
                             escape(option)
@@ -171,6 +184,12 @@ fn render(
     html_page(StatusCode::OK, html)
 }
 
+/// The address of a guardian's page holds their token, so no other site may see it as a
+/// referrer. But not `no-referrer` (the default of every other answer): under it a browser
+/// posts the page's own forms with `Origin: null` (Fetch standard, "append a request `Origin`
+/// header"), which `posted_form` must refuse. The pages' `<meta name="referrer">` says the same.
+const REFERRER_POLICY: &str = "same-origin";
+
 /// A page for a guardian's browser (this one, the address confirmation): about one person,
 /// so never stored; never in a frame; no scripts and nothing fetched from elsewhere; forms
 /// post only back here.
@@ -179,12 +198,13 @@ pub(crate) fn html_page(status: StatusCode, html: String) -> HttpResponse {
         .content_type("text/html; charset=utf-8")
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .insert_header(("X-Frame-Options", "DENY"))
+        .insert_header((header::REFERRER_POLICY, REFERRER_POLICY))
         .insert_header(("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'"))
         .body(html)
 }
 
-/// The page speaks of question numbers as people count them, in Japanese.
-fn page_error(survey: &Survey, error: &FieldError) -> String {
+/// The question (0-based) an answer error is about, if it is about one.
+fn question_of(error: &FieldError) -> Option<usize> {
     // `answers[i]…`: the page posts every question in order, so i is the question. A missing
     // required answer is reported on `answers` as "question N (…) is required".
     let indexed = error
@@ -196,25 +216,32 @@ fn page_error(survey: &Survey, error: &FieldError) -> String {
         .message
         .strip_prefix("question ")
         .and_then(|rest| rest.split(' ').next())
-        .and_then(|i| i.parse::<usize>().ok());
-    match (indexed, required) {
-        (_, Some(i)) if error.message.ends_with("is required") => match survey.questions.get(i) {
-            Some(q) => format!("質問{}（{}）に回答してください。", i + 1, q.text),
-            None => error.message.clone(),
-        },
-        (Some(i), _) => match survey.questions.get(i) {
-            Some(q) => format!("質問{}（{}）: {}", i + 1, q.text, error.message),
-            None => error.message.clone(),
-        },
-        _ => error.message.clone(),
+        .and_then(|i| i.parse::<usize>().ok())
+        .filter(|_| error.message.ends_with("is required"));
+    required.or(indexed)
+}
+
+/// The page speaks of question numbers as people count them, in Japanese.
+fn page_error(survey: &Survey, error: &FieldError) -> String {
+    let required = error.message.ends_with("is required");
+    match question_of(error).and_then(|i| Some((i, survey.questions.get(i)?))) {
+        Some((i, q)) if required => format!("質問{}（{}）に回答してください。", i + 1, q.text),
+        Some((i, q)) => format!("質問{}（{}）: {}", i + 1, q.text, error.message),
+        None => error.message.clone(),
     }
 }
 
-async fn show(state: &AppState, token: &str, errors: &[FieldError], notice: Option<&str>) -> ApiResult<HttpResponse> {
+async fn show(
+    state: &AppState,
+    token: &str,
+    errors: &[FieldError],
+    posted: Option<&[SurveyAnswer]>,
+    notice: Option<&str>,
+) -> ApiResult<HttpResponse> {
     let mut conn = state.db.pool.acquire().await?;
     let receipt = resolve(state, &mut conn, token).await.map_err(|_| ApiError::NotFound(NOT_FOUND.into()))?;
     let files = attachments::attachments(&mut conn, &receipt.message.id).await?;
-    Ok(render(state, token, &receipt, &files, errors, notice))
+    Ok(render(state, token, &receipt, &files, errors, posted, notice))
 }
 
 fn not_found_page() -> HttpResponse {
@@ -237,7 +264,7 @@ pub async fn page(state: web::Data<AppState>, token: web::Path<String>) -> ApiRe
     let Ok(receipt) = resolve(&state, &mut conn, &token).await else { return Ok(not_found_page()) };
     receipts::mark_read(&mut conn, &receipt.message.id, &receipt.member_id).await?;
     drop(conn);
-    show(&state, &token, &[], None).await
+    show(&state, &token, &[], None, None).await
 }
 
 /// Reads the posted form after checking where it came from.
@@ -347,9 +374,9 @@ pub async fn page_answers(
             tx.commit().await?;
             Ok(back_to_page(&state, &token))
         }
-        Err(ApiError::Validation(errors)) => show(&state, &token, &errors, None).await,
+        Err(ApiError::Validation(errors)) => show(&state, &token, &errors, Some(answers.as_slice()), None).await,
         Err(ApiError::Conflict { detail, .. }) => {
-            show(&state, &token, &[FieldError::new("answers", detail)], None).await
+            show(&state, &token, &[FieldError::new("answers", detail)], None, None).await
         }
         Err(other) => Err(other),
     }

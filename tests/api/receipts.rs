@@ -254,8 +254,13 @@ async fn form_posts_from_elsewhere_are_refused(backend: Backend) {
     let link = link_token(&app, &id, &member);
     let (_, html) = page(&app, &link).await;
     let csrf = csrf_of(&html);
+    // Under `no-referrer` a browser would post the forms with `Origin: null`, which is refused.
+    let served = app.client.get(app.url(&format!("/r/{link}"))).send().await.unwrap();
+    assert_eq!(served.headers()["referrer-policy"], "same-origin", "the page's own posts carry its origin");
+    assert!(html.contains("<meta name=\"referrer\" content=\"same-origin\">"));
     let path = format!("/r/{link}/ack");
     assert_eq!(post_form(&app, &path, &[], None).await.status(), 403, "no form value");
+    assert_eq!(post_form(&app, &path, &[("csrf", &csrf)], Some("null")).await.status(), 403, "an opaque origin");
     assert_eq!(post_form(&app, &path, &[("csrf", "0123456789abcdef0123456789abcdef")], None).await.status(), 403);
     assert_eq!(post_form(&app, &path, &[("csrf", &csrf)], Some("https://evil.example")).await.status(), 403);
     assert_eq!(stats(&app, &admin.access_token, &id).await["acknowledged"], 0);
@@ -511,7 +516,7 @@ async fn links_stay_under_a_public_url_with_a_path(backend: Backend) {
     assert_eq!(link, page_url, "the e-mail's link");
     let (_, html) = page(&app, &link_token).await;
     assert!(html.contains(&format!("action=\"{page_url}/ack\"")), "the acknowledgement form");
-    assert!(html.contains(&format!("action=\"{page_url}/answers\"")), "the survey form");
+    assert!(html.contains(&format!("action=\"{page_url}/answers#survey\"")), "the survey form");
     let csrf = csrf_of(&html);
     let acknowledged = post_form(&app, &format!("/r/{link_token}/ack"), &[("csrf", &csrf)], None).await;
     assert_eq!(acknowledged.status(), 303);
