@@ -386,36 +386,22 @@ pub async fn load(conn: &mut AnyConnection, org_id: &str, ids: &[String]) -> Rep
     if ids.is_empty() {
         return Ok(vec![]);
     }
-    let mut by_id = load_where(conn, org_id, Some(ids)).await?;
+    let mut by_id = load_where(conn, org_id, ids).await?;
     Ok(ids.iter().filter_map(|id| by_id.remove(id)).collect())
 }
 
-/// Every member of the organisation, by id: one scan per table, which for a large roster
-/// costs less than looking its members up a chunk at a time.
-pub async fn load_all(conn: &mut AnyConnection, org_id: &str) -> RepoResult<HashMap<String, MemberRecord>> {
-    load_where(conn, org_id, None).await
-}
-
-/// The records of `ids`, or of the whole organisation when `ids` is None.
+/// The records of `ids`, by id.
 async fn load_where(
     conn: &mut AnyConnection,
     org_id: &str,
-    ids: Option<&[String]>,
+    ids: &[String],
 ) -> RepoResult<HashMap<String, MemberRecord>> {
-    // Child rows carry their organisation, so both forms select on the child table alone.
-    let scope = |sql: &mut Sql| match ids {
-        Some(ids) => {
-            sql.push(" WHERE member_id IN (").bind_list(ids).push(")");
-        }
-        None => {
-            sql.push(" WHERE org_id = ").bind(org_id);
-        }
+    // The child rows of these members: their ids are enough (tenancy is checked on members).
+    let scope = |sql: &mut Sql| {
+        sql.push(" WHERE member_id IN (").bind_list(ids).push(")");
     };
     let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM members m WHERE m.org_id = "));
-    sql.bind(org_id);
-    if let Some(ids) = ids {
-        sql.push(" AND m.id IN (").bind_list(ids).push(")");
-    }
+    sql.bind(org_id).push(" AND m.id IN (").bind_list(ids).push(")");
     let rows: Vec<MemberRow> = sql.query_as(conn).fetch_all(&mut *conn).await?;
 
     let mut sql = Sql::new("SELECT member_id, address, status, bounce_count FROM member_emails");
