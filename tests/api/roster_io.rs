@@ -17,6 +17,7 @@ on_both_backends!(
     a_large_import_matches_against_the_whole_roster,
     a_hostile_csv_is_refused_at_once_naming_the_header_or_the_cell,
     without_contacts_read_an_import_neither_tells_nor_changes_addresses,
+    without_contacts_read_an_upsert_neither_tells_nor_changes_addresses,
 );
 
 const SJIS: &[u8] = include_bytes!("../fixtures/roster-excel-sjis.csv");
@@ -388,4 +389,62 @@ async fn without_contacts_read_an_import_neither_tells_nor_changes_addresses(bac
     assert_eq!(import(&app, token, "", replaced.as_bytes()).await.ok(200)["updated"], 1);
     let stored = app.get(&format!("/api/v1/members/{taro}"), token).await.ok(200).clone();
     assert_eq!(addresses(stored), [json!("taro.new@example.jp")]);
+}
+
+/// The same for `PUT /members/by-external-id/{id}`: right and wrong guesses answer the same,
+/// and an existing guardian's addresses change only with contacts:read.
+async fn without_contacts_read_an_upsert_neither_tells_nor_changes_addresses(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let admin = app.create_admin("Upsert Oracle School").await;
+    let path = "/api/v1/members/by-external-id/S1";
+    let (_, key) =
+        app.create_api_key(&admin, json!({"name": "SIS", "scopes": ["members:write", "members:read"]})).await;
+    let (_, full_key) = app
+        .create_api_key(&admin, json!({"name": "SIS+", "scopes": ["members:write", "members:read", "contacts:read"]}))
+        .await;
+    // Creating a new guardian with addresses tells nothing: it is allowed.
+    let created = app
+        .call(Method::PUT, path, Auth::ApiKey(&key), Some(json!({"name": "山田 太郎", "emails": ["taro@example.jp"]})))
+        .await;
+    let id = created.ok(201)["id"].as_str().unwrap().to_string();
+    for emails in [json!(["taro@example.jp"]), json!(["taro@example.jp", "new@example.jp"]), json!([])] {
+        let right =
+            app.call(Method::PUT, path, Auth::ApiKey(&key), Some(json!({"name": "山田 太郎", "emails": emails}))).await;
+        let wrong = app
+            .call(
+                Method::PUT,
+                path,
+                Auth::ApiKey(&key),
+                Some(json!({"name": "山田 太郎", "emails": ["nobody@example.jp"]})),
+            )
+            .await;
+        assert_eq!(right.problem(403), Vec::<String>::new());
+        assert_eq!(comparable(&right), comparable(&wrong), "{emails}");
+        assert_eq!(right.body["detail"], "changing addresses needs the contacts:read scope");
+    }
+    // As the key sees them (masked), or left out: the addresses stay.
+    let shown = app
+        .call(
+            Method::PUT,
+            path,
+            Auth::ApiKey(&key),
+            Some(json!({"name": "山田 太郎", "emails": ["t***@example.jp"], "attributes": {"grade": "2"}})),
+        )
+        .await;
+    assert_eq!(shown.ok(200)["attributes"]["grade"], "2");
+    let left_out = app.call(Method::PUT, path, Auth::ApiKey(&key), Some(json!({"name": "山田 太郎"}))).await;
+    left_out.ok(200);
+    let stored = app.get(&format!("/api/v1/members/{id}"), &admin.access_token).await;
+    assert_eq!(stored.ok(200)["emails"][0]["address"], "taro@example.jp");
+    assert_eq!(stored.body["emails"].as_array().unwrap().len(), 1);
+    // With contacts:read the upsert replaces them.
+    let replaced = app
+        .call(
+            Method::PUT,
+            path,
+            Auth::ApiKey(&full_key),
+            Some(json!({"name": "山田 太郎", "emails": ["taro.new@example.jp"]})),
+        )
+        .await;
+    assert_eq!(replaced.ok(200)["emails"][0]["address"], "taro.new@example.jp");
 }
