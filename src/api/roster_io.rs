@@ -183,18 +183,10 @@ async fn stored_guardians(
     org_id: &str,
     wanted: Lookups,
 ) -> ApiResult<HashMap<String, StoredGuardian>> {
-    let by_external_id = members::ids_by_external_id(conn, org_id, &wanted.external_ids).await?;
-    let by_email = members::ids_by_email_key(conn, org_id, &wanted.email_keys).await?;
-    let mut ids: Vec<String> = by_external_id.into_values().chain(by_email.into_values()).collect();
-    ids.sort();
-    ids.dedup();
-    let mut stored = HashMap::with_capacity(ids.len());
-    for chunk in ids.chunks(500) {
-        for record in members::load(conn, org_id, chunk).await? {
-            stored.insert(record.row.id.clone(), stored_guardian(record));
-        }
-    }
-    Ok(stored)
+    let by_email: Vec<String> =
+        members::ids_by_email_key(conn, org_id, &wanted.email_keys).await?.into_values().collect();
+    let records = members::load_for_import(conn, org_id, &wanted.external_ids, &by_email).await?;
+    Ok(records.into_iter().map(|(id, record)| (id, stored_guardian(record))).collect())
 }
 
 /// Writes a chunk's plan: the lists it goes in that do not exist yet, new guardians,

@@ -476,10 +476,7 @@ mod tests {
         let (header, rows) = read_all(text.as_bytes()).unwrap();
         assert_eq!(
             Planner::new(&header, HashMap::new(), None, true).lookups(&rows),
-            Lookups {
-                external_ids: vec!["S-1".into()],
-                email_keys: vec!["hanako@x.jp".into()]
-            }
+            Lookups { external_ids: vec!["S-1".into()], email_keys: vec!["hanako@x.jp".into()] }
         );
         let masked = Planner::new(&header, HashMap::new(), None, false).lookups(&rows);
         assert_eq!(masked, Lookups { external_ids: vec!["S-1".into()], email_keys: vec![] });

@@ -396,23 +396,71 @@ async fn load_where(
     org_id: &str,
     ids: &[String],
 ) -> RepoResult<HashMap<String, MemberRecord>> {
-    // The child rows of these members: their ids are enough (tenancy is checked on members).
-    let scope = |sql: &mut Sql| {
-        sql.push(" WHERE member_id IN (").bind_list(ids).push(")");
-    };
     let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM members m WHERE m.org_id = "));
     sql.bind(org_id).push(" AND m.id IN (").bind_list(ids).push(")");
     let rows: Vec<MemberRow> = sql.query_as(conn).fetch_all(&mut *conn).await?;
+    with_children(conn, rows, true).await
+}
 
+/// Guardians a roster import names, by id: those with one of `external_ids` and those of
+/// `ids`, without their devices (an import does not touch them). Fewer, larger statements
+/// than `load`: an import of 50,000 rows spends its lookups in a few hundred.
+pub async fn load_for_import(
+    conn: &mut AnyConnection,
+    org_id: &str,
+    external_ids: &[String],
+    ids: &[String],
+) -> RepoResult<HashMap<String, MemberRecord>> {
+    let mut rows: Vec<MemberRow> = Vec::new();
+    for (column, values) in [("external_id", external_ids), ("id", ids)] {
+        for chunk in values.chunks(IMPORT_LOOKUP) {
+            let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM members m WHERE m.org_id = "));
+            sql.bind(org_id).push(&format!(" AND m.{column} IN (")).bind_list(chunk).push(")");
+            rows.extend(sql.query_as::<MemberRow>(conn).fetch_all(&mut *conn).await?);
+        }
+    }
+    rows.sort_by(|a, b| a.id.cmp(&b.id));
+    rows.dedup_by(|a, b| a.id == b.id);
+    let mut records = HashMap::with_capacity(rows.len());
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        let chunk: Vec<MemberRow> = rows.by_ref().take(IMPORT_LOOKUP).collect();
+        records.extend(with_children(conn, chunk, false).await?);
+    }
+    Ok(records)
+}
+
+/// Values per lookup of `load_for_import`: far below both engines' bind limits.
+const IMPORT_LOOKUP: usize = 1_000;
+
+/// The records of `rows` with their addresses, attributes, lists and (if `devices`) devices.
+async fn with_children(
+    conn: &mut AnyConnection,
+    rows: Vec<MemberRow>,
+    devices: bool,
+) -> RepoResult<HashMap<String, MemberRecord>> {
+    if rows.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+    // The child rows of these members: their ids are enough (tenancy is checked on members).
+    let scope = |sql: &mut Sql| {
+        sql.push(" WHERE member_id IN (").bind_list(ids.iter().copied()).push(")");
+    };
     let mut sql = Sql::new("SELECT member_id, address, status, bounce_count FROM member_emails");
     scope(&mut sql);
     sql.push(" ORDER BY member_id, position");
     let emails: Vec<EmailRow> = sql.query_as(conn).fetch_all(&mut *conn).await?;
 
-    let mut sql = Sql::new("SELECT id, member_id, platform, token, app_id, created_at, updated_at FROM member_devices");
-    scope(&mut sql);
-    sql.push(" ORDER BY member_id, created_at, id");
-    let devices: Vec<DeviceRow> = sql.query_as(conn).fetch_all(&mut *conn).await?;
+    let device_rows: Vec<DeviceRow> = if devices {
+        let mut sql =
+            Sql::new("SELECT id, member_id, platform, token, app_id, created_at, updated_at FROM member_devices");
+        scope(&mut sql);
+        sql.push(" ORDER BY member_id, created_at, id");
+        sql.query_as(conn).fetch_all(&mut *conn).await?
+    } else {
+        vec![]
+    };
 
     let mut sql = Sql::new("SELECT member_id, key, value FROM member_attributes");
     scope(&mut sql);
@@ -437,7 +485,7 @@ async fn load_where(
             r.emails.push(email);
         }
     }
-    for device in devices {
+    for device in device_rows {
         if let Some(r) = by_id.get_mut(&device.member_id) {
             r.devices.push(device);
         }
