@@ -35,8 +35,10 @@ const CSV_TYPES: &[&str] =
 /// guardians and the plans held at once stay a few megabytes whatever the file.
 const CHUNK_ROWS: usize = 5_000;
 
-/// From this many written rows on, the planner's statistics are refreshed afterwards.
-const ANALYZE_AFTER_ROWS: usize = 2_000;
+/// From this many rows on, an import reads which external ids and addresses the roster has
+/// with one scan each before it writes, instead of looking each chunk's rows up; and the
+/// planner's statistics are refreshed afterwards.
+const WHOLE_ROSTER_ROWS: usize = 2_000;
 
 /// The raw CSV upload, as received (at most `MAX_BYTES`).
 pub struct CsvUpload(pub web::Bytes);
@@ -104,7 +106,10 @@ pub async fn import_members(
     // A first read checks the whole file (encoding, columns, cells, rows) before anything
     // is looked up or written: a bad file costs one pass of the reader, no more.
     let (mut check, _) = RosterReader::new(&upload.0)?;
-    while check.next_row()?.is_some() {}
+    let mut row_count = 0;
+    while check.next_row()?.is_some() {
+        row_count += 1;
+    }
     let encoding = check.encoding();
 
     let (mut reader, header) = RosterReader::new(&upload.0)?;
@@ -116,6 +121,18 @@ pub async fn import_members(
     }
     let known_lists: HashMap<String, String> = lists::names(&mut tx, &caller.org_id).await?.into_iter().collect();
     let mut planner = Planner::new(&header, known_lists, query.list_id.clone(), caller.has(Scope::ContactsRead));
+    let roster_index = if row_count >= WHOLE_ROSTER_ROWS {
+        Some(RosterIndex {
+            by_external_id: members::ids_by_every_external_id(&mut tx, &caller.org_id).await?,
+            by_email_key: if caller.has(Scope::ContactsRead) {
+                members::ids_by_every_email_key(&mut tx, &caller.org_id).await?
+            } else {
+                HashMap::new()
+            },
+        })
+    } else {
+        None
+    };
     // Whether this import writes: not on a dry run, nor once a row failed unless partial.
     let writes = |planner: &Planner| !query.dry_run && (query.partial || planner.errors.is_empty());
     let mut written = 0;
@@ -129,7 +146,7 @@ pub async fn import_members(
         if rows.is_empty() {
             break;
         }
-        let stored = stored_guardians(&mut tx, &caller.org_id, planner.lookups(&rows)).await?;
+        let stored = stored_guardians(&mut tx, &caller.org_id, planner.lookups(&rows), roster_index.as_ref()).await?;
         let planned = planner.plan(&rows, &stored)?;
         if writes(&planner) {
             written += write_chunk(&mut tx, &caller.org_id, &mut planner, &planned, query.list_id.as_ref()).await?;
@@ -153,7 +170,7 @@ pub async fn import_members(
         return Ok(web::Json(report));
     }
     tx.commit().await?;
-    if written >= ANALYZE_AFTER_ROWS {
+    if written >= WHOLE_ROSTER_ROWS {
         // Fresh statistics, so that the planner stops treating the roster as empty (or as
         // it was before) for the next import, search and send; the caller need not wait.
         let db = state.db.clone();
@@ -177,15 +194,34 @@ pub async fn import_members(
     Ok(web::Json(report))
 }
 
-/// The stored guardians a chunk names, by id.
+/// Which member has each external id and address, read once for a large import.
+struct RosterIndex {
+    by_external_id: HashMap<String, String>,
+    by_email_key: HashMap<String, String>,
+}
+
+/// The stored guardians a chunk names, by id: found in `index` when there is one, else
+/// looked up.
 async fn stored_guardians(
     conn: &mut sqlx::AnyConnection,
     org_id: &str,
     wanted: Lookups,
+    index: Option<&RosterIndex>,
 ) -> ApiResult<HashMap<String, StoredGuardian>> {
-    let by_email: Vec<String> =
-        members::ids_by_email_key(conn, org_id, &wanted.email_keys).await?.into_values().collect();
-    let records = members::load_for_import(conn, org_id, &wanted.external_ids, &by_email).await?;
+    let records = match index {
+        Some(index) => {
+            let ids: Vec<String> = (wanted.external_ids.iter().filter_map(|e| index.by_external_id.get(e)))
+                .chain(wanted.email_keys.iter().filter_map(|k| index.by_email_key.get(k)))
+                .cloned()
+                .collect();
+            members::load_for_import(conn, org_id, &[], &ids).await?
+        }
+        None => {
+            let by_email: Vec<String> =
+                members::ids_by_email_key(conn, org_id, &wanted.email_keys).await?.into_values().collect();
+            members::load_for_import(conn, org_id, &wanted.external_ids, &by_email).await?
+        }
+    };
     Ok(records.into_iter().map(|(id, record)| (id, stored_guardian(record))).collect())
 }
 

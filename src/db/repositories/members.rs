@@ -404,7 +404,7 @@ async fn load_where(
 
 /// Guardians a roster import names, by id: those with one of `external_ids` and those of
 /// `ids`, without their devices (an import does not touch them). Fewer, larger statements
-/// than `load`: an import of 50,000 rows spends its lookups in a few hundred.
+/// than `load`, each small enough to be an index scan.
 pub async fn load_for_import(
     conn: &mut AnyConnection,
     org_id: &str,
@@ -430,8 +430,9 @@ pub async fn load_for_import(
     Ok(records)
 }
 
-/// Values per lookup of `load_for_import`: far below both engines' bind limits.
-const IMPORT_LOOKUP: usize = 1_000;
+/// Values per lookup of `load_for_import`. PostgreSQL plans an `IN` list of 500 ids on a
+/// roster of 50,000 as a sequential scan (20 ms); of 250, as index scans (under 1 ms).
+const IMPORT_LOOKUP: usize = 250;
 
 /// The records of `rows` with their addresses, attributes, lists and (if `devices`) devices.
 async fn with_children(
@@ -610,6 +611,29 @@ pub async fn ids_by_email_key(
         found.extend(sql.query_as::<(String, String)>(conn).fetch_all(&mut *conn).await?);
     }
     Ok(found)
+}
+
+/// Every member of the organisation with an external id, by it: one scan, for an import too
+/// large to look its rows up a few hundred at a time (and made before it writes: lookups
+/// into a table that grew inside the transaction have no statistics to plan with).
+pub async fn ids_by_every_external_id(conn: &mut AnyConnection, org_id: &str) -> RepoResult<HashMap<String, String>> {
+    let rows: Vec<(String, String)> =
+        sqlx::query_as("SELECT external_id, id FROM members WHERE org_id = $1 AND external_id IS NOT NULL")
+            .bind(org_id)
+            .fetch_all(conn)
+            .await?;
+    Ok(rows.into_iter().collect())
+}
+
+/// Every address key of the organisation with its member (the oldest where several share
+/// it), as `ids_by_email_key` finds them, in one scan.
+pub async fn ids_by_every_email_key(conn: &mut AnyConnection, org_id: &str) -> RepoResult<HashMap<String, String>> {
+    let rows: Vec<(String, String)> =
+        sqlx::query_as("SELECT address_key, member_id FROM member_emails WHERE org_id = $1 ORDER BY member_id DESC")
+            .bind(org_id)
+            .fetch_all(conn)
+            .await?;
+    Ok(rows.into_iter().collect())
 }
 
 pub async fn find_id_by_external_id(
