@@ -2,12 +2,16 @@
 """Writes a realistic roster CSV (UTF-8, CRLF, the import's columns) for bench/import.sh.
 
     bench/gen_roster.py ROWS [--promote N] [--seed S] > roster.csv
+    bench/gen_roster.py 0 --hostile SHAPE > hostile.csv
 
 Deterministic for a given seed: the same ROWS and seed give the same guardians, so a
 second file with --promote 1 holds the same people (same external_id, names, addresses)
 one school year later: every grade moved on by one (6 wraps to 1) and the class lists
 with it, i.e. every row changed. Only characters that CP932 (Excel's Shift_JIS) can hold
 are used, including the CP932-only 髙, 﨑 and ①, and half-width kana.
+
+--hostile writes instead one of the files an attacker with `members:write` may post, each
+just under the 10 MiB body limit (see HOSTILE).
 """
 
 import argparse
@@ -114,12 +118,47 @@ def guardian(rng, n):
     }
 
 
+LIMIT = 10 * 1024 * 1024 - 64
+
+
+def hostile(shape):
+    """The file of that shape, as bytes."""
+    if shape == "wide":
+        # The finding of #14: a 20,000-column header and 50,000 one-cell rows.
+        return ("name," + ",".join(f"c{i}" for i in range(20_000)) + "\n" + "x\n" * 50_000).encode()
+    if shape == "cell":
+        # One cell of almost 10 MiB.
+        return ('name,grade\n山田,"' + "9" * (LIMIT - 40) + '"\n').encode()
+    if shape == "rows":
+        # The most rows 10 MiB holds: 5 million of one character.
+        return ("name\n" + "a\n" * (LIMIT // 2 - 8)).encode()
+    if shape == "quotes":
+        # Every cell quoted, made of escaped quotes and separators, the widest header taken.
+        header = "name," + ",".join(f"c{i}" for i in range(43))
+        cell = '"' + '"",' * 300 + '"'
+        row = ",".join([cell] * 44) + "\n"
+        return (header + "\n" + row * ((LIMIT - len(header)) // len(row))).encode()
+    if shape == "errors":
+        # 50,000 rows, every cell of them an error: the widest header, bad names and addresses.
+        header = "name,email1,email2,email3,email4," + ",".join(f"c{i}" for i in range(39))
+        row = "\t" + ",bad" * 4 + ",\t" * 39 + "\n"
+        return (header + "\n" + row * 50_000).encode()
+    raise SystemExit(f"unknown shape {shape}; one of {', '.join(HOSTILE)}")
+
+
+HOSTILE = ["wide", "cell", "rows", "quotes", "errors"]
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("rows", type=int)
     parser.add_argument("--promote", type=int, default=0, help="years to move every grade on (6 wraps to 1)")
     parser.add_argument("--seed", type=int, default=20261123)
+    parser.add_argument("--hostile", choices=HOSTILE, help="write this hostile file instead of a roster")
     args = parser.parse_args()
+    if args.hostile:
+        sys.stdout.buffer.write(hostile(args.hostile))
+        return
     rng = random.Random(args.seed)
     out = sys.stdout
     out.reconfigure(encoding="utf-8", newline="")

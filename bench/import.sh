@@ -7,8 +7,12 @@
 #   update     the same guardians one school year later (every grade and class list moved)
 # and checks the reported counts (a wrong count fails the script). Next to each backend it
 # measures, in the same run, the raw engine loading the same CSV into a plain table
-# (sqlite3 `.import`, psql `\copy`): the bulk-load ceiling our figure compares with. It
-# also reports the server's peak RSS (VmRSS sampled during each import, VmHWM at the end).
+# (sqlite3 `.import`, psql `\copy`): the bulk-load ceiling our figure compares with. Then it
+# posts the hostile files of `bench/gen_roster.py --hostile` (a 20,000-column header over
+# 50,000 one-cell rows, one 10 MiB cell, 5 million tiny rows, quoted cells of escaped
+# quotes, 50,000 rows of errors) as dry runs, each expected to be refused or reported, not
+# to hold memory. Beside every import it reports the server's peak RSS during it (VmHWM
+# from /proc/PID/status, reset before each import through /proc/PID/clear_refs).
 # A full run takes about 10 minutes on a 2-CPU machine (most of it the SQLite update).
 # Only 127.0.0.1 is contacted. Everything started is stopped and every temporary file and
 # database removed, whatever happens.
@@ -23,7 +27,10 @@
 #                                database is created there and dropped afterwards. When it
 #                                cannot be reached the PostgreSQL half is skipped, saying so.
 #   BENCH_BACKENDS               default "sqlite postgres"
+#   BENCH_PARTS                  default "roster hostile"
 #   BENCH_ROWS                   default 50000 (the import's maximum)
+#   BENCH_RSS_LIMIT_MIB          default 3000: a server past it during a hostile file is
+#                                stopped (and restarted for the next), reported as "> limit"
 #   BENCH_TARGET_SECONDS         default 10: each phase is reported as within it or not
 #   BENCH_STRICT                 1: exit 3 when an import misses the target (default: report only)
 #   BENCH_KEEP_LOGS              a folder to copy the server logs into (they are removed otherwise)
@@ -35,6 +42,8 @@ root="$PWD"
 
 rows="${BENCH_ROWS:-50000}"
 backends="${BENCH_BACKENDS:-sqlite postgres}"
+parts="${BENCH_PARTS:-roster hostile}"
+rss_limit_mib="${BENCH_RSS_LIMIT_MIB:-3000}"
 target="${BENCH_TARGET_SECONDS:-10}"
 pg_admin_url="${RENRAKUMO_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 
@@ -77,6 +86,10 @@ python3 "$root/bench/gen_roster.py" "$rows" --promote 1 >"$tmp/roster-next-year.
 iconv -f UTF-8 -t CP932 "$tmp/roster.csv" >"$tmp/roster.sjis.csv"
 iconv -f UTF-8 -t CP932 "$tmp/roster-next-year.csv" >"$tmp/roster-next-year.sjis.csv"
 log "roster.sjis.csv: $(wc -c <"$tmp/roster.sjis.csv") bytes ($(wc -c <"$tmp/roster.csv") as UTF-8), $(($(wc -l <"$tmp/roster.csv") - 1)) rows"
+hostile_shapes="wide cell rows quotes errors"
+for shape in $hostile_shapes; do
+  python3 "$root/bench/gen_roster.py" 0 --hostile "$shape" >"$tmp/hostile-$shape.csv"
+done
 
 # ---- helpers -------------------------------------------------------------------------
 now() { date +%s.%N; }
@@ -98,18 +111,24 @@ json_field() { # json_field FILE KEY: prints the value (lists and objects as JSO
 
 results="$tmp/results.tsv" # backend phase rows seconds rows/s peak-rss-MiB
 : >"$results"
+hostile_results="$tmp/hostile.tsv" # backend shape bytes http-status seconds peak-rss-MiB answer
+: >"$hostile_results"
 refs="$tmp/refs.txt"       # backend|kind (raw, hwm, skip)|label|seconds|rss MiB
 : >"$refs"
 
-# Starts the server on $database_url, creates the admin, sets $base_url and $server_pid.
+# Starts the server on $database_url, creates the admin (once per database), sets $base_url
+# and $server_pid.
 start_server() {
   local name="$1"
   export RENRAKUMO_DATABASE_URL="$database_url"
   export RENRAKUMO_OUTBOX_DIR="$tmp/outbox"
   export RENRAKUMO_WORKERS=0
-  admin_email="bench-admin@bench.example.jp"
-  admin_password="bench admin passphrase $RANDOM$RANDOM"
-  "$bin" create-admin --org 'ベンチ市教育委員会' --email "$admin_email" --password "$admin_password" </dev/null >/dev/null
+  if [ "${admin_database:-}" != "$database_url" ]; then # once per database (restarts reuse it)
+    admin_email="bench-admin@bench.example.jp"
+    admin_password="bench admin passphrase $RANDOM$RANDOM"
+    "$bin" create-admin --org 'ベンチ市教育委員会' --email "$admin_email" --password "$admin_password" </dev/null >/dev/null
+    admin_database="$database_url"
+  fi
   local port
   port="$(free_port)"
   base_url="http://127.0.0.1:$port"
@@ -133,21 +152,45 @@ login() {
   token="$(json_field "$tmp/login.json" access_token)"
 }
 
+# post_import QUERY FILE: posts FILE to the import in the background (curl_pid), writing
+# the answer to $tmp/report.json and "status seconds" to $tmp/curl.out; then watches the
+# server until curl ends and sets `peak` (KiB): VmHWM after resetting it, which counts
+# every page the import touched, or else the highest VmRSS sampled. With `limit` (KiB)
+# set, a server past it is killed and `over_limit` set.
+post_import() {
+  local query="$1" file="$2"
+  local hwm_reset=0
+  echo 5 >"/proc/$server_pid/clear_refs" 2>/dev/null && hwm_reset=1
+  curl -sS --noproxy '*' --max-time 900 -o "$tmp/report.json" -w '%{http_code} %{time_total}\n' \
+    -H "authorization: Bearer $token" -H 'content-type: text/csv' \
+    --data-binary @"$file" "$base_url/api/v1/members/import$query" >"$tmp/curl.out" &
+  curl_pid=$!
+  peak=0
+  over_limit=0
+  local rss
+  while kill -0 "$curl_pid" 2>/dev/null; do
+    rss="$(kib_of "$server_pid" VmRSS)"
+    [ -n "$rss" ] && [ "$rss" -gt "$peak" ] && peak="$rss"
+    if [ -n "${limit:-}" ] && [ -n "$rss" ] && [ "$rss" -gt "$limit" ]; then
+      over_limit=1
+      stop_pid "$curl_pid"
+      kill -9 "$server_pid" 2>/dev/null || true
+      break
+    fi
+    sleep 0.05
+  done
+  if [ "$hwm_reset" = 1 ] && [ "$over_limit" = 0 ]; then
+    rss="$(kib_of "$server_pid" VmHWM)"
+    [ -n "$rss" ] && peak="$rss"
+  fi
+}
+
 # import_phase BACKEND PHASE FILE EXPECTED_FIELD: one timed import, counts checked.
 import_phase() {
   local backend="$1" phase="$2" file="$3" expect="$4"
   login # a fresh 15-minute token for each phase
   log "$backend: $phase ($(basename "$file"))"
-  curl -sS --noproxy '*' --max-time 900 -o "$tmp/report.json" -w '%{http_code} %{time_total}\n' \
-    -H "authorization: Bearer $token" -H 'content-type: text/csv' \
-    --data-binary @"$file" "$base_url/api/v1/members/import" >"$tmp/curl.out" &
-  curl_pid=$!
-  local peak=0 rss
-  while kill -0 "$curl_pid" 2>/dev/null; do
-    rss="$(kib_of "$server_pid" VmRSS)"
-    [ -n "$rss" ] && [ "$rss" -gt "$peak" ] && peak="$rss"
-    sleep 0.1
-  done
+  limit="" post_import "" "$file"
   local curl_status=0
   wait "$curl_pid" || curl_status=$?
   curl_pid=""
@@ -186,14 +229,57 @@ import_phase() {
   log "$backend: $phase: ${seconds} s, counts ok"
 }
 
+# hostile_phase BACKEND SHAPE: a dry run of the hostile file; any answer but a 5xx is fine,
+# what counts is the time and the memory it took.
+hostile_phase() {
+  local backend="$1" shape="$2" file="$tmp/hostile-$shape.csv"
+  kill -0 "$server_pid" 2>/dev/null || start_server "$backend"
+  login
+  log "$backend: hostile $shape ($(wc -c <"$file") bytes)"
+  limit=$((rss_limit_mib * 1024)) post_import "?dry_run=true" "$file"
+  wait "$curl_pid" 2>/dev/null || true
+  curl_pid=""
+  local code="-" seconds="-" answer peak_mib
+  peak_mib="$(mib "$peak")"
+  if [ "$over_limit" = 1 ]; then
+    answer="stopped: past ${rss_limit_mib} MiB"
+    peak_mib="> $rss_limit_mib"
+    server_pid=""
+  else
+    read -r code seconds <"$tmp/curl.out" || true
+    answer="$(python3 -c 'import json, sys
+try:
+    r = json.load(open(sys.argv[1]))
+except Exception:
+    print("(not JSON)"); sys.exit()
+e = r.get("errors") or []
+if "created" in r:
+    print(f"{len(e)} errors listed")
+else:
+    first = e[0] if e else {}
+    print(("%s line %s: %s" % (first.get("field", "-"), first.get("line", "-"), first.get("message", r.get("detail", ""))))[:70])' "$tmp/report.json")"
+    case "$code" in 5*|000) die "$backend hostile $shape answered $code" ;; esac
+  fi
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$backend" "$shape" "$(wc -c <"$file")" "$code" "$seconds" "$peak_mib" "$answer" >>"$hostile_results"
+}
+
 run_phases() {
-  local backend="$1"
-  import_phase "$backend" create "$tmp/roster.sjis.csv" created
-  import_phase "$backend" unchanged "$tmp/roster.sjis.csv" unchanged
-  import_phase "$backend" update "$tmp/roster-next-year.sjis.csv" updated
-  local hwm
-  hwm="$(kib_of "$server_pid" VmHWM)"
-  printf '%s|hwm|%s||%s\n' "$backend" "server VmHWM after the 3 imports" "$(mib "${hwm:-0}")" >>"$refs"
+  local backend="$1" shape
+  case " $parts " in *" roster "*)
+    import_phase "$backend" create "$tmp/roster.sjis.csv" created
+    import_phase "$backend" unchanged "$tmp/roster.sjis.csv" unchanged
+    import_phase "$backend" update "$tmp/roster-next-year.sjis.csv" updated
+    ;;
+  esac
+  case " $parts " in *" hostile "*)
+    for shape in $hostile_shapes; do hostile_phase "$backend" "$shape"; done
+    ;;
+  esac
+  if [ -n "$server_pid" ]; then
+    local hwm
+    hwm="$(kib_of "$server_pid" VmHWM)"
+    printf '%s|hwm|%s||%s\n' "$backend" "server VmHWM at the end (last import)" "$(mib "${hwm:-0}")" >>"$refs"
+  fi
   stop_server
 }
 
@@ -205,7 +291,9 @@ bench_sqlite() {
   log "sqlite: $tmp/sqlite/renrakumo.db"
   start_server sqlite
   run_phases sqlite
-  if command -v sqlite3 >/dev/null 2>&1; then
+  if [ "$parts" = hostile ]; then
+    return
+  elif command -v sqlite3 >/dev/null 2>&1; then
     # sqlite3 does not transcode: it reads the UTF-8 copy of the same rows. One
     # transaction, a table without indexes, the CLI's defaults (rollback journal).
     local t0 t1
@@ -244,6 +332,7 @@ bench_postgres() {
   log "postgres: database $name on $shown ($(psql "$pg_admin_url" -Atqc 'SHOW server_version'))"
   start_server postgres
   run_phases postgres
+  [ "$parts" != hostile ] || { drop_database; return; }
   # The same Shift_JIS file, transcoded by the server as ours is (client_encoding SJIS,
   # which is CP932 in PostgreSQL), one transaction, a table without indexes.
   psql "$database_url" -q -v ON_ERROR_STOP=1 -c "CREATE TABLE reference_roster (name text, name_kana text, student_name text, relation text, email1 text, email2 text, email3 text, email4 text, grade text, class text, club text, route text, external_id text, lists text)"
@@ -287,6 +376,15 @@ for backend in sqlite postgres; do
     esac
   done <"$refs"
 done
+
+if [ -s "$hostile_results" ]; then
+  echo
+  echo "hostile files, each a dry run (a 4xx answer is the expected one); peak RSS of the server during each"
+  printf '%-9s %-7s %9s %6s %8s %10s  %s\n' backend shape bytes status seconds "peak RSS" answer
+  while IFS=$'\t' read -r be shape bytes code seconds rss answer; do
+    printf '%-9s %-7s %9s %6s %8s %6s MiB  %s\n' "$be" "$shape" "$bytes" "$code" "$seconds" "$rss" "$answer"
+  done <"$hostile_results"
+fi
 
 missed="$(awk -F'\t' -v t="$target" '$4 >= t { printf "%s %s (%.1f s); ", $1, $2, $4 }' "$results")"
 if [ -n "$missed" ]; then

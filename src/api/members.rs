@@ -18,7 +18,7 @@ use crate::auth::Caller;
 use crate::db::repositories::members::{self, MemberFilter, MemberRecord};
 use crate::db::repositories::{guardians, lists};
 use crate::delivery::queue;
-use crate::domain::member::{EmailStatus, MemberProfile, MemberStatus, RawProfile};
+use crate::domain::member::{EmailStatus, MemberProfile, MemberStatus, RawProfile, shown_as_masked};
 use crate::domain::{EmailAddress, FieldError, Scope};
 use crate::error::{ApiError, ApiResult, OrNotFound, Problem};
 use crate::state::AppState;
@@ -72,8 +72,10 @@ pub struct UpsertMemberRequest {
     pub student_name: Option<String>,
     pub relation: Option<String>,
     pub locale: Option<String>,
-    #[serde(default)]
-    pub emails: Vec<String>,
+    /// Up to 4. When absent, an existing guardian keeps its addresses (a new one has none).
+    /// Changing an existing guardian's addresses needs `contacts:read`: without it they may
+    /// only be given back as shown (masked), which keeps them.
+    pub emails: Option<Vec<String>>,
     #[serde(default)]
     pub attributes: BTreeMap<String, String>,
     /// When present, the member's lists become exactly these.
@@ -316,27 +318,33 @@ pub async fn upsert_by_external_id(
 ) -> ApiResult<HttpResponse> {
     caller.require(Scope::MembersWrite)?;
     let body = body.0;
+    // Looked up as it is stored (trimmed), or the same call again would not find it.
+    let external_id = external_id.trim();
+    if external_id.is_empty() {
+        return Err(ApiError::field("external_id", "must not be blank"));
+    }
+    let mut tx = state.db.begin().await?;
+    let existing = members::find_id_by_external_id(&mut tx, &caller.org_id, external_id).await?;
+    let stored_emails: Option<Vec<EmailAddress>> = match &existing {
+        Some(id) => members::find(&mut tx, &caller.org_id, id).await?.map(|record| record.profile().emails),
+        None => None,
+    };
+    let emails = upserted_emails(body.emails.as_deref(), stored_emails.as_deref(), caller.has(Scope::ContactsRead))?;
     let profile = RawProfile {
         name: Some(&body.name),
         name_kana: body.name_kana.as_deref(),
         student_name: body.student_name.as_deref(),
         relation: body.relation.as_deref(),
         locale: body.locale.as_deref(),
-        external_id: Some(&external_id),
-        emails: email_fields(&body.emails),
+        external_id: Some(external_id),
+        emails: email_fields(&emails),
         attributes: body.attributes.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect(),
     }
     .parse()?;
-    // Looked up as it is stored (trimmed), or the same call again would not find it.
-    let Some(external_id) = profile.external_id.clone() else {
-        return Err(ApiError::field("external_id", "must not be blank"));
-    };
-    let mut tx = state.db.begin().await?;
     let list_ids = match &body.list_ids {
         Some(ids) => Some(check_list_ids(&mut tx, &caller.org_id, ids, "list_ids").await?),
         None => None,
     };
-    let existing = members::find_id_by_external_id(&mut tx, &caller.org_id, &external_id).await?;
     let created = existing.is_none();
     let id = match existing {
         Some(id) => {
@@ -353,6 +361,29 @@ pub async fn upsert_by_external_id(
     let response = respond(&mut tx, &caller, &id).await?;
     tx.commit().await?;
     Ok(if created { HttpResponse::Created() } else { HttpResponse::Ok() }.json(response))
+}
+
+/// The addresses an upsert writes: those given, else the stored ones. A caller without
+/// `contacts:read` may give an existing guardian's addresses only as shown to them (masked),
+/// which keeps them: the answer must not depend on whether a guessed address is right.
+fn upserted_emails(
+    given: Option<&[String]>,
+    stored: Option<&[EmailAddress]>,
+    may_see_emails: bool,
+) -> ApiResult<Vec<String>> {
+    let stored_text = || stored.unwrap_or_default().iter().map(|e| e.as_str().to_string()).collect();
+    match (given, stored) {
+        (None, _) => Ok(stored_text()),
+        (Some(given), Some(stored)) if !may_see_emails => {
+            let as_shown = given.iter().filter(|e| !e.trim().is_empty()).count() == stored.len()
+                && given.iter().enumerate().all(|(i, e)| shown_as_masked(e, stored.get(i)));
+            if !as_shown {
+                return Err(ApiError::Forbidden("changing addresses needs the contacts:read scope".into()));
+            }
+            Ok(stored_text())
+        }
+        (Some(given), _) => Ok(given.to_vec()),
+    }
 }
 
 #[utoipa::path(tag = "members", params(("id" = String, Path)), responses(
@@ -394,6 +425,12 @@ pub async fn update_member(
     members::update_profile(&mut tx, &caller.org_id, &id, &profile, EmailStatus::Active)
         .await
         .map_err(conflict_on_external_id)?;
+    if profile.external_id != current.profile().external_id {
+        // The external id ties the guardian to the school system's record, whose sync
+        // writes that family's addresses here: an app signed in before it was moved must
+        // not see them (a self-registered guardian given another's id).
+        guardians::end_sessions(&mut tx, &id).await?;
+    }
     if let Some(list_ids) = list_ids {
         members::set_lists(&mut tx, &caller.org_id, &id, &list_ids).await?;
     }

@@ -15,8 +15,8 @@ use crate::db::new_id;
 use crate::db::repositories::lists;
 use crate::db::repositories::members::{self, MemberFilter, MemberRecord, MemberWrite};
 use crate::domain::member::{EmailStatus, MemberStatus};
-use crate::domain::roster_csv::{self, EXPORT_COLUMNS, MAX_BYTES, neutralise};
-use crate::domain::roster_import::{self, Plan, StoredGuardian};
+use crate::domain::roster_csv::{EXPORT_COLUMNS, MAX_BYTES, RosterReader, neutralise};
+use crate::domain::roster_import::{Lookups, Plan, PlannedRow, Planner, StoredGuardian};
 use crate::domain::{EmailAddress, FieldError, Scope};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::state::AppState;
@@ -30,12 +30,18 @@ pub fn configure(cfg: &mut ServiceConfig) {
 const CSV_TYPES: &[&str] =
     &["text/csv", "application/csv", "application/vnd.ms-excel", "text/plain", "application/octet-stream"];
 
-/// From this many rows on, an import reads the organisation's whole roster instead of
-/// looking up the guardians it names, and refreshes the planner's statistics afterwards.
+/// Rows planned and written at a time: the guardians they name are looked up together and
+/// their writes fill the repository's multi-row statements, while the rows, the stored
+/// guardians and the plans held at once stay a few megabytes whatever the file.
+const CHUNK_ROWS: usize = 5_000;
+
+/// From this many rows on, an import reads which external ids and addresses the roster has
+/// with one scan each before it writes, instead of looking each chunk's rows up; and the
+/// planner's statistics are refreshed afterwards.
 const WHOLE_ROSTER_ROWS: usize = 2_000;
 
-/// The raw CSV upload.
-pub struct CsvUpload(pub Vec<u8>);
+/// The raw CSV upload, as received (at most `MAX_BYTES`).
+pub struct CsvUpload(pub web::Bytes);
 
 impl FromRequest for CsvUpload {
     type Error = ApiError;
@@ -43,7 +49,7 @@ impl FromRequest for CsvUpload {
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let body = read_body(req, payload, CSV_TYPES, MAX_BYTES);
-        Box::pin(async move { Ok(CsvUpload(body.await?.to_vec())) })
+        Box::pin(async move { Ok(CsvUpload(body.await?.freeze())) })
     }
 }
 
@@ -97,88 +103,73 @@ pub async fn import_members(
 ) -> ApiResult<web::Json<ImportReport>> {
     caller.require(Scope::MembersWrite)?;
     let query = query.0;
-    let (text, encoding) = roster_csv::decode(&upload.0).map_err(|message| ApiError::field("body", message))?;
-    let roster = roster_csv::parse(&text)?;
+    // A first read checks the whole file (encoding, columns, cells, rows) before anything
+    // is looked up or written: a bad file costs one pass of the reader, no more.
+    let (mut check, _) = RosterReader::new(&upload.0)?;
+    let mut row_count = 0;
+    while check.next_row()?.is_some() {
+        row_count += 1;
+    }
+    let encoding = check.encoding();
+
+    let (mut reader, header) = RosterReader::new(&upload.0)?;
     let mut tx = state.db.begin().await?;
     if let Some(list_id) = &query.list_id
         && lists::existing(&mut tx, &caller.org_id, std::slice::from_ref(list_id)).await?.is_empty()
     {
         return Err(ApiError::field("list_id", "no list with that id"));
     }
-
-    // Find who each row is: a large file is matched against the whole roster, read with one
-    // scan per table; a small one looks up just the guardians it names, with two lookups.
-    let records: Vec<MemberRecord> = if roster.rows.len() >= WHOLE_ROSTER_ROWS {
-        members::load_all(&mut tx, &caller.org_id).await?.into_values().collect()
-    } else {
-        let wanted = roster_import::lookups(&roster);
-        let by_external_id = members::ids_by_external_id(&mut tx, &caller.org_id, &wanted.external_ids).await?;
-        let by_email = members::ids_by_email_key(&mut tx, &caller.org_id, &wanted.email_keys).await?;
-        let mut matched_ids: Vec<String> = by_external_id.into_values().chain(by_email.into_values()).collect();
-        matched_ids.sort();
-        matched_ids.dedup();
-        let mut records = Vec::new();
-        for chunk in matched_ids.chunks(500) {
-            records.extend(members::load(&mut tx, &caller.org_id, chunk).await?);
-        }
-        records
-    };
-    let stored: HashMap<String, StoredGuardian> =
-        records.into_iter().map(|record| (record.row.id.clone(), stored_guardian(record))).collect();
     let known_lists: HashMap<String, String> = lists::names(&mut tx, &caller.org_id).await?.into_iter().collect();
-    let plan = roster_import::plan(&roster, &stored, &known_lists, query.list_id.as_deref())?;
+    let mut planner = Planner::new(&header, known_lists, query.list_id.clone(), caller.has(Scope::ContactsRead));
+    let roster_index = if row_count >= WHOLE_ROSTER_ROWS {
+        Some(RosterIndex {
+            by_external_id: members::ids_by_every_external_id(&mut tx, &caller.org_id).await?,
+            by_email_key: if caller.has(Scope::ContactsRead) {
+                members::ids_by_every_email_key(&mut tx, &caller.org_id).await?
+            } else {
+                HashMap::new()
+            },
+        })
+    } else {
+        None
+    };
+    // Whether this import writes: not on a dry run, nor once a row failed unless partial.
+    let writes = |planner: &Planner| !query.dry_run && (query.partial || planner.errors.is_empty());
+    let mut written = 0;
+    loop {
+        let mut rows = Vec::with_capacity(CHUNK_ROWS);
+        while rows.len() < CHUNK_ROWS
+            && let Some(row) = reader.next_row()?
+        {
+            rows.push(row);
+        }
+        if rows.is_empty() {
+            break;
+        }
+        let stored = stored_guardians(&mut tx, &caller.org_id, planner.lookups(&rows), roster_index.as_ref()).await?;
+        let planned = planner.plan(&rows, &stored)?;
+        if writes(&planner) {
+            written += write_chunk(&mut tx, &caller.org_id, &mut planner, &planned, query.list_id.as_ref()).await?;
+        }
+    }
 
-    let counts = plan.counts();
+    let errors_found = !planner.errors.is_empty();
     let report = ImportReport {
-        created: counts.created,
-        updated: counts.updated,
-        unchanged: counts.unchanged,
-        lists_created: plan.new_lists.clone(),
-        errors: plan.errors,
+        created: planner.counts.created,
+        updated: planner.counts.updated,
+        unchanged: planner.counts.unchanged,
+        lists_created: planner.new_lists(),
+        errors: std::mem::take(&mut planner.errors).into_list(),
         encoding: encoding.name().to_string(),
         dry_run: query.dry_run,
     };
-    if !report.errors.is_empty() && !query.partial && !query.dry_run {
+    if errors_found && !query.partial && !query.dry_run {
         return Err(ApiError::Validation(report.errors));
     }
     if query.dry_run {
         return Ok(web::Json(report));
     }
-
-    let mut list_ids = known_lists;
-    for name in &plan.new_lists {
-        let created = lists::create(&mut tx, &caller.org_id, name, None).await?;
-        list_ids.insert(name.clone(), created.id);
-    }
-    let new_ids: Vec<String> = plan.rows.iter().map(|_| new_id()).collect();
-    let mut creates = Vec::new();
-    let mut updates = Vec::new();
-    let mut memberships: Vec<(&str, &str)> = Vec::new();
-    for (p, fresh_id) in plan.rows.iter().zip(&new_ids) {
-        let (member_id, member_of): (&str, &[String]) = match &p.plan {
-            Plan::Create(profile) => {
-                creates.push(MemberWrite { id: fresh_id, profile, before: None });
-                (fresh_id, &[])
-            }
-            Plan::Update { guardian, profile } => {
-                updates.push(MemberWrite { id: &guardian.id, profile, before: Some(&guardian.profile) });
-                (&guardian.id, &guardian.list_ids)
-            }
-            // Unchanged includes its memberships: nothing to add.
-            Plan::Unchanged => continue,
-        };
-        let wanted = p.lists.iter().filter_map(|name| list_ids.get(name)).chain(query.list_id.as_ref());
-        for list_id in wanted {
-            if !member_of.contains(list_id) {
-                memberships.push((list_id, member_id));
-            }
-        }
-    }
-    members::insert_many(&mut tx, &caller.org_id, &creates, MemberStatus::Active).await?;
-    members::update_many(&mut tx, &caller.org_id, &updates, EmailStatus::Active).await?;
-    lists::add_memberships(&mut tx, &caller.org_id, &memberships).await?;
     tx.commit().await?;
-    let written = creates.len() + updates.len();
     if written >= WHOLE_ROSTER_ROWS {
         // Fresh statistics, so that the planner stops treating the roster as empty (or as
         // it was before) for the next import, search and send; the caller need not wait.
@@ -201,6 +192,83 @@ pub async fn import_members(
         "roster imported"
     );
     Ok(web::Json(report))
+}
+
+/// Which member has each external id and address, read once for a large import.
+struct RosterIndex {
+    by_external_id: HashMap<String, String>,
+    by_email_key: HashMap<String, String>,
+}
+
+/// The stored guardians a chunk names, by id: found in `index` when there is one, else
+/// looked up.
+async fn stored_guardians(
+    conn: &mut sqlx::AnyConnection,
+    org_id: &str,
+    wanted: Lookups,
+    index: Option<&RosterIndex>,
+) -> ApiResult<HashMap<String, StoredGuardian>> {
+    let records = match index {
+        Some(index) => {
+            let ids: Vec<String> = (wanted.external_ids.iter().filter_map(|e| index.by_external_id.get(e)))
+                .chain(wanted.email_keys.iter().filter_map(|k| index.by_email_key.get(k)))
+                .cloned()
+                .collect();
+            members::load_for_import(conn, org_id, &[], &ids).await?
+        }
+        None => {
+            let by_email: Vec<String> =
+                members::ids_by_email_key(conn, org_id, &wanted.email_keys).await?.into_values().collect();
+            members::load_for_import(conn, org_id, &wanted.external_ids, &by_email).await?
+        }
+    };
+    Ok(records.into_iter().map(|(id, record)| (id, stored_guardian(record))).collect())
+}
+
+/// Writes a chunk's plan: the lists it goes in that do not exist yet, new guardians,
+/// changed ones, memberships. Returns how many guardians were written.
+async fn write_chunk(
+    conn: &mut sqlx::AnyConnection,
+    org_id: &str,
+    planner: &mut Planner<'_>,
+    planned: &[PlannedRow<'_>],
+    list_id: Option<&String>,
+) -> ApiResult<usize> {
+    let names: BTreeSet<&String> = planned.iter().flat_map(|p| &p.lists).collect();
+    for name in names {
+        if planner.list(name).is_none() {
+            let created = lists::create(conn, org_id, name, None).await?;
+            planner.list_created(name.clone(), created.id);
+        }
+    }
+    let new_ids: Vec<String> = planned.iter().map(|_| new_id()).collect();
+    let mut creates = Vec::new();
+    let mut updates = Vec::new();
+    let mut memberships: Vec<(&str, &str)> = Vec::new();
+    for (p, fresh_id) in planned.iter().zip(&new_ids) {
+        let (member_id, member_of): (&str, &[String]) = match &p.plan {
+            Plan::Create(profile) => {
+                creates.push(MemberWrite { id: fresh_id, profile, before: None });
+                (fresh_id, &[])
+            }
+            Plan::Update { guardian, profile } => {
+                updates.push(MemberWrite { id: &guardian.id, profile, before: Some(&guardian.profile) });
+                (&guardian.id, &guardian.list_ids)
+            }
+            // Unchanged includes its memberships: nothing to add.
+            Plan::Unchanged => continue,
+        };
+        let wanted = p.lists.iter().filter_map(|name| planner.list(name)).chain(list_id);
+        for list_id in wanted {
+            if !member_of.contains(list_id) {
+                memberships.push((list_id, member_id));
+            }
+        }
+    }
+    members::insert_many(conn, org_id, &creates, MemberStatus::Active).await?;
+    members::update_many(conn, org_id, &updates, EmailStatus::Active).await?;
+    lists::add_memberships(conn, org_id, &memberships).await?;
+    Ok(creates.len() + updates.len())
 }
 
 /// The stored guardian as the import planner compares it.

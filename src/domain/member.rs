@@ -155,6 +155,17 @@ pub fn parse_emails(errors: &mut Vec<FieldError>, emails: &[(String, &str)]) -> 
     parsed
 }
 
+/// Whether `given` is what a caller without `contacts:read` is shown of `stored`, the address
+/// at its place: the masked address, or nothing where there is none. Such a caller may give
+/// addresses back only that way, which keeps them; whether the answer is yes depends only on
+/// what the caller sees, so it tells nothing about the addresses themselves.
+pub fn shown_as_masked(given: &str, stored: Option<&EmailAddress>) -> bool {
+    match stored {
+        Some(address) => given.trim() == address.masked(),
+        None => given.trim().is_empty(),
+    }
+}
+
 pub fn parse_attributes(errors: &mut Vec<FieldError>, attributes: &[(&str, &str)]) -> BTreeMap<String, String> {
     let mut parsed = BTreeMap::new();
     for (key, value) in attributes {

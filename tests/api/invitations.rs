@@ -15,6 +15,7 @@ on_both_backends!(
     a_new_invitation_signs_the_app_out_and_voids_the_earlier_codes,
     suspending_signs_the_app_out_and_resuming_does_not_sign_it_back_in,
     concurrent_device_registrations_never_pass_four,
+    moving_an_external_id_onto_a_guardian_signs_their_app_out,
 );
 
 fn invite_path(member: &str) -> String {
@@ -204,4 +205,40 @@ async fn concurrent_device_registrations_never_pass_four(backend: Backend) {
     assert_eq!(created, 4, "{:?}", replies.iter().map(|r| r.status.as_u16()).collect::<Vec<_>>());
     let devices = app.get(&format!("/api/v1/members/{member}/devices"), &admin.access_token).await;
     assert_eq!(devices.ok(200).as_array().unwrap().len(), 4);
+}
+
+/// A sender without contacts:read registers a guardian of their own through a join code,
+/// then gives it another family's external id: the school system's next sync would write
+/// that family's addresses onto it, so its app session ends at the move (and no new one can
+/// be opened without an invitation, which needs contacts:read).
+async fn moving_an_external_id_onto_a_guardian_signs_their_app_out(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let admin = app.create_admin("External Id School").await;
+    let (_, sender) = app.create_staff(&admin, "sender").await;
+    let list = crate::lists::create_list(&app, &sender, "サッカー部").await;
+    let code = app.call(Method::PUT, &format!("/api/v1/lists/{list}/join-code"), Auth::Bearer(&sender), None).await;
+    let code = code.ok(200)["join_code"].as_str().unwrap().to_string();
+    let registered = app
+        .call(Method::POST, "/api/v1/app/register", Auth::None, Some(json!({"join_code": code, "name": "偽の保護者"})))
+        .await;
+    let session = registered.ok(201)["access_token"].as_str().unwrap().to_string();
+    let member = registered.body["profile"]["id"].as_str().unwrap().to_string();
+    // Other changes leave the session alone.
+    app.patch(&format!("/api/v1/members/{member}"), &sender, json!({"relation": "母"})).await.ok(200);
+    app.get("/api/v1/app/me", &session).await.ok(200);
+    app.patch(&format!("/api/v1/members/{member}"), &sender, json!({"external_id": "S0001"})).await.ok(200);
+    app.get("/api/v1/app/me", &session).await.problem(401);
+    // The school system's sync now writes the family's addresses: nobody signed in sees them.
+    let (_, sis) =
+        app.create_api_key(&admin, json!({"name": "校務システム", "scopes": ["members:write", "contacts:read"]})).await;
+    let synced = app
+        .call(
+            Method::PUT,
+            "/api/v1/members/by-external-id/S0001",
+            Auth::ApiKey(&sis),
+            Some(json!({"name": "本当の保護者", "emails": ["family@example.jp"]})),
+        )
+        .await;
+    assert_eq!(synced.ok(200)["id"], member.as_str());
+    app.get("/api/v1/app/me", &session).await.problem(401);
 }

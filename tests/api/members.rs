@@ -333,7 +333,13 @@ async fn an_integration_upserts_by_external_id(backend: Backend) {
     let created = app.call(Method::PUT, path, Auth::ApiKey(&key), Some(body.clone())).await;
     assert_eq!(created.ok(201)["external_id"], "S0008");
     let id = created.body["id"].clone();
-    let same = app.call(Method::PUT, path, Auth::ApiKey(&key), Some(body)).await;
+    // The key lacks contacts:read: the guardian's addresses are no longer its to give.
+    let same = app.call(Method::PUT, path, Auth::ApiKey(&key), Some(body.clone())).await;
+    same.problem(403);
+    let (_, full_key) = app
+        .create_api_key(&admin, json!({"name": "SIS+", "scopes": ["members:write", "members:read", "contacts:read"]}))
+        .await;
+    let same = app.call(Method::PUT, path, Auth::ApiKey(&full_key), Some(body)).await;
     assert_eq!(same.ok(200)["id"], id, "the same call again changes nothing");
     let changed = app
         .call(Method::PUT, path, Auth::ApiKey(&key), Some(json!({"name": "鈴木 さくら", "attributes": {"grade": "5"}})))

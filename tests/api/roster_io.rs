@@ -15,6 +15,9 @@ on_both_backends!(
     export_is_excel_ready_and_masks_without_contacts_read,
     an_exported_file_imports_back_unchanged,
     a_large_import_matches_against_the_whole_roster,
+    a_hostile_csv_is_refused_at_once_naming_the_header_or_the_cell,
+    without_contacts_read_an_import_neither_tells_nor_changes_addresses,
+    without_contacts_read_an_upsert_neither_tells_nor_changes_addresses,
 );
 
 const SJIS: &[u8] = include_bytes!("../fixtures/roster-excel-sjis.csv");
@@ -267,4 +270,181 @@ async fn a_large_import_matches_against_the_whole_roster(backend: Backend) {
     assert_eq!(counts.len(), 2);
     assert!(counts.contains(&(json!("1年A組"), json!(2_500))), "{counts:?}");
     assert!(counts.contains(&(json!("2年A組"), json!(500))), "{counts:?}");
+}
+
+/// The shapes that once held gigabytes: a header of 20,000 columns above 50,000 one-cell
+/// rows (every row was padded to the header's width), one huge cell, a row of 100,000
+/// cells. Each is refused by the reader's limits, naming where.
+async fn a_hostile_csv_is_refused_at_once_naming_the_header_or_the_cell(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let admin = app.create_admin("Hostile School").await;
+    let (_, sender) = app.create_staff(&admin, "sender").await;
+    let mut wide = String::from("name");
+    for i in 0..20_000 {
+        wide.push_str(&format!(",c{i}"));
+    }
+    wide.push('\n');
+    wide.push_str(&"x\n".repeat(50_000));
+    let answer = import(&app, &sender, "?dry_run=true", wide.as_bytes()).await;
+    assert_eq!(answer.problem(422), ["header"]);
+    assert_eq!(answer.body["errors"][0]["line"], 1);
+    assert!(answer.body["errors"][0]["message"].as_str().unwrap().contains("at most 44 columns"), "{}", answer.body);
+
+    let huge_cell = format!("name,grade\n山田,1\n佐藤,\"{}\"\n", "9".repeat(5 * 1024 * 1024));
+    let answer = import(&app, &sender, "?dry_run=true", huge_cell.as_bytes()).await;
+    assert_eq!(answer.problem(422), ["grade"]);
+    assert_eq!(answer.body["errors"][0]["line"], 3);
+
+    let wide_row = format!("name,grade\n山田,1{}\n", ",".repeat(100_000));
+    let answer = import(&app, &sender, "?partial=true", wide_row.as_bytes()).await;
+    assert_eq!(answer.problem(422), ["row"]);
+    assert_eq!(answer.body["errors"][0]["line"], 2);
+    assert!(members(&app, &admin.access_token, "").await.is_empty(), "nothing is written");
+}
+
+/// The answer as a caller compares two of them: the status and the body, less the request's
+/// own id.
+fn comparable(reply: &Reply) -> (u16, Value) {
+    let mut body = reply.body.clone();
+    if let Some(body) = body.as_object_mut() {
+        body.remove("instance");
+        body.remove("request_id");
+    }
+    (reply.status.as_u16(), body)
+}
+
+/// A sender (no contacts:read) guesses a guardian's address, rightly and wrongly, in every
+/// way an import takes it: the answers must not differ, and the addresses must not change.
+async fn without_contacts_read_an_import_neither_tells_nor_changes_addresses(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let admin = app.create_admin("Oracle School").await;
+    let token = &admin.access_token;
+    let taro = app
+        .post(
+            "/api/v1/members",
+            token,
+            json!({"name": "山田 太郎", "external_id": "S1", "emails": ["taro@example.jp"]}),
+        )
+        .await
+        .ok(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let hanako =
+        app.post("/api/v1/members", token, json!({"name": "佐藤 花子", "emails": ["hanako@example.jp"]})).await.ok(201)
+            ["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+    let (_, sender) = app.create_staff(&admin, "sender").await;
+
+    let files = |guess: &str| {
+        [
+            // Matched by the first address?
+            format!("name,email1\n佐藤 花子,{guess}\n"),
+            format!("name,email1,grade\n佐藤 花子,{guess},1\n別の 人,{guess},2\n"),
+            // Confirmed, replaced or added to an existing guardian's addresses?
+            format!("name,email1,external_id\n山田 太郎,{guess},S1\n"),
+            format!("name,email2,external_id\n山田 太郎,{guess},S1\n"),
+            format!("name,email1,email2,external_id\n山田 太郎,t***@example.jp,{guess},S1\n"),
+        ]
+    };
+    for query in ["?dry_run=true", "?dry_run=true&partial=true", "", "?partial=true"] {
+        for (right, wrong) in files("hanako@example.jp").iter().zip(files("nobody@example.jp")) {
+            let right_answer = import(&app, &sender, query, right.as_bytes()).await;
+            let wrong_answer = import(&app, &sender, query, wrong.as_bytes()).await;
+            assert_eq!(comparable(&right_answer), comparable(&wrong_answer), "{query}: {right}");
+        }
+        for (right, wrong) in files("taro@example.jp").iter().zip(files("nobody@example.jp")) {
+            let right_answer = import(&app, &sender, query, right.as_bytes()).await;
+            let wrong_answer = import(&app, &sender, query, wrong.as_bytes()).await;
+            assert_eq!(comparable(&right_answer), comparable(&wrong_answer), "{query}: {right}");
+        }
+    }
+    // A row with a guessed address is a new guardian, right or wrong.
+    let answer = import(&app, &sender, "?dry_run=true", files("hanako@example.jp")[0].as_bytes()).await;
+    assert_eq!((answer.ok(200)["created"].clone(), answer.body["updated"].clone()), (json!(1), json!(0)));
+    // An existing guardian's address cells are refused unless as the sender sees them.
+    let answer = import(&app, &sender, "", files("taro@example.jp")[2].as_bytes()).await;
+    assert_eq!(answer.problem(422), ["email1"]);
+    assert_eq!(answer.body["errors"][0]["message"], "changing a guardian's addresses needs the contacts:read scope");
+    let as_shown = "name,email1,email2,external_id,grade\n山田 太郎,t***@example.jp,,S1,3\n";
+    assert_eq!(import(&app, &sender, "", as_shown.as_bytes()).await.ok(200)["updated"], 1);
+
+    // Nothing of theirs changed, and every guess above was refused or made someone new.
+    let addresses = |member: Value| -> Vec<Value> {
+        member["emails"].as_array().unwrap().iter().map(|e| e["address"].clone()).collect()
+    };
+    let stored = app.get(&format!("/api/v1/members/{taro}"), token).await.ok(200).clone();
+    assert_eq!(addresses(stored.clone()), [json!("taro@example.jp")]);
+    assert_eq!(stored["attributes"]["grade"], "3");
+    let stored = app.get(&format!("/api/v1/members/{hanako}"), token).await.ok(200).clone();
+    assert_eq!(addresses(stored.clone()), [json!("hanako@example.jp")]);
+    assert!(stored["attributes"].get("grade").is_none(), "not matched by its address");
+
+    // With contacts:read the import matches by address and changes addresses as before.
+    let by_address = "name,email1,grade\n佐藤 花子,HANAKO@example.jp,4\n";
+    assert_eq!(import(&app, token, "", by_address.as_bytes()).await.ok(200)["updated"], 1);
+    let replaced = "name,email1,external_id\n山田 太郎,taro.new@example.jp,S1\n";
+    assert_eq!(import(&app, token, "", replaced.as_bytes()).await.ok(200)["updated"], 1);
+    let stored = app.get(&format!("/api/v1/members/{taro}"), token).await.ok(200).clone();
+    assert_eq!(addresses(stored), [json!("taro.new@example.jp")]);
+}
+
+/// The same for `PUT /members/by-external-id/{id}`: right and wrong guesses answer the same,
+/// and an existing guardian's addresses change only with contacts:read.
+async fn without_contacts_read_an_upsert_neither_tells_nor_changes_addresses(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let admin = app.create_admin("Upsert Oracle School").await;
+    let path = "/api/v1/members/by-external-id/S1";
+    let (_, key) =
+        app.create_api_key(&admin, json!({"name": "SIS", "scopes": ["members:write", "members:read"]})).await;
+    let (_, full_key) = app
+        .create_api_key(&admin, json!({"name": "SIS+", "scopes": ["members:write", "members:read", "contacts:read"]}))
+        .await;
+    // Creating a new guardian with addresses tells nothing: it is allowed.
+    let created = app
+        .call(Method::PUT, path, Auth::ApiKey(&key), Some(json!({"name": "山田 太郎", "emails": ["taro@example.jp"]})))
+        .await;
+    let id = created.ok(201)["id"].as_str().unwrap().to_string();
+    for emails in [json!(["taro@example.jp"]), json!(["taro@example.jp", "new@example.jp"]), json!([])] {
+        let right =
+            app.call(Method::PUT, path, Auth::ApiKey(&key), Some(json!({"name": "山田 太郎", "emails": emails}))).await;
+        let wrong = app
+            .call(
+                Method::PUT,
+                path,
+                Auth::ApiKey(&key),
+                Some(json!({"name": "山田 太郎", "emails": ["nobody@example.jp"]})),
+            )
+            .await;
+        assert_eq!(right.problem(403), Vec::<String>::new());
+        assert_eq!(comparable(&right), comparable(&wrong), "{emails}");
+        assert_eq!(right.body["detail"], "changing addresses needs the contacts:read scope");
+    }
+    // As the key sees them (masked), or left out: the addresses stay.
+    let shown = app
+        .call(
+            Method::PUT,
+            path,
+            Auth::ApiKey(&key),
+            Some(json!({"name": "山田 太郎", "emails": ["t***@example.jp"], "attributes": {"grade": "2"}})),
+        )
+        .await;
+    assert_eq!(shown.ok(200)["attributes"]["grade"], "2");
+    let left_out = app.call(Method::PUT, path, Auth::ApiKey(&key), Some(json!({"name": "山田 太郎"}))).await;
+    left_out.ok(200);
+    let stored = app.get(&format!("/api/v1/members/{id}"), &admin.access_token).await;
+    assert_eq!(stored.ok(200)["emails"][0]["address"], "taro@example.jp");
+    assert_eq!(stored.body["emails"].as_array().unwrap().len(), 1);
+    // With contacts:read the upsert replaces them.
+    let replaced = app
+        .call(
+            Method::PUT,
+            path,
+            Auth::ApiKey(&full_key),
+            Some(json!({"name": "山田 太郎", "emails": ["taro.new@example.jp"]})),
+        )
+        .await;
+    assert_eq!(replaced.ok(200)["emails"][0]["address"], "taro.new@example.jp");
 }

@@ -386,47 +386,82 @@ pub async fn load(conn: &mut AnyConnection, org_id: &str, ids: &[String]) -> Rep
     if ids.is_empty() {
         return Ok(vec![]);
     }
-    let mut by_id = load_where(conn, org_id, Some(ids)).await?;
+    let mut by_id = load_where(conn, org_id, ids).await?;
     Ok(ids.iter().filter_map(|id| by_id.remove(id)).collect())
 }
 
-/// Every member of the organisation, by id: one scan per table, which for a large roster
-/// costs less than looking its members up a chunk at a time.
-pub async fn load_all(conn: &mut AnyConnection, org_id: &str) -> RepoResult<HashMap<String, MemberRecord>> {
-    load_where(conn, org_id, None).await
-}
-
-/// The records of `ids`, or of the whole organisation when `ids` is None.
+/// The records of `ids`, by id.
 async fn load_where(
     conn: &mut AnyConnection,
     org_id: &str,
-    ids: Option<&[String]>,
+    ids: &[String],
 ) -> RepoResult<HashMap<String, MemberRecord>> {
-    // Child rows carry their organisation, so both forms select on the child table alone.
-    let scope = |sql: &mut Sql| match ids {
-        Some(ids) => {
-            sql.push(" WHERE member_id IN (").bind_list(ids).push(")");
-        }
-        None => {
-            sql.push(" WHERE org_id = ").bind(org_id);
-        }
-    };
     let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM members m WHERE m.org_id = "));
-    sql.bind(org_id);
-    if let Some(ids) = ids {
-        sql.push(" AND m.id IN (").bind_list(ids).push(")");
-    }
+    sql.bind(org_id).push(" AND m.id IN (").bind_list(ids).push(")");
     let rows: Vec<MemberRow> = sql.query_as(conn).fetch_all(&mut *conn).await?;
+    with_children(conn, rows, true).await
+}
 
+/// Guardians a roster import names, by id: those with one of `external_ids` and those of
+/// `ids`, without their devices (an import does not touch them). Fewer, larger statements
+/// than `load`, each small enough to be an index scan.
+pub async fn load_for_import(
+    conn: &mut AnyConnection,
+    org_id: &str,
+    external_ids: &[String],
+    ids: &[String],
+) -> RepoResult<HashMap<String, MemberRecord>> {
+    let mut rows: Vec<MemberRow> = Vec::new();
+    for (column, values) in [("external_id", external_ids), ("id", ids)] {
+        for chunk in values.chunks(IMPORT_LOOKUP) {
+            let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM members m WHERE m.org_id = "));
+            sql.bind(org_id).push(&format!(" AND m.{column} IN (")).bind_list(chunk).push(")");
+            rows.extend(sql.query_as::<MemberRow>(conn).fetch_all(&mut *conn).await?);
+        }
+    }
+    rows.sort_by(|a, b| a.id.cmp(&b.id));
+    rows.dedup_by(|a, b| a.id == b.id);
+    let mut records = HashMap::with_capacity(rows.len());
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        let chunk: Vec<MemberRow> = rows.by_ref().take(IMPORT_LOOKUP).collect();
+        records.extend(with_children(conn, chunk, false).await?);
+    }
+    Ok(records)
+}
+
+/// Values per lookup of `load_for_import`. PostgreSQL plans an `IN` list of 500 ids on a
+/// roster of 50,000 as a sequential scan (20 ms); of 250, as index scans (under 1 ms).
+const IMPORT_LOOKUP: usize = 250;
+
+/// The records of `rows` with their addresses, attributes, lists and (if `devices`) devices.
+async fn with_children(
+    conn: &mut AnyConnection,
+    rows: Vec<MemberRow>,
+    devices: bool,
+) -> RepoResult<HashMap<String, MemberRecord>> {
+    if rows.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+    // The child rows of these members: their ids are enough (tenancy is checked on members).
+    let scope = |sql: &mut Sql| {
+        sql.push(" WHERE member_id IN (").bind_list(ids.iter().copied()).push(")");
+    };
     let mut sql = Sql::new("SELECT member_id, address, status, bounce_count FROM member_emails");
     scope(&mut sql);
     sql.push(" ORDER BY member_id, position");
     let emails: Vec<EmailRow> = sql.query_as(conn).fetch_all(&mut *conn).await?;
 
-    let mut sql = Sql::new("SELECT id, member_id, platform, token, app_id, created_at, updated_at FROM member_devices");
-    scope(&mut sql);
-    sql.push(" ORDER BY member_id, created_at, id");
-    let devices: Vec<DeviceRow> = sql.query_as(conn).fetch_all(&mut *conn).await?;
+    let device_rows: Vec<DeviceRow> = if devices {
+        let mut sql =
+            Sql::new("SELECT id, member_id, platform, token, app_id, created_at, updated_at FROM member_devices");
+        scope(&mut sql);
+        sql.push(" ORDER BY member_id, created_at, id");
+        sql.query_as(conn).fetch_all(&mut *conn).await?
+    } else {
+        vec![]
+    };
 
     let mut sql = Sql::new("SELECT member_id, key, value FROM member_attributes");
     scope(&mut sql);
@@ -451,7 +486,7 @@ async fn load_where(
             r.emails.push(email);
         }
     }
-    for device in devices {
+    for device in device_rows {
         if let Some(r) = by_id.get_mut(&device.member_id) {
             r.devices.push(device);
         }
@@ -586,6 +621,29 @@ pub async fn ids_by_email_key(
         found.extend(sql.query_as::<(String, String)>(conn).fetch_all(&mut *conn).await?);
     }
     Ok(found)
+}
+
+/// Every member of the organisation with an external id, by it: one scan, for an import too
+/// large to look its rows up a few hundred at a time (and made before it writes: lookups
+/// into a table that grew inside the transaction have no statistics to plan with).
+pub async fn ids_by_every_external_id(conn: &mut AnyConnection, org_id: &str) -> RepoResult<HashMap<String, String>> {
+    let rows: Vec<(String, String)> =
+        sqlx::query_as("SELECT external_id, id FROM members WHERE org_id = $1 AND external_id IS NOT NULL")
+            .bind(org_id)
+            .fetch_all(conn)
+            .await?;
+    Ok(rows.into_iter().collect())
+}
+
+/// Every address key of the organisation with its member (the oldest where several share
+/// it), as `ids_by_email_key` finds them, in one scan.
+pub async fn ids_by_every_email_key(conn: &mut AnyConnection, org_id: &str) -> RepoResult<HashMap<String, String>> {
+    let rows: Vec<(String, String)> =
+        sqlx::query_as("SELECT address_key, member_id FROM member_emails WHERE org_id = $1 ORDER BY member_id DESC")
+            .bind(org_id)
+            .fetch_all(conn)
+            .await?;
+    Ok(rows.into_iter().collect())
 }
 
 pub async fn find_id_by_external_id(
