@@ -17,6 +17,7 @@ on_both_backends!(
     a_scheduled_message_waits_can_be_cancelled_and_goes_out_when_due,
     a_scheduled_message_is_started_once_by_instances_whose_clocks_differ,
     a_deferral_is_retried_and_a_persistent_one_fails,
+    a_relay_that_drops_the_connection_at_the_end_of_data_has_not_taken_the_message,
     a_delivery_keeps_trying_for_its_maximum_age_then_fails_saying_why,
     a_refusal_bounces_and_the_third_in_a_row_disables_the_address,
     a_delivery_ends_a_run_of_bounces,
@@ -1009,4 +1010,25 @@ async fn a_scheduled_message_is_started_once_by_instances_whose_clocks_differ(ba
     assert_eq!(first + second + third, 1, "started once");
     let stats = stats(&app, token, &id).await;
     assert_eq!((stats["recipients"].clone(), stats["deliveries"]["email"]["queued"].clone()), (json!(20), json!(20)));
+}
+
+/// The relay takes the whole message and then the connection drops before its reply: the
+/// message may or may not have been taken, and only a reply says it was, so the job is
+/// tried again, not counted as sent.
+async fn a_relay_that_drops_the_connection_at_the_end_of_data_has_not_taken_the_message(backend: Backend) {
+    let (app, smtp) = spawn_app_with_smtp(backend).await;
+    let admin = app.create_admin("Dropped School").await;
+    let token = &admin.access_token;
+    let member = create_member(&app, token, json!({"name": "A", "emails": ["cut@example.jp"]})).await;
+    smtp.drop_after_data("cut@example.jp");
+    let id = draft(&app, token, json!({"subject": "s", "body": "b", "targets": {"member_ids": [member]}})).await;
+    send(&app, token, &id, json!({})).await.ok(202);
+    app.worker().run_once().await.unwrap();
+    let waiting = stats(&app, token, &id).await;
+    assert_eq!(waiting["deliveries"]["email"], json!({"queued": 1, "sent": 0, "failed": 0, "bounced": 0}));
+    smtp.accept("cut@example.jp");
+    app.deliver_all().await;
+    assert_eq!(rcpts(&smtp.received()), ["cut@example.jp"]);
+    assert_eq!(stats(&app, token, &id).await["deliveries"]["email"]["sent"], 1);
+    app.assert_queue_empty().await;
 }

@@ -35,6 +35,9 @@ enum Stage {
     Data,
 }
 
+/// The data rule that answers nothing and closes the connection.
+const DROP_AFTER_DATA: u16 = 0;
+
 #[derive(Default)]
 struct State {
     received: Mutex<Vec<ReceivedMail>>,
@@ -166,6 +169,12 @@ impl SmtpServer {
     /// Accept RCPT but answer `code` after the data (content refused, e.g. 554).
     pub fn reject_data(&self, recipient: &str, code: u16) {
         self.state.rules.lock().unwrap().insert(recipient.to_string(), (code, Stage::Data));
+    }
+
+    /// Take the whole message for this recipient, then close the connection without a
+    /// reply (a relay that crashes or loses the network at the end of DATA).
+    pub fn drop_after_data(&self, recipient: &str) {
+        self.reject_data(recipient, DROP_AFTER_DATA);
     }
 
     /// The most messages for `domain` that were being taken at the same time.
@@ -377,6 +386,7 @@ impl Session {
                     }
                     let envelope = std::mem::take(&mut envelope);
                     match envelope.data_rule {
+                        Some(DROP_AFTER_DATA) => return None,
                         Some(code) => reply!("{code} {} message refused by test rule\r\n", enhanced(code)),
                         None => {
                             let delay = *self.state.delay.lock().unwrap();
