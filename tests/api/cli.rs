@@ -260,20 +260,10 @@ async fn create_admin_prints_the_ids_and_the_admin_can_then_sign_in(backend: Bac
     // `serve` on the same database lets that admin sign in.
     let mut server = Server::start(dir.path(), &database_url).await;
     let client = reqwest::Client::new();
-    let tokens: Value = client
-        .post(format!("{}/api/v1/auth/login", server.address))
-        .json(&json!({"email": email, "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap()
-        .error_for_status()
-        .expect("the admin signs in")
-        .json()
-        .await
-        .unwrap();
+    let token = sign_in(&client, &server, email).await;
     let me: Value = client
         .get(format!("{}/api/v1/me", server.address))
-        .bearer_auth(tokens["access_token"].as_str().unwrap())
+        .bearer_auth(&token)
         .send()
         .await
         .unwrap()
