@@ -33,9 +33,9 @@
 # DATA by 1 s for a random share of the messages (-W data:1:ODDS: 1 s times the number of
 # dice rolls, 0..99, below ODDS before one reaches it), ODDS chosen so that both instances
 # together (16 SMTP connections each, the mailer's bound) would need about
-# CHAOS_SEND_SECONDS (default 8) for the whole send: 11 for 2,000 e-mails. Long enough to
+# CHAOS_SEND_SECONDS (default 5) for the whole send: 7 for 2,000 e-mails. Long enough to
 # catch a quarter; short enough that what the survivor has left stays inside the target.
-# Larger sends (where that gives ODDS under 5, above about 5,000 e-mails) are not paced:
+# Larger sends (where that gives ODDS under 5, above about 3,000 e-mails) are not paced:
 # they take seconds anyway, and even a rare 1 s answer holds up every round of 500, since a
 # worker task records its batch and sends the next one only when the last e-mail of the
 # current one is answered. At ODDS 1 (1 % of the answers after 1 s or more) 20,000 e-mails
@@ -65,7 +65,7 @@
 #   CHAOS_GUARDIANS              default 10000 (2 e-mail addresses each)
 #   CHAOS_FAULTS                 default "kill restart"
 #   CHAOS_OUTAGE                 seconds PostgreSQL stays down in the restart run; default 3
-#   CHAOS_SEND_SECONDS           the paced length of the whole send; default 8
+#   CHAOS_SEND_SECONDS           the paced length of a small send; default 5
 #   CHAOS_SINK_ODDS              smtp-sink's -W data:1:ODDS instead of the computed one;
 #                                0 = not paced
 #   CHAOS_TIMEOUT                seconds a run may take after the send; default 300
@@ -77,7 +77,7 @@ root="$PWD"
 guardians="${CHAOS_GUARDIANS:-10000}"
 faults="${CHAOS_FAULTS:-kill restart}"
 outage_s="${CHAOS_OUTAGE:-3}"
-send_seconds="${CHAOS_SEND_SECONDS:-8}"
+send_seconds="${CHAOS_SEND_SECONDS:-5}"
 run_timeout="${CHAOS_TIMEOUT:-300}"
 pg_admin_url="${RENRAKUMO_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 kill_target_s=30
