@@ -861,8 +861,10 @@ async fn postgres_outage_mid_send_loses_and_repeats_nothing() {
     set_database_reachable(&app, false).await;
     let away = app.get(&format!("/api/v1/messages/{id}/stats"), token).await;
     assert_eq!(away.problem(503), Vec::<String>::new(), "the API says the database is away: {:?}", away.body);
+    let asked = std::time::Instant::now();
     let ready = app.client.get(app.url("/readyz")).send().await.unwrap();
     assert_eq!(ready.status(), 503);
+    assert!(asked.elapsed() < Duration::from_secs(5), "a health check hears it soon: {:?}", asked.elapsed());
     assert_eq!(smtp.wait_for(20).await.len(), 20, "the batch in flight is sent");
     // The worker tries to record the outcomes, fails, and backs off.
     tokio::time::sleep(Duration::from_secs(2)).await;
