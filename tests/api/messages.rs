@@ -22,6 +22,7 @@ on_both_backends!(
     a_refusal_bounces_and_the_third_in_a_row_disables_the_address,
     a_delivery_ends_a_run_of_bounces,
     sigterm_stops_a_worker_after_the_round_in_flight_with_nothing_left_claimed,
+    sigterm_stops_serve_after_the_requests_and_the_round_in_flight,
     push_jobs_of_an_unconfigured_platform_are_skipped_with_the_reason,
     emergency_messages_are_delivered_first,
     two_workers_deliver_every_job_exactly_once,
@@ -471,6 +472,17 @@ async fn a_delivery_ends_a_run_of_bounces(backend: Backend) {
 /// taking its e-mails: it stops claiming, finishes what it holds, records it and exits 0;
 /// nothing stays claimed, and another worker delivers the rest, each address once.
 async fn sigterm_stops_a_worker_after_the_round_in_flight_with_nothing_left_claimed(backend: Backend) {
+    stopped_by_sigterm(backend, "worker").await;
+}
+
+/// `renrakumo serve` stopped the same way while it sends and while a request is still
+/// arriving: the request is answered, the delivery tasks stop as a worker does, and it
+/// exits 0.
+async fn sigterm_stops_serve_after_the_requests_and_the_round_in_flight(backend: Backend) {
+    stopped_by_sigterm(backend, "serve").await;
+}
+
+async fn stopped_by_sigterm(backend: Backend, command: &str) {
     let (app, smtp) = spawn_app_with_smtp(backend).await;
     let admin = app.create_admin("Shutdown School").await;
     let token = &admin.access_token;
@@ -493,18 +505,49 @@ async fn sigterm_stops_a_worker_after_the_round_in_flight_with_nothing_left_clai
     smtp.slow_down(std::time::Duration::from_millis(20));
     let dir = tempfile::tempdir().unwrap();
     let smtp_url = smtp.url().to_string();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let bind = format!("127.0.0.1:{port}");
     let mut worker = crate::cli::renrakumo(
         dir.path(),
-        &["worker"],
-        &[("RENRAKUMO_DATABASE_URL", &app.database_url), ("RENRAKUMO_SMTP_URL", &smtp_url), ("RENRAKUMO_WORKERS", "1")],
+        &[command],
+        &[
+            ("RENRAKUMO_DATABASE_URL", &app.database_url),
+            ("RENRAKUMO_SMTP_URL", &smtp_url),
+            ("RENRAKUMO_WORKERS", "1"),
+            ("RENRAKUMO_BIND", &bind),
+        ],
     )
     .stdout(std::process::Stdio::null())
     .stderr(std::process::Stdio::null())
     .spawn()
-    .expect("the worker starts");
+    .expect("the process starts");
     smtp.wait_for(1).await;
+    // A request whose body is still on its way when the signal comes.
+    let body = br#"{"name": "shutdown"}"#;
+    let mut in_flight = match command {
+        "serve" => {
+            use tokio::io::AsyncWriteExt;
+            let mut stream = tokio::net::TcpStream::connect(&bind).await.expect("serve listens");
+            let head = format!(
+                "POST /api/v1/lists HTTP/1.1\r\nHost: {bind}\r\nAuthorization: Bearer {token}\r\n\
+                 Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            );
+            stream.write_all(head.as_bytes()).await.unwrap();
+            stream.write_all(&body[..5]).await.unwrap();
+            // The request is being read before the signal arrives.
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            Some(stream)
+        }
+        _ => None,
+    };
     let signalled = std::process::Command::new("kill").arg("-TERM").arg(worker.id().to_string()).status().unwrap();
     assert!(signalled.success());
+    if let Some(stream) = in_flight.as_mut() {
+        tokio::io::AsyncWriteExt::write_all(stream, &body[5..]).await.unwrap();
+        let answer = read_raw_answer(stream).await;
+        assert_eq!(answer.status, 201, "the request in flight is answered: {}", answer.body);
+    }
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     let status = loop {
         if let Some(status) = worker.try_wait().unwrap() {
@@ -512,11 +555,11 @@ async fn sigterm_stops_a_worker_after_the_round_in_flight_with_nothing_left_clai
         }
         if std::time::Instant::now() > deadline {
             let _ = worker.kill();
-            panic!("the worker did not exit within 60 s of SIGTERM");
+            panic!("{command} did not exit within 60 s of SIGTERM");
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     };
-    assert!(status.success(), "the worker exits 0 after SIGTERM: {status}");
+    assert!(status.success(), "{command} exits 0 after SIGTERM: {status}");
 
     let count = |status: i64| {
         let pool = app.state.db.pool.clone();
