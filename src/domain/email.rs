@@ -30,6 +30,10 @@ pub enum EmailError {
     DomainWithoutDot,
     #[error("has an empty or malformed domain label")]
     DomainLabel,
+    /// What renrakumo shows instead of an address to callers without `contacts:read`:
+    /// stored, it would reach nobody.
+    #[error("is a masked address (as shown without contacts:read), not one that can receive mail")]
+    Masked,
 }
 
 /// Printable ASCII allowed unquoted in a local part (RFC 5322 atext) plus the dot.
@@ -69,6 +73,9 @@ impl EmailAddress {
         }
         if let Some(c) = local.chars().find(|&c| !local_char_ok(c)) {
             return Err(EmailError::Character(c));
+        }
+        if local.chars().count() == 4 && local.ends_with("***") {
+            return Err(EmailError::Masked);
         }
         if let Some(c) = domain.chars().find(|c| c.is_whitespace() || "<>\"(),;:\\[]".contains(*c)) {
             return Err(EmailError::Character(c));
@@ -181,6 +188,18 @@ mod tests {
     fn masking_keeps_first_character_and_domain() {
         assert_eq!(EmailAddress::parse("taro@example.jp").unwrap().masked(), "t***@example.jp");
         assert_eq!(EmailAddress::parse("山田@例え.jp").unwrap().masked(), "山***@例え.jp");
+    }
+
+    /// A masked export imported back as new guardians must not store masks as addresses.
+    #[test]
+    fn a_masked_address_is_not_an_address() {
+        for address in ["taro@example.jp", "山田@例え.jp"] {
+            let masked = EmailAddress::parse(address).unwrap().masked();
+            assert_eq!(EmailAddress::parse(&masked), Err(EmailError::Masked), "{masked}");
+        }
+        // Stars elsewhere are allowed, as RFC 5322 allows them.
+        assert!(EmailAddress::parse("ta***@example.jp").is_ok());
+        assert!(EmailAddress::parse("t*@example.jp").is_ok());
     }
 
     #[test]

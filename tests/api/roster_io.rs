@@ -193,6 +193,18 @@ async fn export_is_excel_ready_and_masks_without_contacts_read(backend: Backend)
     let masked = String::from_utf8(masked).unwrap();
     assert!(!masked.contains("hanako.yamada@"), "addresses masked without contacts:read");
     assert!(masked.contains("h***@example.jp"));
+    // The masked file imported into another organisation (as new guardians): the masks are
+    // refused, not stored as addresses that reach nobody.
+    let other = app.create_admin("Another School").await;
+    let answer = import(&app, &other.access_token, "?dry_run=true", masked.as_bytes()).await;
+    let errors = answer.ok(200)["errors"].as_array().unwrap().clone();
+    assert!(!errors.is_empty(), "{}", answer.body);
+    assert!(
+        errors.iter().all(|e| e["field"].as_str().unwrap().starts_with("email")
+            && e["message"].as_str().unwrap().contains("masked address")),
+        "{}",
+        answer.body
+    );
 }
 
 async fn an_exported_file_imports_back_unchanged(backend: Backend) {
