@@ -267,6 +267,24 @@ pub async fn page(state: web::Data<AppState>, token: web::Path<String>) -> ApiRe
     show(&state, &token, &[], None, None).await
 }
 
+/// The receipt a link names and the form posted to it (checked as `posted_form` checks
+/// it), or `None` for a link that is not valid. No connection is held while the form
+/// arrives: a slow client must hold nothing, least of all SQLite's one writer.
+async fn receipt_and_form(
+    state: &AppState,
+    req: &HttpRequest,
+    payload: web::Payload,
+    token: &str,
+) -> ApiResult<Option<(Receipt, Vec<(String, String)>)>> {
+    let receipt = {
+        let mut conn = state.db.pool.acquire().await?;
+        let Ok(receipt) = resolve(state, &mut conn, token).await else { return Ok(None) };
+        receipt
+    };
+    let fields = posted_form(state, req, &mut payload.into_inner(), token).await?;
+    Ok(Some((receipt, fields)))
+}
+
 /// Reads the posted form after checking where it came from.
 async fn posted_form(
     state: &AppState,
@@ -318,10 +336,9 @@ pub async fn page_ack(
     payload: web::Payload,
     token: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
-    let mut conn = state.db.pool.acquire().await?;
-    let Ok(receipt) = resolve(&state, &mut conn, &token).await else { return Ok(not_found_page()) };
-    drop(conn);
-    posted_form(&state, &req, &mut payload.into_inner(), &token).await?;
+    let Some((receipt, _)) = receipt_and_form(&state, &req, payload, &token).await? else {
+        return Ok(not_found_page());
+    };
     acknowledge_receipt(&state, &receipt.message.id, &receipt.member_id).await?;
     Ok(back_to_page(&state, &token))
 }
@@ -340,12 +357,10 @@ pub async fn page_answers(
     payload: web::Payload,
     token: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
-    let mut conn = state.db.pool.acquire().await?;
-    let Ok(receipt) = resolve(&state, &mut conn, &token).await else { return Ok(not_found_page()) };
-    drop(conn);
-    // The form is read whole before the write transaction: on SQLite that takes the one
-    // writer's lock, which a slow client must never hold.
-    let fields = posted_form(&state, &req, &mut payload.into_inner(), &token).await?;
+    // Read whole before the write transaction below.
+    let Some((receipt, fields)) = receipt_and_form(&state, &req, payload, &token).await? else {
+        return Ok(not_found_page());
+    };
     let Some(survey) = receipt.survey() else { return Ok(back_to_page(&state, &token)) };
     let answers: Vec<SurveyAnswer> = survey
         .questions

@@ -261,17 +261,7 @@ async fn create_admin_prints_the_ids_and_the_admin_can_then_sign_in(backend: Bac
     let mut server = Server::start(dir.path(), &database_url).await;
     let client = reqwest::Client::new();
     let token = sign_in(&client, &server, email).await;
-    let me: Value = client
-        .get(format!("{}/api/v1/me", server.address))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .error_for_status()
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let me = get_json(&client, &server, &token, "/api/v1/me").await;
     assert_eq!(me["id"], user_id.as_str());
     assert_eq!(me["org_id"], org_id.as_str());
     assert_eq!(me["org_name"], "さくら小学校");
@@ -358,9 +348,10 @@ async fn sign_in(client: &reqwest::Client, server: &Server, email: &str) -> Stri
     tokens["access_token"].as_str().unwrap().to_string()
 }
 
-async fn list_names(client: &reqwest::Client, server: &Server, token: &str) -> Vec<String> {
-    let lists: Value = client
-        .get(format!("{}/api/v1/lists", server.address))
+/// A GET that must succeed, as JSON.
+async fn get_json(client: &reqwest::Client, server: &Server, token: &str, path: &str) -> Value {
+    client
+        .get(format!("{}{path}", server.address))
         .bearer_auth(token)
         .send()
         .await
@@ -369,7 +360,11 @@ async fn list_names(client: &reqwest::Client, server: &Server, token: &str) -> V
         .unwrap()
         .json()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+async fn list_names(client: &reqwest::Client, server: &Server, token: &str) -> Vec<String> {
+    let lists = get_json(client, server, token, "/api/v1/lists").await;
     lists["items"].as_array().unwrap().iter().map(|l| l["name"].as_str().unwrap().to_string()).collect()
 }
 
