@@ -38,15 +38,8 @@ export RUST_LOG="${RUST_LOG:-warn,sqlx=warn}"
 fresh_server_start schemathesis 'Schemathesis School' "${SCHEMATHESIS_DATABASE_URL:-}"
 
 # ---- credentials ---------------------------------------------------------------------
-# api METHOD PATH [JSON] [TOKEN]: the answer's body; fails on an error answer.
-api() {
-  local args=(-fsS -X "$1" "$base_url$2" -H 'Content-Type: application/json')
-  [ -n "${3:-}" ] && args+=(--data "$3")
-  [ -n "${4:-}" ] && args+=(-H "Authorization: Bearer $4")
-  curl "${args[@]}"
-}
-field() { "$py" -c 'import json, sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }
-json() { "$py" -c 'import json, sys; print(json.dumps(dict(zip(sys.argv[1::2], sys.argv[2::2]))))' "$@"; }
+# shellcheck source=lib/api.sh
+source scripts/lib/api.sh
 
 sign_in() { api POST /api/v1/auth/login "$(json email "$admin_email" password "$admin_password")" | field access_token; }
 staff_token="$(sign_in)"
@@ -80,21 +73,8 @@ message_id="$(api POST /api/v1/messages "{\"subject\":\"運動会\",\"body\":\"�
 attachment_id="$(curl -fsS "$base_url/api/v1/messages/$message_id/attachments" -H "Authorization: Bearer $staff_token" \
   -F "file=@$root/postman/fixtures/letter.pdf;type=application/pdf" | field id)"
 api POST "/api/v1/messages/$message_id/send" '{}' "$staff_token" >/dev/null
-receipt_token=""
-for _ in $(seq 1 100); do # the delivery tasks write the e-mail within moments
-  receipt_token="$("$py" - "$RENRAKUMO_OUTBOX_DIR" <<'PY'
-import email, email.policy, pathlib, re, sys
-for eml in pathlib.Path(sys.argv[1]).glob("**/*.eml"):
-    text = email.message_from_bytes(eml.read_bytes(), policy=email.policy.default).get_body(("plain",)).get_content()
-    if link := re.search(r"/r/([A-Za-z0-9_.-]+)", text):
-        print(link.group(1))
-        break
-PY
-)"
-  [ -n "$receipt_token" ] && break
-  sleep 0.1
-done
-[ -n "$receipt_token" ] || { echo "schemathesis.sh: the message's e-mail never reached the outbox" >&2; exit 1; }
+receipt_link="$(outbox_link hanako@example.jp '/r/[A-Za-z0-9_.-]+')"
+receipt_token="${receipt_link#/r/}"
 export RENRAKUMO_ST_MESSAGE_ID="$message_id" RENRAKUMO_ST_ATTACHMENT_ID="$attachment_id" \
   RENRAKUMO_ST_RECEIPT_TOKEN="$receipt_token"
 
